@@ -33,10 +33,8 @@ from reposearcher_plugin.evaluation.locations import (
     normalize_path,
     unique,
 )
+from reposearcher_plugin.index.locations import entity_name_of_line
 
-ENTITY_KEYWORDS = frozenset({"function", "class"})
-# Lines that Agentless-style outputs legitimately carry but that name no entity.
-SKIPPED_KEYWORDS = frozenset({"method", "variable", "line", "lines"})
 PREDICTION_FIELDS = ("locations", "found_files", "found_related_locs", "found_modules", "found_entities")
 EXAMPLES_KEPT = 5
 
@@ -207,7 +205,7 @@ def _related_locs_entities(
         path = clean_path(str(raw_path))
         for block in [blocks] if isinstance(blocks, str) else _blocks(instance_id, blocks):
             for line in block.splitlines():
-                name = _entity_name(line)
+                name = entity_name_of_line(line)
                 if name is None:
                     unparsed.append(line.strip())
                 elif name:
@@ -219,21 +217,3 @@ def _blocks(instance_id: str, blocks: Any) -> Iterable[str]:
     if not isinstance(blocks, list) or not all(isinstance(block, str) for block in blocks):
         raise MalformedRow(f"{instance_id}: found_related_locs values must be strings or lists of strings")
     return blocks
-
-
-def _entity_name(line: str) -> str | None:
-    """``function: A.b`` -> ``A.b``; a blank or skipped line -> ``""``; an unreadable one -> None."""
-    line = line.strip()
-    if not line:
-        return ""
-    keyword, colon, rest = line.partition(":")
-    keyword = keyword.strip().lower()
-    if not colon or not keyword.isidentifier():
-        return None
-    if keyword in SKIPPED_KEYWORDS:
-        return ""
-    if keyword not in ENTITY_KEYWORDS:
-        return None
-    # A name never holds ": "; what follows one is commentary (``class: Axes.function: bar``).
-    name = rest.split(": ", 1)[0].strip()
-    return name or None
