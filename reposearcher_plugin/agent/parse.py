@@ -1,0 +1,208 @@
+"""Reading model replies: tool calls (native function calling or hermes ``<tool_call>`` text) and answers.
+
+One parser for inference, SFT filtering and the RL reward. The answer grammar is the ToolTrain /
+Agentless one — a fenced block of file path lines, each followed by ``function: Class.method``,
+``function: func`` or ``class: C`` lines — and entity ids (``path.py::Class.method``, optionally written
+``Top_1 : path.py::Class.method``). Bad model output never raises: a call that cannot be read becomes a
+:class:`ParsedCall` with an ``error`` the model is shown, an answer that cannot be read is empty and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reposearcher_plugin.index.locations import (
+    SEPARATOR,
+    entity_name_of_line,
+    split_location,
+    unique,
+)
+
+TOOL_CALL_OPEN = "<tool_call>"
+TOOL_CALL_CLOSE = "</tool_call>"
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_RANK_PREFIX = re.compile(r"^\s*(?:[-*]\s+|\d+[.)]\s+|top[_ ]?\d+\s*[:.)-]\s*)", re.IGNORECASE)
+_PATH = re.compile(r"^[\w.\-/\\]+\.[A-Za-z0-9_]+$")
+
+
+@dataclass
+class ParsedCall:
+    """One tool call found in a reply. ``arguments`` is None when they could not be read (see ``error``)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str
+    error: str | None = None
+
+    def key(self) -> str:
+        """Identity of a call for spotting repeats: name plus canonical arguments."""
+        if self.arguments is None:
+            return f"{self.name}\0{self.raw_arguments}"
+        return f"{self.name}\0{json.dumps(self.arguments, sort_keys=True)}"
+
+
+def read_arguments(name: str, raw: Any) -> tuple[dict[str, Any] | None, str, str | None]:
+    """Arguments as sent (a JSON string, a dict, or nothing) -> (dict or None, raw text, error)."""
+    if raw is None or raw == "":
+        return {}, "", None
+    if isinstance(raw, Mapping):
+        return dict(raw), json.dumps(raw, ensure_ascii=False), None
+    text = str(raw)
+    what = f"the arguments of {name or 'the call'}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, text, f"{what} are not valid JSON ({error.msg} at {error.pos})"
+    if isinstance(value, str):  # some models JSON-encode the arguments twice
+        return read_arguments(name, value)
+    if not isinstance(value, dict):
+        return None, text, f"{what} must be a JSON object, got {type(value).__name__}"
+    return value, text, None
+
+
+def native_tool_calls(tool_calls: Iterable[Any] | None) -> list[ParsedCall]:
+    """OpenAI-style ``message.tool_calls`` (dicts or litellm objects) -> parsed calls."""
+    parsed = []
+    for number, call in enumerate(tool_calls or ()):
+        function = _get(call, "function") or {}
+        name = str(_get(function, "name") or "")
+        arguments, raw, error = read_arguments(name, _get(function, "arguments"))
+        call_id = str(_get(call, "id") or f"call_{number}")
+        if not name:
+            error = error or "the tool call has no function name"
+        parsed.append(ParsedCall(call_id, name, arguments, raw, error))
+    return parsed
+
+
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
+
+
+def hermes_tool_calls(text: str, first_id: int = 0) -> tuple[str, list[ParsedCall]]:
+    """Split hermes text into (the text without its tool calls, the calls in order).
+
+    A block cut off by the end of generation (no ``</tool_call>``) still counts: vLLM stops at the
+    close tag when it is a stop string, and the call is what the model meant.
+    """
+    calls: list[ParsedCall] = []
+    for match in _TOOL_CALL.finditer(text):
+        body = match.group(1).strip()
+        call_id = f"call_{first_id + len(calls)}"
+        try:
+            payload = json.loads(body)
+        except json.JSONDecodeError as error:
+            guessed = _guess_name(body)
+            which = f"the <tool_call> block for {guessed!r}" if guessed else "a <tool_call> block"
+            problem = f"{which} is not valid JSON ({error.msg} at {error.pos})"
+            # the name stays empty: the block is kept verbatim so the conversation replays exactly
+            calls.append(ParsedCall(call_id, "", None, body, problem))
+            continue
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            problem = 'a <tool_call> block must be {"name": <tool>, "arguments": {...}}'
+            calls.append(ParsedCall(call_id, "", None, body, problem))
+            continue
+        name = payload["name"]
+        arguments, raw, error = read_arguments(name, payload.get("arguments", payload.get("parameters")))
+        calls.append(ParsedCall(call_id, name, arguments, raw, error))
+    content = _TOOL_CALL.sub("", text).strip() if calls else text.strip()
+    return content, calls
+
+
+def _guess_name(body: str) -> str:
+    found = re.search(r'"name"\s*:\s*"([^"]+)"', body)
+    return found.group(1) if found else ""
+
+
+def render_hermes_call(name: str, raw_arguments: str) -> str:
+    """A tool call as hermes text, the way Qwen's chat template writes it."""
+    if not name:  # unreadable block: keep it exactly as the model wrote it
+        return f"{TOOL_CALL_OPEN}\n{raw_arguments}\n{TOOL_CALL_CLOSE}"
+    arguments = raw_arguments if raw_arguments.strip() else "{}"
+    return f'{TOOL_CALL_OPEN}\n{{"name": {json.dumps(name)}, "arguments": {arguments}}}\n{TOOL_CALL_CLOSE}'
+
+
+# --- answers -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """Ranked files and entity ids read from a final answer; ``problem`` says what was off, if anything."""
+
+    files: list[str] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.locations)
+
+
+def answer_blocks(text: str) -> tuple[list[str], bool]:
+    """The places an answer may be written, last first, and whether any was fenced.
+
+    ``<think>`` sections are dropped (reasoning quotes candidates it then rejects); an ``<answer>`` tag
+    narrows the search; fenced blocks are preferred, and only without one is the bare text read.
+    """
+    text = _THINK.sub("", text)
+    tagged = _ANSWER_TAG.findall(text)
+    if tagged:
+        text = tagged[-1]
+    fenced = _FENCE.findall(text)
+    if fenced:
+        return list(reversed(fenced)), True
+    return [text], False
+
+
+def parse_answer(text: str) -> Answer:
+    """Read the locations of a final answer (the text of the last reply that calls no tool)."""
+    if not text or not text.strip():
+        return Answer(problem="the answer is empty")
+    blocks, fenced = answer_blocks(text)
+    for block in blocks:
+        answer = parse_location_lines(block.splitlines(), strict=not fenced)
+        if not answer.empty:
+            if not fenced:
+                answer.problem = "the answer has no ``` block; locations were read from its text"
+            return answer
+    problem = "no location found in the answer's ``` block" if fenced else "the answer has no ``` block"
+    return Answer(problem=problem)
+
+
+def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
+    """Agentless lines (path, then ``function:`` / ``class:`` lines) and entity ids, in written order.
+
+    ``strict`` (used for unfenced prose) accepts only lines that are nothing but a location, so that
+    sentences which merely mention a file are not taken for an answer.
+    """
+    files: list[str] = []
+    locations: list[str] = []
+    current: str | None = None
+    for raw in lines:
+        line = _RANK_PREFIX.sub("", raw.strip().strip("`")).strip()
+        if not line:
+            continue
+        name = entity_name_of_line(line)
+        if name is not None:  # a keyword line: function: / class: / method: / variable: ...
+            if name and current is not None:
+                locations.append(f"{current}{SEPARATOR}{name}")
+            continue
+        path, qualname = split_location(line if strict else line.split()[0])
+        if not _looks_like_path(path):
+            continue
+        files.append(path)
+        current = path
+        if qualname:
+            locations.append(f"{path}{SEPARATOR}{qualname}")
+    return Answer(files=unique(files), locations=unique(locations))
+
+
+def _looks_like_path(text: str) -> bool:
+    return bool(_PATH.match(text)) and not text.startswith(".")

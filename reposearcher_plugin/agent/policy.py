@@ -1,0 +1,139 @@
+"""Policies: what answers the agent's messages. ``LiteLLMPolicy`` reaches any model litellm knows.
+
+A policy takes wire messages (and tool schemas for native function calling) and returns a
+:class:`Reply`. Transient failures (rate limits, timeouts, 5xx, dropped connections) are retried with
+exponential backoff; errors that another try cannot fix (authentication, bad request, context window)
+are raised at once as :class:`PolicyError`, which the loop records in the run's result.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reposearcher_plugin.agent.parse import ParsedCall, native_tool_calls
+
+
+class PolicyError(RuntimeError):
+    """The model could not be reached or refused the request, after any retries."""
+
+    def __init__(self, message: str, *, context_window: bool = False) -> None:
+        super().__init__(message)
+        self.context_window = context_window
+
+
+@dataclass
+class Reply:
+    content: str
+    tool_calls: list[ParsedCall] = field(default_factory=list)  # native function calls only
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+
+
+class Policy(Protocol):
+    name: str
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply: ...
+
+
+def import_litellm() -> Any:
+    """litellm, imported so that it never reaches for the network (its cost map ships with it)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+@dataclass
+class LiteLLMPolicy:
+    """A chat model through litellm: ``hosted_vllm/Qwen2.5-Coder-7B-Instruct`` with ``api_base``,
+    ``anthropic/claude-...``, ``openai/gpt-...``."""
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    temperature: float = 0.0
+    max_output_tokens: int = 4096
+    retries: int = 3
+    backoff_s: float = 2.0
+    timeout_s: float = 300.0
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to litellm.completion as is
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply:
+        litellm = import_litellm()
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_output_tokens,
+            "timeout": self.timeout_s,
+            "num_retries": 0,  # retries are ours, so that they are counted and backed off the same way
+            "drop_params": True,
+        }
+        if tools:
+            request["tools"] = tools
+        if self.api_base:
+            request["api_base"] = self.api_base
+            # local OpenAI-compatible servers take any key, but the client insists on one
+            request["api_key"] = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        elif self.api_key:
+            request["api_key"] = self.api_key
+        request |= self.extra
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = litellm.completion(**request)
+            except Exception as error:  # litellm maps every provider's errors to its own classes
+                final = _is_final(litellm, error)
+                if final or attempt >= self.retries:
+                    tries = f" after {attempt + 1} tries" if attempt else ""
+                    raise PolicyError(
+                        f"{type(error).__name__}{tries}: {_short(error)}",
+                        context_window=isinstance(error, litellm.exceptions.ContextWindowExceededError),
+                    ) from error
+                attempt += 1
+                time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
+                continue
+            return _reply(response, time.perf_counter() - started)
+
+
+def _is_final(litellm: Any, error: Exception) -> bool:
+    exceptions = litellm.exceptions
+    final = (
+        exceptions.AuthenticationError,
+        exceptions.PermissionDeniedError,
+        exceptions.NotFoundError,
+        exceptions.BadRequestError,  # context window exceeded is one
+        exceptions.UnprocessableEntityError,
+    )
+    return isinstance(error, final)
+
+
+def _short(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 400 else text[:400] + " ..."
+
+
+def _reply(response: Any, latency: float) -> Reply:
+    choice = response.choices[0]
+    message = choice.message
+    usage = getattr(response, "usage", None)
+    return Reply(
+        content=message.content or "",
+        tool_calls=native_tool_calls(getattr(message, "tool_calls", None)),
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        latency_s=latency,
+        finish_reason=getattr(choice, "finish_reason", None),
+    )

@@ -1,0 +1,267 @@
+"""The agent loop driven offline through litellm by a scripted provider (tests/scripted_llm.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reposearcher_plugin.agent.loop import REPEATED_NOTE, Agent, AgentConfig
+from reposearcher_plugin.agent.policy import LiteLLMPolicy
+from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
+from tests.scripted_llm import litellm, scripted_model
+
+REPO = {
+    "shop/cart.py": '''
+        from shop.pricing import total
+
+
+        class Cart:
+            """A shopping cart."""
+
+            def __init__(self):
+                self.items = []
+
+            def add(self, item, quantity=1):
+                self.items.append((item, quantity))
+
+            def checkout(self):
+                return total(self.items)
+        ''',
+    "shop/pricing.py": """
+        def total(items):
+            return sum(price * quantity for price, quantity in items)
+
+
+        def discount(amount, rate):
+            return amount * rate
+        """,
+    "tests/test_cart.py": """
+        from shop.cart import Cart
+
+
+        def test_add():
+            Cart().add(1)
+        """,
+}
+ISSUE = "Cart.checkout ignores the quantity of items: total() multiplies wrong."
+ANSWER = "The bug is in total.\n```\nshop/pricing.py\nfunction: total\n\nshop/cart.py\nfunction: Cart.checkout\n```"
+
+
+@pytest.fixture
+def index(make_index):
+    return make_index(REPO)
+
+
+def run(index, replies, **config):
+    model, handler = scripted_model(replies)
+    policy = LiteLLMPolicy(model, retries=config.pop("retries", 0), backoff_s=0.0)
+    result = Agent(policy, AgentConfig(**config)).localize(index, ISSUE, instance_id="shop-1")
+    return result, handler
+
+
+def observations(result: LocalizationResult) -> list[str]:
+    assert isinstance(result.trajectory, Trajectory)
+    return [call.observation for step in result.trajectory.steps for call in step.calls]
+
+
+def test_native_happy_path_submit(index):
+    result, handler = run(
+        index,
+        [
+            {
+                "content": "Let me look.",
+                "tool_calls": [("search_class_method", {"class_name": "Cart", "method_name": "checkout"})],
+            },
+            {
+                "tool_calls": [
+                    ("submit", {"locations": ["shop/pricing.py::total", "shop/cart.py::Cart.checkout"]})
+                ]
+            },
+        ],
+    )
+    assert result.error is None
+    assert result.locations == ["shop/pricing.py::total", "shop/cart.py::Cart.checkout"]
+    assert result.files == ["shop/pricing.py", "shop/cart.py"]
+    assert "return total(self.items)" in observations(result)[0]
+    # native: the tool schemas went with every request, and the observation came back as a tool message
+    assert {tool["function"]["name"] for tool in handler.requests[0]["tools"]} >= {"search_class", "submit"}
+    second = handler.requests[1]["messages"]
+    assert second[-1]["role"] == "tool" and "return total(self.items)" in second[-1]["content"]
+    assert result.usage["turns"] == 2 and result.usage["prompt_tokens"] == 200
+    row = result.to_dict()
+    assert row["found_related_locs"]["shop/cart.py"] == ["function: Cart.checkout"]
+    json.dumps(row)  # the whole row, trajectory included, is JSON
+
+
+def test_final_answer_as_text_block(index):
+    result, _ = run(index, [{"tool_calls": [("search_function", {"function_name": "total"})]}, ANSWER])
+    assert result.locations == ["shop/pricing.py::total", "shop/cart.py::Cart.checkout"]
+    assert result.trajectory.answer.startswith("The bug is in total.")
+
+
+def test_hermes_text_calls(index):
+    call = '<tool_call>\n{"name": "search_function", "arguments": {"function_name": "total"}}\n</tool_call>'
+    result, handler = run(index, [f"I will look.\n{call}", ANSWER], tool_format="hermes")
+    assert result.locations[0] == "shop/pricing.py::total"
+    assert handler.requests[0]["tools"] is None  # hermes: tools live in the system prompt
+    assert "<tools>" in handler.requests[0]["messages"][0]["content"]
+    replay = handler.requests[1]["messages"]
+    assert replay[-2] == {"role": "assistant", "content": f"I will look.\n{call}"}
+    assert replay[-1]["role"] == "user" and replay[-1]["content"].startswith("<tool_response>\n")
+    # the recorded conversation is canonical: structured tool calls, tool role answers
+    messages = result.trajectory.messages
+    assert messages[2]["tool_calls"][0]["function"]["name"] == "search_function"
+    assert messages[3]["role"] == "tool"
+
+
+def test_parallel_calls_run_in_order_up_to_the_cap(index):
+    calls = [
+        ("search_function", {"function_name": "total"}),
+        ("search_function", {"function_name": "discount"}),
+        ("search_class", {"class_name": "Cart"}),
+    ]
+    result, _ = run(index, [{"tool_calls": calls}, ANSWER], max_calls_per_turn=2)
+    seen = observations(result)
+    assert "def total(items)" in seen[0] and "def discount(amount, rate)" in seen[1]
+    assert seen[2].startswith("Not run: at most 2 tool calls")
+
+
+def test_malformed_and_unknown_calls_get_errors_the_model_can_fix(index):
+    result, handler = run(
+        index,
+        [
+            {"tool_calls": [("search_function", '{"function_name": "total"'), ("grep", {"pattern": "x"})]},
+            {"tool_calls": [("search_function", {"name": "total"})]},
+            ANSWER,
+        ],
+    )
+    bad_json, unknown, wrong_argument = observations(result)
+    assert bad_json.startswith("Error: the arguments of search_function are not valid JSON")
+    assert "Unknown tool 'grep'" in unknown and "search_class" in unknown
+    assert "unexpected argument(s) name" in wrong_argument
+    # the replayed malformed call is valid JSON on the wire (providers reject anything else)
+    replayed = handler.requests[1]["messages"][2]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(replayed) == {}
+    assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_repeated_call_returns_earlier_observation_with_note(index):
+    call = ("search_function", {"function_name": "discount"})
+    result, _ = run(index, [{"tool_calls": [call]}, {"tool_calls": [call]}, ANSWER])
+    first, second = observations(result)
+    assert second == f"{first}\n{REPEATED_NOTE}"
+    assert result.trajectory.steps[1].calls[0].repeated
+
+
+def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
+    looking = {"tool_calls": [("get_repo_structure", {})]}
+    result, handler = run(index, [looking, looking, ANSWER], max_turns=3)
+    assert len(handler.requests) == 3
+    assert handler.requests[1]["tools"] is not None and handler.requests[2]["tools"] is None
+    assert "Do not call any more tools" in handler.requests[2]["messages"][-1]["content"]
+    assert result.locations[0] == "shop/pricing.py::total"
+    assert "budget spent" in result.trajectory.steps[-1].note
+
+
+def test_calls_in_the_last_turn_are_not_run(index):
+    looking = {"tool_calls": [("get_repo_structure", {})]}
+    result, _ = run(index, [looking, looking], max_turns=2)
+    assert result.locations == [] and result.error is None
+    assert "not run" in result.trajectory.steps[-1].note
+
+
+def test_answer_without_fenced_block(index):
+    unfenced = "The fix belongs in\nshop/pricing.py::total\nand maybe elsewhere."
+    result, handler = run(index, ["I am not sure what to do.", unfenced])
+    # a reply with neither a call nor an answer is asked once more; prose locations are then accepted
+    assert len(handler.requests) == 2
+    assert "no ``` block" in handler.requests[1]["messages"][-1]["content"]
+    assert result.locations == ["shop/pricing.py::total"]
+    assert "no ``` block" in result.trajectory.steps[-1].note
+
+
+def test_method_without_class_is_resolved_in_its_file(index):
+    result, _ = run(index, ["```\nshop/cart.py\nfunction: checkout\nfunction: nowhere\n```"])
+    assert result.locations == ["shop/cart.py::Cart.checkout", "shop/cart.py::nowhere"]
+
+
+def test_llm_errors_are_retried_then_succeed(index):
+    flaky = litellm.exceptions.InternalServerError("boom", model="m", llm_provider="scripted")
+    limited = litellm.exceptions.RateLimitError("slow down", model="m", llm_provider="scripted")
+    result, handler = run(index, [flaky, limited, ANSWER], retries=2)
+    assert result.error is None and result.locations[0] == "shop/pricing.py::total"
+    assert len(handler.requests) == 3
+
+
+def test_llm_failure_is_recorded_not_raised(index):
+    auth = litellm.exceptions.AuthenticationError("bad key", model="m", llm_provider="scripted")
+    result, handler = run(index, [{"tool_calls": [("get_repo_structure", {})]}, auth], retries=3)
+    assert len(handler.requests) == 2  # authentication errors are not retried
+    assert "AuthenticationError" in result.error
+    assert result.locations == [] and result.to_dict()["error"] == result.error
+    assert "AuthenticationError" in result.trajectory.steps[-1].error
+
+
+def test_retries_give_up(index):
+    down = [litellm.exceptions.ServiceUnavailableError("down", model="m", llm_provider="scripted")] * 3
+    result, handler = run(index, down, retries=2)
+    assert len(handler.requests) == 3 and "after 3 tries" in result.error
+
+
+def test_tooltrain_two_stages(index):
+    result, handler = run(
+        index,
+        [
+            {
+                "tool_calls": [
+                    ("get_code_of_file_function", {"file_name": "shop/pricing.py", "func_name": "total"})
+                ]
+            },
+            {"tool_calls": [("exit", {})]},
+            "```\nshop/pricing.py\nshop/cart.py\n```",
+            {
+                "tool_calls": [
+                    (
+                        "get_code_of_class_function",
+                        {"file_name": "shop/cart.py", "class_name": "Cart", "func_name": "checkout"},
+                    )
+                ]
+            },
+            {"tool_calls": [("exit", {})]},
+            "```\nshop/pricing.py\nfunction: total\n```",
+        ],
+        profile="tooltrain",
+    )
+    assert result.files == ["shop/pricing.py", "shop/cart.py"]
+    assert result.locations == ["shop/pricing.py::total"]
+    stages = [step.stage for step in result.trajectory.steps]
+    assert stages == ["files"] * 3 + ["functions"] * 3
+    # stage one lists the candidate files; stage two shows the chosen files' skeletons
+    assert "tests/test_cart.py" in handler.requests[0]["messages"][1]["content"]
+    second_stage = handler.requests[3]["messages"][1]["content"]
+    assert (
+        "file: shop/cart.py\nclass: Cart\nclass functions: Cart.__init__, Cart.add, Cart.checkout"
+        in second_stage
+    )
+    assert "static functions: total, discount" in second_stage
+    assert {tool["function"]["name"] for tool in handler.requests[0]["tools"]} == {
+        "get_code_of_class",
+        "get_code_of_file_function",
+        "get_code_of_class_function",
+        "exit",
+    }
+
+
+def test_trajectory_round_trips(index, tmp_path):
+    result, _ = run(index, [{"tool_calls": [("search_function", {"function_name": "total"})]}, ANSWER])
+    path = result.trajectory.write(tmp_path / "t.json")
+    again = Trajectory.read(path)
+    assert again == result.trajectory
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="unknown tool profile"):
+        AgentConfig(profile="nope")
+    with pytest.raises(ValueError, match="unknown tool format"):
+        AgentConfig(tool_format="xml")
