@@ -15,8 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-GIB = 1024**3
-DEFAULT_CACHE_GB = 20.0
+from reposearcher_plugin.cli.options import (
+    DEFAULT_CACHE_GB,
+    add_workspace_options,
+    select_instances,
+    workspace_from_args,
+)
 
 
 def add_gold_command(commands: Any) -> None:
@@ -31,29 +35,8 @@ def add_gold_command(commands: Any) -> None:
         "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
     )
     gold.add_argument("--split", help="split of a hub dataset (default: test)")
-    gold.add_argument(
-        "--repos-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="directory of clones or mirrors, DIR/owner__name or DIR/owner+name, bare or not (repeatable)",
-    )
+    add_workspace_options(gold)
     gold.add_argument("--out", required=True, help="gold JSON file {instance_id: [locations]}")
-    gold.add_argument(
-        "--repo-alias",
-        action="append",
-        default=[],
-        metavar="REPO=OTHER",
-        help="take REPO's commits from OTHER, e.g. django/django=apprent1c3/django (repeatable)",
-    )
-    gold.add_argument("--offline", action="store_true", help="never clone from GitHub")
-    gold.add_argument("--cache-dir", help="snapshot cache (default: <index cache>/snapshots)")
-    gold.add_argument(
-        "--max-cache-gb",
-        type=float,
-        default=DEFAULT_CACHE_GB,
-        help="snapshot cache cap in GiB (default 20); least recently used snapshots go first",
-    )
     gold.add_argument(
         "--include-non-source",
         action="store_true",
@@ -85,27 +68,15 @@ def _eval_gold(args: argparse.Namespace) -> int:
     from reposearcher_plugin.cli.progress import progress_bar
     from reposearcher_plugin.evaluation.gold import iter_gold
     from reposearcher_plugin.evaluation.instances import load_instances
-    from reposearcher_plugin.workspace import Workspace, parse_aliases
 
     if args.report and not args.compare:
         raise ValueError("--report needs --compare")
     instances = load_instances(args.dataset, args.split)
-    if args.instance_ids:
-        wanted = {item.strip() for item in args.instance_ids.split(",") if item.strip()}
-        unknown = wanted - {instance.instance_id for instance in instances}
-        if unknown:
-            raise ValueError(f"--instance-ids not in the dataset: {', '.join(sorted(unknown)[:5])}")
-        instances = [instance for instance in instances if instance.instance_id in wanted]
+    instances = select_instances(instances, args.instance_ids)
     out = Path(args.out)
     gold = {} if args.overwrite else _read_existing(out)
     todo = [instance for instance in instances if instance.instance_id not in gold]
-    workspace = Workspace(
-        args.repos_dir or None,
-        cache_dir=args.cache_dir,
-        max_bytes=int(args.max_cache_gb * GIB),
-        aliases=parse_aliases(args.repo_alias),
-        online=not args.offline,
-    )
+    workspace = workspace_from_args(args)
     order = {instance.instance_id: number for number, instance in enumerate(instances)}
     failures: dict[str, str] = {}
     with progress_bar("deriving gold") as update:

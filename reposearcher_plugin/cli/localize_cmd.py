@@ -1,0 +1,207 @@
+"""`reposearcher localize` (one issue, one repository) and `reposearcher run` (a dataset, resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from reposearcher_plugin.cli.options import (
+    add_localizer_options,
+    add_workspace_options,
+    localizer_options,
+    select_instances,
+    workspace_from_args,
+)
+
+
+def add_localize_commands(commands: Any) -> None:
+    localize = commands.add_parser(
+        "localize",
+        help="rank the files and functions an issue needs changed (the main job)",
+        description="Localize one issue in one repository. Without --model the embedded retrieval "
+        "localizer answers offline; with a litellm model string the RepoSearcher agent searches.",
+    )
+    localize.add_argument(
+        "--repo", required=True, help="path of the repository (a checkout at the right commit)"
+    )
+    localize.add_argument("--issue", required=True, help="file holding the issue text, or - for stdin")
+    localize.add_argument("--instance-id", help="id recorded in the result (default: the issue file's stem)")
+    localize.add_argument("--json", action="store_true", help="print the result object (DESIGN.md format)")
+    localize.add_argument("--out", help="also write the result object to this JSON file")
+    localize.add_argument("--trajectory", help="write the trajectory here (default: inline in the result)")
+    localize.add_argument("--top", type=int, default=10, help="locations shown without --json (default 10)")
+    add_localizer_options(localize)
+    localize.set_defaults(handler=cmd_localize)
+
+    run = commands.add_parser(
+        "run",
+        help="localize every instance of a dataset into a predictions file (resumable)",
+        description="Batch localization. Instances already in --out are skipped, so rerunning the same "
+        "command resumes a killed run. The output is readable by `reposearcher eval loc`.",
+    )
+    run.add_argument(
+        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
+    )
+    run.add_argument("--split", help="split of a hub dataset (default: test)")
+    run.add_argument(
+        "--out", required=True, help="predictions JSONL; trajectories go to OUT_STEM.trajectories/"
+    )
+    run.add_argument("--workers", type=int, default=1, help="instances localized in parallel (default 1)")
+    run.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
+    run.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
+    run.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
+    run.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_localizer_options(run)
+    add_workspace_options(run)
+    run.set_defaults(handler=cmd_run)
+
+
+def _fail(error: Exception) -> int:
+    print(f"reposearcher: error: {error}", file=sys.stderr)
+    return 2
+
+
+# --- localize ------------------------------------------------------------------------------------------
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    from reposearcher_plugin.index.walk import IndexInputError
+
+    try:
+        options = localizer_options(args)
+        issue = _read_issue(args.issue)
+        root = Path(args.repo)
+        if not root.is_dir():
+            raise ValueError(f"--repo {root}: not a directory")
+        instance_id = args.instance_id or (Path(args.issue).stem if args.issue != "-" else "issue")
+    except (OSError, ValueError) as error:
+        return _fail(error)
+    from reposearcher_plugin.agent.localizers import build_localizer
+    from reposearcher_plugin.cli.progress import progress_bar
+    from reposearcher_plugin.index import build_index
+
+    try:
+        with progress_bar("indexing") as update:
+            index = build_index(root, progress=update)
+    except IndexInputError as error:
+        return _fail(error)
+    result = build_localizer(options).localize(index, issue, instance_id=instance_id, repo=str(root))
+    if args.trajectory and result.trajectory is not None and not isinstance(result.trajectory, str):
+        result.trajectory = str(result.trajectory.write(args.trajectory))
+    row = result.to_dict()
+    if args.out:
+        Path(args.out).write_text(json.dumps(row, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(row, ensure_ascii=False))
+    else:
+        _print_result(row, index.stats, args.top)
+    return 1 if result.error else 0
+
+
+def _read_issue(source: str) -> str:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise ValueError("the issue text is empty")
+    return text
+
+
+def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
+    console = Console()
+    usage = row.get("usage") or {}
+    facts = [f"model {row['model']}", f"{stats.files} files indexed in {stats.seconds:.2f} s"]
+    facts.append(f"localized in {usage.get('wall_s', 0):.2f} s")
+    if usage.get("turns"):
+        facts.append(f"{usage['turns']} turns, {usage.get('tool_calls', 0)} tool calls")
+        facts.append(f"{usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)} tokens")
+    console.print(", ".join(facts), style="dim")
+    if row.get("error"):
+        console.print(f"error: {row['error']}", style="bold red")
+    table = Table("rank", "location", title=f"{row['instance_id']}: where to change", title_justify="left")
+    for rank, location in enumerate(row["locations"][:top], start=1):
+        table.add_row(str(rank), location)
+    if row["locations"]:
+        console.print(table)
+    files = row["found_files"][:5]
+    console.print("files: " + (", ".join(files) if files else "(none)"))
+    if isinstance(row.get("trajectory"), str):
+        console.print(f"trajectory: {row['trajectory']} (reposearcher show {row['trajectory']})", style="dim")
+
+
+# --- run -----------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+
+    try:
+        options = localizer_options(args)
+        if args.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        workspace = workspace_from_args(args)
+    except (DatasetError, OSError, ValueError) as error:
+        return _fail(error)
+    return _run(args, instances, options, workspace)
+
+
+def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace: Any) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("localizing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+        auto_refresh=False,  # no refresh thread: worker processes are forked while the bar is shown
+        disable=not console.is_terminal,
+    )
+
+    def counts(summary: BatchSummary) -> str:
+        return f"errors {summary.errors}  empty {summary.empty}  {summary.per_minute:.1f}/min"
+
+    try:
+        with progress:
+            task = progress.add_task("run", total=len(instances), counts="")
+
+            def on_result(row: dict[str, Any], summary: BatchSummary) -> None:
+                progress.update(task, completed=summary.skipped + summary.done, counts=counts(summary))
+                progress.refresh()
+                if row.get("error"):
+                    progress.console.print(
+                        f"[red]{row['instance_id']}[/red]: {row['error']}", highlight=False
+                    )
+
+            summary = run_batch(
+                instances,
+                args.out,
+                options,
+                workspace,
+                workers=args.workers,
+                retry_errors=args.retry_errors,
+                index_cache_dir=args.index_cache_dir,
+                on_result=on_result,
+            )
+    except ValueError as error:  # an output file that cannot be resumed safely
+        return _fail(error)
+    line = (
+        f"{args.out}: {summary.done} localized in {summary.seconds:.0f} s ({summary.per_minute:.1f}/min), "
+        f"{summary.skipped} already there, {summary.errors} errors, {summary.empty} empty"
+    )
+    print(line, file=sys.stderr)
+    for example in summary.error_examples:
+        print(f"  {example}", file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if summary.done and summary.errors == summary.done else 0

@@ -1,0 +1,199 @@
+"""Batch localization over a dataset: resumable, parallel, one JSON line per finished instance.
+
+Each instance runs in a worker process: check out the repository at its base commit (workspace), index
+it (the parse cache makes later commits of a repository cheap), localize, write the trajectory beside the
+output. The parent appends each result line as soon as it arrives and flushes it, so a killed run loses
+only the instances in flight; a rerun skips every instance already in the output (and first drops a
+last line cut off mid-write). A failing instance is recorded — an ``error`` field and an empty
+prediction — and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
+from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
+from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.workspace import Workspace
+
+
+@dataclass
+class BatchSummary:
+    total: int  # instances asked for
+    skipped: int = 0  # already in the output
+    done: int = 0  # finished in this run
+    errors: int = 0
+    empty: int = 0  # finished without any location
+    seconds: float = 0.0
+    interrupted: bool = False
+    error_examples: list[str] = field(default_factory=list)
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "skipped": self.skipped,
+            "done": self.done,
+            "errors": self.errors,
+            "empty": self.empty,
+            "seconds": round(self.seconds, 1),
+            "instances_per_minute": round(self.per_minute, 2),
+            "interrupted": self.interrupted,
+        }
+
+
+def trajectory_dir(out: Path) -> Path:
+    return out.with_name(out.stem + ".trajectories")
+
+
+def finished_ids(out: Path, retry_errors: bool = False) -> set[str]:
+    """Instance ids already in ``out``. A final line cut off mid-write is dropped from the file (it
+    holds nothing usable and would corrupt the next append); with ``retry_errors`` rows that recorded
+    an error are dropped too, so they run again."""
+    if not out.exists():
+        return set()
+    kept: list[str] = []
+    done: set[str] = set()
+    changed = False
+    with out.open(encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) - 1:  # the line a killed run was writing
+                changed = True
+                continue
+            raise ValueError(
+                f"{out}: line {number + 1} is not JSON; fix or remove it before resuming"
+            ) from None
+        instance_id = row.get("instance_id") if isinstance(row, dict) else None
+        if not isinstance(instance_id, str):
+            raise ValueError(f"{out}: line {number + 1} has no instance_id; fix or remove it before resuming")
+        if retry_errors and row.get("error"):
+            changed = True
+            continue
+        done.add(instance_id)
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if changed:
+        temporary = out.with_suffix(out.suffix + ".tmp")
+        temporary.write_text("".join(kept), encoding="utf-8")
+        os.replace(temporary, out)
+    return done
+
+
+@dataclass(frozen=True)
+class _Job:
+    instance: Instance
+    options: LocalizerOptions
+    workspace: Workspace
+    trajectories: Path
+    index_cache_dir: str | None
+
+
+def _localize_instance(job: _Job) -> dict[str, Any]:
+    """Runs in a worker: one instance, start to end. Never raises: a failure becomes an error row."""
+    from reposearcher_plugin.index import ParseCache, build_index
+
+    instance = job.instance
+    started = time.perf_counter()
+    try:
+        with job.workspace.hold(instance.repo, instance.base_commit) as root:
+            cache = ParseCache(job.index_cache_dir) if job.index_cache_dir else None
+            index = build_index(root, cache=cache, workers=1)
+            index_s = time.perf_counter() - started
+            localizer = build_localizer(job.options)
+            result = localizer.localize(
+                index, instance.problem_statement, instance_id=instance.instance_id, repo=instance.repo
+            )
+        result.usage["index_s"] = round(index_s, 3)
+    except Exception as error:  # one bad instance must not end the batch
+        detail = traceback.format_exception_only(type(error), error)[-1].strip()
+        result = LocalizationResult(instance.instance_id, job.options.model, error=detail)
+        result.usage["wall_s"] = round(time.perf_counter() - started, 3)
+    if isinstance(result.trajectory, Trajectory):
+        name = _safe_name(instance.instance_id) + ".json"
+        result.trajectory.write(job.trajectories / name)
+        result.trajectory = f"{job.trajectories.name}/{name}"  # relative to the output file
+    return result.to_dict()
+
+
+def _safe_name(instance_id: str) -> str:
+    return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
+
+
+def run_batch(
+    instances: Sequence[Instance],
+    out: str | Path,
+    options: LocalizerOptions,
+    workspace: Workspace,
+    *,
+    workers: int = 1,
+    retry_errors: bool = False,
+    index_cache_dir: str | None = None,
+    on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
+) -> BatchSummary:
+    """Localize every instance not yet in ``out``, appending one line per instance as it finishes."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done_before = finished_ids(out, retry_errors=retry_errors)
+    todo = [instance for instance in instances if instance.instance_id not in done_before]
+    summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
+    trajectories = trajectory_dir(out)
+    trajectories.mkdir(parents=True, exist_ok=True)
+    jobs = [_Job(instance, options, workspace, trajectories, index_cache_dir) for instance in todo]
+    started = time.perf_counter()
+    # fork: workers start at once and inherit the loaded package; nothing threaded runs in the parent yet
+    context = multiprocessing.get_context("fork")
+    with (
+        out.open("a", encoding="utf-8") as sink,
+        ProcessPoolExecutor(max(1, workers), mp_context=context) as pool,
+    ):
+        pending: set[Future[dict[str, Any]]] = set()
+        queue = iter(jobs)
+        try:
+            for job in queue:  # keep at most two jobs per worker queued, so a kill leaves little in flight
+                pending.add(pool.submit(_localize_instance, job))
+                if len(pending) >= 2 * max(1, workers):
+                    break
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    row = future.result()
+                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sink.flush()
+                    summary.done += 1
+                    if row.get("error"):
+                        summary.errors += 1
+                        if len(summary.error_examples) < 5:
+                            summary.error_examples.append(f"{row['instance_id']}: {row['error']}")
+                    elif not row.get("locations") and not row.get("found_files"):
+                        summary.empty += 1
+                    summary.seconds = time.perf_counter() - started
+                    if on_result:
+                        on_result(row, summary)
+                    next_job = next(queue, None)
+                    if next_job is not None:
+                        pending.add(pool.submit(_localize_instance, next_job))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+    summary.seconds = time.perf_counter() - started
+    return summary

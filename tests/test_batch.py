@@ -1,0 +1,275 @@
+"""`reposearcher localize` and `reposearcher run`: the main job and resumable batches, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reposearcher_plugin.cli.main import main
+from reposearcher_plugin.evaluation.batch import finished_ids
+from reposearcher_plugin.evaluation.readers import read_predictions
+from tests.conftest import git, write_tree
+from tests.openai_stub import ScriptedReply, StubServer
+
+SHOP_V1 = {
+    "shop/cart.py": """
+        from shop.pricing import total
+
+
+        class Cart:
+            def __init__(self):
+                self.items = []
+
+            def checkout(self):
+                return total(self.items)
+        """,
+    "shop/pricing.py": """
+        def total(items):
+            return sum(price * quantity for price, quantity in items)
+        """,
+}
+SHOP_V2 = {
+    "shop/shipping.py": """
+        def shipping_cost(weight):
+            return 5 + weight
+        """,
+}
+ISSUES = {
+    "shop-1": "Cart.checkout returns a wrong total: total() ignores quantity.",
+    "shop-2": "shipping_cost is wrong for heavy parcels",
+    "shop-3": "total() should round prices",
+    "shop-4": "Cart.__init__ should accept items",
+}
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> dict[str, Path]:
+    """A repository with two commits under repos/acme+shop, and a dataset of four issues."""
+    repo = write_tree(tmp_path / "repos" / "acme+shop", SHOP_V1)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    write_tree(repo, SHOP_V2)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v2")
+    second = git(repo, "rev-parse", "HEAD").strip()
+    commits = {"shop-1": first, "shop-2": second, "shop-3": first, "shop-4": second}
+    rows = [
+        {"instance_id": key, "repo": "acme/shop", "base_commit": commits[key], "problem_statement": text}
+        for key, text in ISSUES.items()
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return {"data": data, "repos": tmp_path / "repos", "root": tmp_path, "repo": repo}
+
+
+def run_args(paths: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    root = paths["root"]
+    return [
+        "run",
+        "--dataset",
+        str(paths["data"]),
+        "--repos-dir",
+        str(paths["repos"]),
+        "--out",
+        str(out),
+        "--offline",
+        "--cache-dir",
+        str(root / "snapshots"),
+        "--index-cache-dir",
+        str(root / "index-cache"),
+        *extra,
+    ]
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_run_with_the_default_then_resume(dataset, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    assert main(run_args(dataset, out, "--limit", "3", "--workers", "2")) == 0
+    first = rows(out)
+    assert sorted(row["instance_id"] for row in first) == ["shop-1", "shop-2", "shop-3"]
+    by_id = {row["instance_id"]: row for row in first}
+    assert by_id["shop-1"]["locations"][0] in {"shop/cart.py::Cart.checkout", "shop/pricing.py::total"}
+    assert by_id["shop-2"]["locations"][0] == "shop/shipping.py::shipping_cost"  # only at the second commit
+    trajectory = out.parent / by_id["shop-1"]["trajectory"]
+    assert json.loads(trajectory.read_text())["format"] == "reposearcher-trajectory/1"
+    assert "3 localized" in capsys.readouterr().err
+    # a killed writer leaves a cut-off line: resuming drops it, keeps the rest, runs only what is missing
+    with out.open("a") as handle:
+        handle.write('{"instance_id": "shop-4", "found_fi')
+    assert main(run_args(dataset, out)) == 0
+    second = rows(out)
+    assert [row["instance_id"] for row in second[:3]] == [row["instance_id"] for row in first]
+    assert sorted(row["instance_id"] for row in second) == ["shop-1", "shop-2", "shop-3", "shop-4"]
+    assert "1 localized" in capsys.readouterr().err
+    predictions, diagnostics = read_predictions(out, known_ids=ISSUES)
+    assert len(predictions) == 4 and not diagnostics.malformed_lines and not diagnostics.missing_ids
+
+
+def test_failing_instance_is_recorded_and_retried_on_request(dataset, tmp_path, capsys):
+    data = dataset["data"]
+    lines = data.read_text().splitlines()
+    broken = json.loads(lines[1])
+    broken["base_commit"] = "0" * 40
+    data.write_text("\n".join([lines[0], json.dumps(broken)]) + "\n")
+    out = tmp_path / "preds.jsonl"
+    assert main(run_args(dataset, out)) == 0  # one failure is not fatal
+    by_id = {row["instance_id"]: row for row in rows(out)}
+    assert "not found" in by_id["shop-2"]["error"] and by_id["shop-2"]["locations"] == []
+    assert "1 errors" in capsys.readouterr().err
+    assert finished_ids(out) == {"shop-1", "shop-2"}
+    assert finished_ids(out, retry_errors=True) == {"shop-1"}  # and the error row is gone from the file
+    assert [row["instance_id"] for row in rows(out)] == ["shop-1"]
+
+
+def test_resume_refuses_a_corrupt_middle_line(dataset, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    out.write_text(
+        '{"instance_id": "shop-1", "locations": []}\nnot json\n{"instance_id": "shop-2", "locations": []}\n'
+    )
+    assert main(run_args(dataset, out)) == 2
+    assert "line 2 is not JSON" in capsys.readouterr().err
+
+
+def _slow_on(marker: str):
+    """Answer every request at once except those whose issue holds ``marker``: those hang."""
+
+    def reply(body: dict) -> ScriptedReply:
+        if marker in json.dumps(body["messages"]):
+            time.sleep(30)
+        return ScriptedReply(content="```\nshop/pricing.py\nfunction: total\n```")
+
+    return reply
+
+
+def test_killed_run_resumes_where_it_stopped(dataset, tmp_path):
+    out = tmp_path / "preds.jsonl"
+    command = [sys.executable, "-m", "reposearcher_plugin.cli.main"]
+    environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    with StubServer(_slow_on("heavy parcels")) as server:
+        llm = ["--model", "openai/stub-model", "--api-base", server.base_url, "--retries", "0"]
+        process = subprocess.Popen(
+            [*command, *run_args(dataset, out, *llm, "--workers", "2")],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if out.exists() and len(rows(out)) >= 3:
+                break
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: the parent and its workers
+        process.wait()
+    killed = rows(out)
+    assert sorted(row["instance_id"] for row in killed) == ["shop-1", "shop-3", "shop-4"]
+    with StubServer(_slow_on("no such text")) as server:
+        llm = ["--model", "openai/stub-model", "--api-base", server.base_url, "--retries", "0"]
+        done = subprocess.run(
+            [*command, *run_args(dataset, out, *llm)], env=environment, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(server.requests) == 1  # only the instance that was in flight ran again
+    final = rows(out)
+    assert sorted(row["instance_id"] for row in final) == sorted(ISSUES)
+    assert all(row["locations"] == ["shop/pricing.py::total"] for row in final)
+
+
+def test_localize_default_prints_json(dataset, tmp_path, capsys):
+    issue = tmp_path / "issue.md"
+    issue.write_text(ISSUES["shop-1"])
+    assert main(["localize", "--repo", str(dataset["repo"]), "--issue", str(issue), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["instance_id"] == "issue" and row["model"] == "retrieval"
+    assert {"shop/cart.py::Cart.checkout", "shop/pricing.py::total"} <= set(row["locations"][:3])
+    assert row["trajectory"]["tool_format"] == "none"
+
+
+def test_localize_with_an_llm_in_hermes_form(dataset, tmp_path, capsys):
+    issue = tmp_path / "issue.md"
+    issue.write_text(ISSUES["shop-1"])
+    script = [
+        ScriptedReply(content="Looking.", tool_calls=[("search_function", {"function_name": "total"})]),
+        ScriptedReply(content="```\nshop/pricing.py\nfunction: total\n```"),
+    ]
+    with StubServer(script, mode="hermes") as server:
+        code = main(
+            [
+                "localize",
+                "--repo",
+                str(dataset["repo"]),
+                "--issue",
+                str(issue),
+                "--model",
+                "hosted_vllm/stub-model",
+                "--api-base",
+                server.base_url,
+                "--tool-format",
+                "hermes",
+                "--trajectory",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        assert "tools" not in server.requests[0]
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "shop/pricing.py::total" in printed and "1 tool calls" in printed
+    trajectory = json.loads((tmp_path / "t.json").read_text())
+    assert "def total(items)" in trajectory["steps"][0]["calls"][0]["observation"]
+
+
+def test_localize_native_tool_calls_through_the_stub(dataset, tmp_path, capsys):
+    issue = tmp_path / "issue.md"
+    issue.write_text(ISSUES["shop-1"])
+    script = [
+        ScriptedReply(
+            tool_calls=[
+                ("search_class_method", {"class_name": "Cart", "method_name": "checkout"}),
+                ("search_function", '{"function_name": '),
+            ]
+        ),
+        ScriptedReply(tool_calls=[("submit", {"locations": ["shop/cart.py::Cart.checkout"]})]),
+    ]
+    with StubServer(script, mode="native") as server:
+        code = main(
+            [
+                "localize",
+                "--repo",
+                str(dataset["repo"]),
+                "--issue",
+                str(issue),
+                "--json",
+                "--model",
+                "openai/stub-model",
+                "--api-base",
+                server.base_url,
+            ]
+        )
+        assert server.requests[0]["tools"]
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["locations"] == ["shop/cart.py::Cart.checkout"]
+    calls = row["trajectory"]["steps"][0]["calls"]
+    assert "return total(self.items)" in calls[0]["observation"]
+    assert calls[1]["observation"].startswith("Error: the arguments of search_function are not valid JSON")
+
+
+def test_localize_bad_input(tmp_path, capsys):
+    issue = tmp_path / "issue.md"
+    issue.write_text("   ")
+    assert main(["localize", "--repo", str(tmp_path), "--issue", str(issue)]) == 2
+    assert "issue text is empty" in capsys.readouterr().err
+    assert main(["localize", "--repo", str(tmp_path / "nope"), "--issue", str(tmp_path / "missing.md")]) == 2
+    assert "error" in capsys.readouterr().err
