@@ -106,3 +106,14 @@ def test_tools_answer_real_questions_about_requests(requests_source, tmp_path):
     outline = box.call("search_class", {"class_name": "Session"}).text
     assert outline.startswith("requests/sessions.py::Session (class, lines ")
     assert "members are listed below" in outline and "def mount(self, prefix, adapter):" in outline
+
+
+def test_demo_localizes_a_real_issue(requests_source, capsys):
+    """The README's main command: the retrieval default finds the fix of SWE-bench Lite psf__requests-1963."""
+    from reposearcher_plugin.cli.demo import DEMO_FIX, run_demo
+
+    assert run_demo(str(requests_source)) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"changed {DEMO_FIX}: ranked #" in printed
+    rank = int(printed.split(f"changed {DEMO_FIX}: ranked #", 1)[1].split(".", 1)[0])
+    assert rank <= 3
