@@ -49,8 +49,15 @@ DEFAULT_USER = """<issue>
 {overview}
 </repository_overview>
 
-Find the functions, methods and classes that must change to resolve the issue (up to {top_k}, most likely
-first). Start by looking at what the issue names."""
+{hints}Find the functions, methods and classes that must change to resolve the issue (up to {top_k}, most
+likely first). Start by looking at what the issue names."""
+
+HINTS = """<search_hints>
+An index search ranked these definitions highest for the issue. They are leads to check, not answers:
+{locations}
+</search_hints>
+
+"""
 
 FINAL_TURN = """{reason} Do not call any more tools. Give your final answer now.
 {answer_format}"""

@@ -43,6 +43,7 @@ class LocalizerOptions:
     max_output_tokens: int = 4096
     retries: int = 3
     top_k: int = 5
+    hints: int = 0  # agent: the retrieval default's top N definitions shown in the first prompt
     max_locations: int = 50  # how many ranked entities a retrieval localizer returns
 
     @property
@@ -109,6 +110,7 @@ class AgentLocalizer:
             max_wall_s=options.max_wall_s,
             max_calls_per_turn=options.max_calls_per_turn,
             top_k=options.top_k,
+            hints=options.hints,
         )
         self.agent = Agent(policy, config)
         self.name = options.model

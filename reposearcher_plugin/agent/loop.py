@@ -42,6 +42,7 @@ class AgentConfig:
     max_calls_per_turn: int = 8
     max_observation_chars: int = 16_000
     top_k: int = 5  # how many locations the prompts ask for
+    hints: int = 0  # default profile: show the retrieval default's top N definitions in the prompt
 
     def __post_init__(self) -> None:
         profile_specs(self.profile)  # raises on an unknown profile

@@ -36,6 +36,12 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-tokens", type=int, default=400_000, help="tokens per run (default 400000)")
     group.add_argument("--max-wall", type=float, default=900.0, help="seconds per run (default 900)")
     group.add_argument("--max-calls-per-turn", type=int, default=8, help="calls run per reply (default 8)")
+    group.add_argument(
+        "--hints",
+        type=int,
+        default=0,
+        help="show the agent the offline default's top N definitions (default 0)",
+    )
     group.add_argument("--temperature", type=float, default=0.0)
     group.add_argument("--retries", type=int, default=3, help="LLM retries with backoff (default 3)")
 
@@ -60,6 +66,7 @@ def localizer_options(args: argparse.Namespace) -> LocalizerOptions:
         max_calls_per_turn=args.max_calls_per_turn,
         temperature=args.temperature,
         retries=args.retries,
+        hints=args.hints,
     )
 
 
