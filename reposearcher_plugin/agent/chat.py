@@ -129,10 +129,16 @@ def system_message(text: str, specs: Sequence[ToolSpec], tool_format: str) -> di
 
 
 def default_prompt(
-    issue: str, overview: str, specs: Sequence[ToolSpec], tool_format: str, top_k: int
+    issue: str,
+    overview: str,
+    specs: Sequence[ToolSpec],
+    tool_format: str,
+    top_k: int,
+    hints: Sequence[str] = (),
 ) -> list[dict]:
     system = DEFAULT_SYSTEM.format(answer_format=ANSWER_FORMAT)
-    user = DEFAULT_USER.format(issue=clip_issue(issue), overview=overview, top_k=top_k)
+    hint_block = HINTS.format(locations="\n".join(hints)) if hints else ""
+    user = DEFAULT_USER.format(issue=clip_issue(issue), overview=overview, top_k=top_k, hints=hint_block)
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 

@@ -121,8 +121,14 @@ class _Run:
 
     def _default_prompt(self) -> list[dict[str, Any]]:
         overview = self.tools.tools.get_repo_structure(".", 2)
+        hints: list[str] = []
+        if self.config.hints > 0:
+            from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
+
+            ranking = RetrievalLocalizer(self.index, self.tools.tools).rank(self.issue)
+            hints = ranking.locations[: self.config.hints]
         return chat.default_prompt(
-            self.issue, overview, self.specs, self.config.tool_format, self.config.top_k
+            self.issue, overview, self.specs, self.config.tool_format, self.config.top_k, hints
         )
 
     def _tooltrain(self) -> tuple[list[str], list[str]]:
