@@ -268,10 +268,10 @@ def test_bad_configuration_is_refused():
 
 
 def test_hints_from_the_retrieval_default_reach_the_first_prompt(index):
-    result, handler = run(index, [ANSWER], hints=3)
+    _, handler = run(index, [ANSWER], hints=3)
     prompt = handler.requests[0]["messages"][1]["content"]
     hinted = prompt.split("<search_hints>", 1)[1].split("</search_hints>", 1)[0]
     assert "shop/cart.py::Cart.checkout" in hinted
     assert len([line for line in hinted.splitlines() if "::" in line]) == 3
-    result, handler = run(index, [ANSWER])
+    _, handler = run(index, [ANSWER])
     assert "<search_hints>" not in handler.requests[0]["messages"][1]["content"]

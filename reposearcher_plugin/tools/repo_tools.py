@@ -16,6 +16,14 @@ from pathlib import Path
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, Entity, RepoIndex, entity_id
 from reposearcher_plugin.tools.paths import PathRefused, confine
 
+# Tokenization lives with the search index; STOPWORDS, code_tokens and split_identifier are re-exported
+# here, where callers have always found them.
+from reposearcher_plugin.tools.search_index import IDENTIFIER as _IDENTIFIER
+from reposearcher_plugin.tools.search_index import STOPWORDS as STOPWORDS
+from reposearcher_plugin.tools.search_index import EntitySearch, query_tokens
+from reposearcher_plugin.tools.search_index import code_tokens as code_tokens
+from reposearcher_plugin.tools.search_index import split_identifier as split_identifier
+
 # Caps keep observations within what a model context can take; every cut says how to see the rest.
 MAX_VIEW_LINES = 200
 MAX_CODE_LINES = 150
@@ -24,78 +32,9 @@ MAX_REFERENCES = 80
 MAX_CANDIDATES = 10
 MAX_LINE_CHARS = 300
 
-# Words that carry no signal in an issue or a docstring; left out of search_code queries and documents.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "not",
-        "of",
-        "on",
-        "or",
-        "so",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "were",
-        "when",
-        "which",
-        "while",
-        "will",
-        "with",
-        "you",
-        "your",
-        "we",
-        "our",
-    ]
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
 
 class ToolFailure(Exception):
     """A tool call that cannot be answered; its message is the observation."""
-
-
-def split_identifier(word: str) -> list[str]:
-    """``get_queryset`` -> [get, queryset]; ``HTTPResponseRedirect`` -> [http, response, redirect]."""
-    return [piece.lower() for part in word.split("_") for piece in _CAMEL.findall(part)]
-
-
-def code_tokens(text: str) -> list[str]:
-    """Identifiers of ``text``, whole and split into their snake_case / camelCase words, lowercased."""
-    tokens: list[str] = []
-    for word in _IDENTIFIER.findall(text):
-        pieces = split_identifier(word)
-        tokens.extend(pieces)
-        if len(pieces) > 1:
-            tokens.append(word.lower())
-    return tokens
 
 
 class RepoTools:
@@ -106,7 +45,8 @@ class RepoTools:
         self.root: Path = index.root
         self._lines: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._bm25: tuple[object, list[tuple[str, Entity]]] | None = None
+        # the BM25 index over definitions, shared with the retrieval localizer; built on first search
+        self.search = EntitySearch(index, self.lines)
 
     # --- shared helpers ----------------------------------------------------------------------------
 
@@ -375,61 +315,23 @@ class RepoTools:
         return f"{header}\n{body}"
 
     def search_code(self, query: str, k: int = 10) -> str:
-        tokens = [token for token in code_tokens(query) if token not in STOPWORDS]
+        tokens = query_tokens(query)
         if not tokens:
             raise ToolFailure("search_code needs a query with words or identifiers")
         k = max(1, min(int(k), 50))
-        retriever, documents = self._search_index()
+        documents = self.search.documents
         if not documents:
             return "The repository has no indexed definitions."
-        import bm25s
-
-        vocabulary = retriever.vocab_dict  # type: ignore[attr-defined]
-        known = [token for token in dict.fromkeys(tokens) if token in vocabulary]
-        if not known:
+        if not self.search.known(tokens):
             return f"No definition matches {query!r}."
-        query_ids = [[vocabulary[token] for token in known]]
-        results, scores = retriever.retrieve(  # type: ignore[attr-defined]
-            bm25s.tokenization.Tokenized(ids=query_ids, vocab=vocabulary),
-            k=min(k, len(documents)),
-            show_progress=False,
-        )
         out = [f"Top matches for {query!r}:"]
-        for rank, (doc, score) in enumerate(zip(results[0], scores[0], strict=True), start=1):
+        for rank, (doc, score) in enumerate(self.search.top(tokens, k), start=1):
             if score <= 0:
                 break
-            path, entity = documents[int(doc)]
+            path, entity = documents[doc]
             doc_line = f" — {entity.doc.splitlines()[0][:120]}" if entity.doc else ""
             out.append(f"{rank:>2}. {self._header(path, entity)} score={score:.2f}{doc_line}")
         return "\n".join(out) if len(out) > 1 else f"No definition matches {query!r}."
-
-    def _search_index(self) -> tuple[object, list[tuple[str, Entity]]]:
-        with self._lock:
-            if self._bm25 is not None:
-                return self._bm25
-        import bm25s
-
-        documents: list[tuple[str, Entity]] = []
-        corpus: list[list[str]] = []
-        for path, entity in self.index.entities():
-            lines = self.lines(path)
-            if entity.kind == CLASS:
-                # a class is its name, bases and docstring; its methods are documents of their own
-                code = lines[entity.start - 1] if entity.start <= len(lines) else ""
-            else:
-                code = "\n".join(lines[entity.start - 1 : entity.end])
-            name_tokens = code_tokens(entity.qualname) * 3 + code_tokens(path.rsplit(".", 1)[0])
-            document = name_tokens + code_tokens(entity.doc) + code_tokens(code)
-            corpus.append([token for token in document if token not in STOPWORDS])
-            documents.append((path, entity))
-        vocabulary: dict[str, int] = {}
-        ids = [[vocabulary.setdefault(token, len(vocabulary)) for token in doc] for doc in corpus]
-        retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=False)
-        retriever.vocab_dict = vocabulary  # type: ignore[attr-defined]
-        with self._lock:
-            self._bm25 = (retriever, documents)
-        return self._bm25
 
     def find_references(self, name: str) -> str:
         word = name.strip().rsplit(".", 1)[-1]
