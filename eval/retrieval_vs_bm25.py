@@ -35,7 +35,9 @@ def localize_both(job: tuple[Instance, Workspace]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     timing: dict[str, Any] = {"instance_id": instance.instance_id}
     try:
-        with workspace.hold(instance.repo, instance.base_commit) as root:
+        # mirrors may lack large data blobs; a localizer never reads those files
+        with workspace.hold(instance.repo, instance.base_commit, allow_missing=True) as root:
+            timing["missing_files"] = len(workspace.missing(root))
             index = build_index(root, workers=1)
             timing["index_s"] = round(time.perf_counter() - started, 3)
             timing["entities"] = index.entity_count

@@ -57,6 +57,11 @@ def add_localize_commands(commands: Any) -> None:
     run.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
     run.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
     run.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    run.add_argument(
+        "--allow-missing-blobs",
+        action="store_true",
+        help="localize even when the clone lacks some files' contents (mirrors without large data files)",
+    )
     add_localizer_options(run)
     add_workspace_options(run)
     run.set_defaults(handler=cmd_run)
@@ -190,6 +195,7 @@ def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace
                 workers=args.workers,
                 retry_errors=args.retry_errors,
                 index_cache_dir=args.index_cache_dir,
+                allow_missing=args.allow_missing_blobs,
                 on_result=on_result,
             )
     except ValueError as error:  # an output file that cannot be resumed safely

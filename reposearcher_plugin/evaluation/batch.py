@@ -104,6 +104,7 @@ class _Job:
     workspace: Workspace
     trajectories: Path
     index_cache_dir: str | None
+    allow_missing: bool = False
 
 
 def _localize_instance(job: _Job) -> dict[str, Any]:
@@ -113,7 +114,8 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
     instance = job.instance
     started = time.perf_counter()
     try:
-        with job.workspace.hold(instance.repo, instance.base_commit) as root:
+        with job.workspace.hold(instance.repo, instance.base_commit, allow_missing=job.allow_missing) as root:
+            missing = len(job.workspace.missing(root)) if job.allow_missing else 0
             cache = ParseCache(job.index_cache_dir) if job.index_cache_dir else None
             index = build_index(root, cache=cache, workers=1)
             index_s = time.perf_counter() - started
@@ -122,6 +124,8 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
                 index, instance.problem_statement, instance_id=instance.instance_id, repo=instance.repo
             )
         result.usage["index_s"] = round(index_s, 3)
+        if missing:
+            result.usage["missing_files"] = missing  # left out of the snapshot: blobs the source lacks
     except Exception as error:  # one bad instance must not end the batch
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         result = LocalizationResult(instance.instance_id, job.options.model, error=detail)
@@ -146,6 +150,7 @@ def run_batch(
     workers: int = 1,
     retry_errors: bool = False,
     index_cache_dir: str | None = None,
+    allow_missing: bool = False,
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
 ) -> BatchSummary:
     """Localize every instance not yet in ``out``, appending one line per instance as it finishes."""
@@ -156,7 +161,9 @@ def run_batch(
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     trajectories = trajectory_dir(out)
     trajectories.mkdir(parents=True, exist_ok=True)
-    jobs = [_Job(instance, options, workspace, trajectories, index_cache_dir) for instance in todo]
+    jobs = [
+        _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing) for instance in todo
+    ]
     started = time.perf_counter()
     # fork: workers start at once and inherit the loaded package; nothing threaded runs in the parent yet
     context = multiprocessing.get_context("fork")
