@@ -1,0 +1,145 @@
+"""The reply and answer parser, and the wire rendering of the one chat format."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reposearcher_plugin.agent.chat import assistant_message, to_wire, tool_message
+from reposearcher_plugin.agent.parse import (
+    ParsedCall,
+    hermes_tool_calls,
+    native_tool_calls,
+    parse_answer,
+    render_hermes_call,
+)
+
+
+def test_agentless_block_with_entity_ids_and_rank_prefixes():
+    text = """Reasoning first.
+```
+django/db/models/query.py
+function: QuerySet.union
+class: EmptyQuerySet
+variable: MAX_GET_RESULTS
+
+Top_2 : django/db/models/sql/compiler.py::SQLCompiler.get_combinator_sql
+3. ./django/db/models/sql/query.py:Query.combine
+```"""
+    answer = parse_answer(text)
+    assert answer.problem is None
+    assert answer.locations == [
+        "django/db/models/query.py::QuerySet.union",
+        "django/db/models/query.py::EmptyQuerySet",
+        "django/db/models/sql/compiler.py::SQLCompiler.get_combinator_sql",
+        "django/db/models/sql/query.py::Query.combine",
+    ]
+    assert answer.files == [
+        "django/db/models/query.py",
+        "django/db/models/sql/compiler.py",
+        "django/db/models/sql/query.py",
+    ]
+
+
+def test_the_last_block_with_locations_wins_and_thinking_is_ignored():
+    text = (
+        "<think>\n```\nwrong/guess.py\nfunction: nope\n```\n</think>\n"
+        "Example format:\n```\nsrc/a.py\nfunction: first\n```\nFinal:\n```\nsrc/b.py\nfunction: second\n```\n"
+        "```python\nprint('no locations here')\n```"
+    )
+    assert parse_answer(text).locations == ["src/b.py::second"]
+
+
+def test_answer_tag_narrows_the_search():
+    text = "```\nnot/this.py\n```\n<answer>\n```\nsrc/x.py\nfunction: C.m\n```\n</answer>"
+    assert parse_answer(text).locations == ["src/x.py::C.m"]
+
+
+def test_files_only_answer():
+    answer = parse_answer("```\nsklearn/base.py\nsklearn/linear_model/__init__.py\n```")
+    assert answer.files == ["sklearn/base.py", "sklearn/linear_model/__init__.py"]
+    assert answer.locations == []
+
+
+def test_unfenced_text_only_takes_lines_that_are_locations():
+    text = "The bug is in src/a.py, clearly.\nsrc/b.py::f\nsrc/c.py\nfunction: g"
+    answer = parse_answer(text)
+    assert answer.locations == ["src/b.py::f", "src/c.py::g"]
+    assert "no ``` block" in answer.problem
+
+
+def test_unreadable_answers_say_why():
+    assert parse_answer("").problem == "the answer is empty"
+    assert parse_answer("I could not find it.").problem == "the answer has no ``` block"
+    assert parse_answer("```\nno idea\n```").problem == "no location found in the answer's ``` block"
+
+
+def test_hermes_edge_cases():
+    text = (
+        'a <tool_call>{"name": "f", "parameters": {"x": 1}}</tool_call>'
+        '<tool_call>{"name": "g", "arguments": "{\\"y\\": 2}"}</tool_call>'
+        "<tool_call>[1, 2]</tool_call>"
+        '<tool_call>{"name": "h", "arguments": {"z": 3}}'  # cut off by the end of generation
+    )
+    content, calls = hermes_tool_calls(text, first_id=7)
+    assert content == "a"
+    assert [call.id for call in calls] == ["call_7", "call_8", "call_9", "call_10"]
+    assert (calls[0].name, calls[0].arguments) == ("f", {"x": 1})
+    assert (calls[1].name, calls[1].arguments) == ("g", {"y": 2})  # JSON-encoded twice
+    assert calls[2].name == "" and "must be" in calls[2].error
+    assert (calls[3].name, calls[3].arguments) == ("h", {"z": 3})
+
+
+def test_unreadable_hermes_block_replays_verbatim():
+    block = '{"name": "search_class", "arguments": {"class_name": }'
+    _, [call] = hermes_tool_calls(f"<tool_call>\n{block}\n</tool_call>")
+    assert call.name == "" and "search_class" in call.error and "not valid JSON" in call.error
+    assert render_hermes_call(call.name, call.raw_arguments) == f"<tool_call>\n{block}\n</tool_call>"
+
+
+def test_native_calls_from_dicts_and_objects():
+    from types import SimpleNamespace
+
+    litellm_like = SimpleNamespace(id="x1", function=SimpleNamespace(name="f", arguments={"a": 1}))
+    calls = native_tool_calls([litellm_like, {"id": "x2", "function": {"name": "", "arguments": "[]"}}])
+    assert calls[0] == ParsedCall("x1", "f", {"a": 1}, '{"a": 1}')
+    assert calls[1].arguments is None and "must be a JSON object" in calls[1].error
+
+
+@given(
+    st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(), st.text(max_size=20), st.lists(st.text(max_size=5), max_size=3)),
+        max_size=4,
+    ),
+)
+def test_hermes_rendering_round_trips(name, arguments):
+    raw = json.dumps(arguments, ensure_ascii=False)
+    _, [call] = hermes_tool_calls("thinking\n" + render_hermes_call(name, raw))
+    assert (call.name, call.arguments, call.error) == (name, arguments, None)
+
+
+def test_hermes_wire_merges_tool_results_into_one_user_turn():
+    calls = [ParsedCall("c0", "f", {"a": 1}, '{"a": 1}'), ParsedCall("c1", "g", {}, "{}")]
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "issue"},
+        assistant_message("Looking.", calls),
+        tool_message(calls[0], "result f"),
+        tool_message(calls[1], "result g"),
+    ]
+    wire = to_wire(messages, "hermes")
+    assert wire[2] == {
+        "role": "assistant",
+        "content": 'Looking.\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>',
+    }
+    assert wire[3] == {
+        "role": "user",
+        "content": "<tool_response>\nresult f\n</tool_response>\n<tool_response>\nresult g\n</tool_response>",
+    }
+    assert len(wire) == 4
+    assert to_wire(messages, "native") == messages  # native: the canonical form is the wire form
