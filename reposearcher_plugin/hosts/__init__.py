@@ -1,0 +1,1 @@
+"""Layer 6: RepoSearcher inside the agents people run: MCP server, SWE-agent bundle, mini-swe-agent, OpenHands."""
