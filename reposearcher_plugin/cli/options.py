@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.localizers import DEFAULT_MODEL, LocalizerOptions
+from reposearcher_plugin.agent.localizers import LocalizerOptions
 from reposearcher_plugin.tools import PROFILES
 
 GIB = 1 << 30
 DEFAULT_CACHE_GB = 20.0
 
 
+# command-line flag (argparse dest) -> LocalizerOptions field; flags left out keep the config file's value
+_FLAG_FIELDS = {
+    "model": "model",
+    "api_base": "api_base",
+    "profile": "profile",
+    "tool_format": "tool_format",
+    "max_turns": "max_turns",
+    "max_tokens": "max_tokens",
+    "max_wall": "max_wall_s",
+    "max_calls_per_turn": "max_calls_per_turn",
+    "hints": "hints",
+    "temperature": "temperature",
+    "retries": "retries",
+}
+_DEFAULTS = LocalizerOptions()
+
+
 def add_localizer_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("localizer")
+    group = parser.add_argument_group("localizer (flags override --config, which overrides the defaults)")
+    group.add_argument(
+        "--config",
+        metavar="YAML",
+        help="localizer options from a YAML mapping of LocalizerOptions fields (see configs/agent/)",
+    )
     group.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
         help="'retrieval' (default: offline, no LLM), 'bm25' (plain BM25 baseline), or a litellm model "
         "string, e.g. hosted_vllm/Qwen2.5-Coder-7B-Instruct or anthropic/claude-sonnet-4-5",
     )
@@ -25,49 +48,73 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key (default: provider's)"
     )
-    group.add_argument("--profile", choices=sorted(PROFILES), default="default", help="tool profile")
+    group.add_argument("--profile", choices=sorted(PROFILES), help="tool profile (default: default)")
     group.add_argument(
         "--tool-format",
         choices=("native", "hermes"),
-        default="native",
-        help="native function calling, or hermes <tool_call> text (endpoints without a tool parser)",
+        help="native function calling (default), or hermes <tool_call> text (servers without a tool parser)",
     )
-    group.add_argument("--max-turns", type=int, default=20, help="model turns per stage (default 20)")
-    group.add_argument("--max-tokens", type=int, default=400_000, help="tokens per run (default 400000)")
-    group.add_argument("--max-wall", type=float, default=900.0, help="seconds per run (default 900)")
-    group.add_argument("--max-calls-per-turn", type=int, default=8, help="calls run per reply (default 8)")
+    group.add_argument("--max-turns", type=int, help=f"model turns per stage (default {_DEFAULTS.max_turns})")
+    group.add_argument("--max-tokens", type=int, help=f"tokens per run (default {_DEFAULTS.max_tokens})")
+    group.add_argument("--max-wall", type=float, help=f"seconds per run (default {_DEFAULTS.max_wall_s:g})")
     group.add_argument(
-        "--hints",
-        type=int,
-        default=0,
-        help="show the agent the offline default's top N definitions (default 0)",
+        "--max-calls-per-turn", type=int, help=f"calls run per reply (default {_DEFAULTS.max_calls_per_turn})"
     )
-    group.add_argument("--temperature", type=float, default=0.0)
-    group.add_argument("--retries", type=int, default=3, help="LLM retries with backoff (default 3)")
+    group.add_argument(
+        "--hints", type=int, help="show the agent the offline default's top N definitions (default 0)"
+    )
+    group.add_argument("--temperature", type=float, help=f"(default {_DEFAULTS.temperature:g})")
+    group.add_argument("--retries", type=int, help=f"LLM retries with backoff (default {_DEFAULTS.retries})")
 
 
 def localizer_options(args: argparse.Namespace) -> LocalizerOptions:
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(f"--api-key-env {args.api_key_env}: the variable is not set")
-    if args.max_turns < 1:
+    """Defaults, then the ``--config`` file, then the flags given on the command line."""
+    values: dict[str, Any] = {}
+    api_key_env = getattr(args, "api_key_env", None)
+    if getattr(args, "config", None):
+        values, config_key_env = read_localizer_config(args.config)
+        api_key_env = api_key_env or config_key_env
+    for flag, field_name in _FLAG_FIELDS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            values[field_name] = value
+    if api_key_env:
+        values["api_key"] = os.environ.get(api_key_env)
+        if not values["api_key"]:
+            raise ValueError(f"api key variable {api_key_env} is not set")
+    options = replace(_DEFAULTS, **values)
+    if options.max_turns < 1:
         raise ValueError("--max-turns must be at least 1")
-    return LocalizerOptions(
-        model=args.model,
-        api_base=args.api_base,
-        api_key=api_key,
-        profile=args.profile,
-        tool_format=args.tool_format,
-        max_turns=args.max_turns,
-        max_tokens=args.max_tokens,
-        max_wall_s=args.max_wall,
-        max_calls_per_turn=args.max_calls_per_turn,
-        temperature=args.temperature,
-        retries=args.retries,
-        hints=args.hints,
-    )
+    return options
+
+
+def read_localizer_config(path: str) -> tuple[dict[str, Any], str | None]:
+    """A YAML mapping of LocalizerOptions fields (plus ``api_key_env``); unknown keys are refused."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ValueError(f"--config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"--config {path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option names to values")
+    api_key_env = data.pop("api_key_env", None)
+    known = {field.name for field in fields(LocalizerOptions)} - {"api_key"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"--config {path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    for key, value in data.items():
+        default = getattr(_DEFAULTS, key)
+        expected = (
+            (str,) if default is None else (int, float) if isinstance(default, float) else (type(default),)
+        )
+        if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
+            raise ValueError(f"--config {path}: {key} must be {expected[0].__name__}, got {value!r}")
+    return data, api_key_env
 
 
 def add_workspace_options(parser: argparse.ArgumentParser) -> None:
