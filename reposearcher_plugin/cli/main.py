@@ -10,6 +10,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.eval_cmd import add_eval_commands
 from reposearcher_plugin.cli.localize_cmd import add_localize_commands
+from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
 from reposearcher_plugin.index.walk import IndexInputError
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
     add_localize_commands(commands)
     add_show_command(commands)
+    add_mini_command(commands)
     add_eval_commands(commands)
     return parser
 

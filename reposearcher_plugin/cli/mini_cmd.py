@@ -1,0 +1,149 @@
+"""`reposearcher mini-swe-agent swebench`: mini-swe-agent's LocalizeFirstAgent over a SWE-bench dataset.
+
+Nothing heavy is imported at module level: mini-swe-agent prints a banner and reads its global config
+when first imported, which only this command should pay for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from reposearcher_plugin.cli.options import add_workspace_options, select_instances, workspace_from_args
+
+
+def add_mini_command(commands: Any) -> None:
+    """Add ``mini-swe-agent`` and its sub-commands to the top-level ``commands``."""
+    mini = commands.add_parser(
+        "mini-swe-agent", help="run mini-swe-agent with RepoSearcher localization first (SWE-bench batches)"
+    )
+    sub = mini.add_subparsers(dest="mini_command", required=True)
+    swebench = sub.add_parser(
+        "swebench",
+        help="patch every instance of a dataset into SWE-bench predictions (resumable)",
+        description="Per instance: a writable checkout of the base commit (local) or the SWE-bench image "
+        "(docker), LocalizeFirstAgent, and its submitted patch as a SWE-bench prediction. Instances "
+        "already in --out are skipped, so rerunning the same command resumes.",
+    )
+    swebench.add_argument(
+        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file or a hub name"
+    )
+    swebench.add_argument("--split", help="split of a hub dataset (default: test)")
+    swebench.add_argument(
+        "--out",
+        required=True,
+        help="predictions: preds.json (mini-swe-agent's dict) or .jsonl; trajectories go to "
+        "OUT_STEM.trajectories/",
+    )
+    swebench.add_argument(
+        "--model", help="the agent's litellm model (default: model.model_name of the config)"
+    )
+    swebench.add_argument(
+        "--model-class",
+        help="mini-swe-agent model class, a short name (litellm, deterministic) or import path",
+    )
+    swebench.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="mini-swe-agent config file or key.path=value, merged in order (repeatable; default: "
+        "configs/hosts/mini_swe_agent_localize_first.yaml). Give the file first, then overrides.",
+    )
+    swebench.add_argument(
+        "--environment",
+        choices=("local", "docker"),
+        default="local",
+        help="local: a writable copy of the base commit on this machine (default); docker: the SWE-bench "
+        "evaluation image (needs a Docker engine)",
+    )
+    swebench.add_argument("--workers", type=int, default=1, help="instances run in parallel (default 1)")
+    swebench.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
+    swebench.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
+    swebench.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
+    swebench.add_argument("--work-dir", help="where local checkouts are made (default: the temp directory)")
+    swebench.add_argument("--keep-workdirs", action="store_true", help="keep the local checkouts afterwards")
+    group = swebench.add_argument_group("localizer (the agent.localizer block of the config)")
+    group.add_argument("--localizer-model", help="retrieval (the config's default), bm25, or a litellm model")
+    group.add_argument("--localizer-api-base", help="OpenAI-compatible endpoint of the localizer model")
+    group.add_argument("--localizer-profile", help="tool profile of the RepoSearcher agent")
+    group.add_argument("--top-k", type=int, help="functions and classes shown in the prompt")
+    group.add_argument("--no-localize", action="store_true", help="run the agent without localization")
+    group.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_workspace_options(swebench)
+    swebench.set_defaults(handler=cmd_swebench)
+
+
+def _localizer_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = {
+        "model": args.localizer_model,
+        "api_base": args.localizer_api_base,
+        "profile": args.localizer_profile,
+        "top_k": args.top_k,
+        "index_cache_dir": args.index_cache_dir,
+        "enabled": False if args.no_localize else None,
+    }
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
+def cmd_swebench(args: argparse.Namespace) -> int:
+    os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")  # keep mini-swe-agent's banner off our stdout
+    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+    from reposearcher_plugin.hosts.mini_swe_agent_swebench import load_config, run_swebench
+
+    try:
+        if args.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        from minisweagent.utils.serialize import recursive_merge
+
+        config = recursive_merge(
+            load_config(args.config), {"agent": {"localizer": _localizer_overrides(args)}}
+        )
+        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        workspace = workspace_from_args(args)
+    except (DatasetError, OSError, ValueError) as error:
+        print(f"reposearcher: error: {error}", file=sys.stderr)
+        return 2
+
+    def on_result(row: dict[str, Any], summary: Any) -> None:
+        status = row.get("error") or row.get("exit_status")
+        lines = row["model_patch"].count("\n")
+        print(
+            f"[{summary.skipped + summary.done}/{summary.total}] {row['instance_id']}: {status}, "
+            f"patch {lines} lines, {row.get('seconds', 0):.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        summary = run_swebench(
+            instances,
+            args.out,
+            workspace,
+            config=config,
+            model_name=args.model,
+            model_class=args.model_class,
+            environment=args.environment,
+            workers=args.workers,
+            retry_errors=args.retry_errors,
+            work_root=args.work_dir,
+            keep_workdirs=args.keep_workdirs,
+            on_result=on_result,
+        )
+    except ValueError as error:  # an output that cannot be resumed safely
+        print(f"reposearcher: error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.out}: {summary.done} run in {summary.seconds:.0f} s, {summary.skipped} already there, "
+        f"{summary.errors} errors, {summary.empty} empty patches",
+        file=sys.stderr,
+    )
+    for example in summary.error_examples:
+        print(f"  {example}", file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if summary.done and summary.errors == summary.done else 0
