@@ -344,6 +344,9 @@ def test_one_schema_renders_to_every_format():
     swe = search.swe_agent()
     assert swe["signature"] == "search_class <class_name> [<file>]"
     assert [(a["name"], a["required"]) for a in swe["arguments"]] == [("class_name", True), ("file", False)]
+    # required arguments positional, optional ones as flags: an omitted optional cannot shift the others
+    assert "argument_format" not in swe["arguments"][0]
+    assert swe["arguments"][1]["argument_format"] == "--file {{value}}"
     submit = next(spec for spec in DEFAULT_TOOLS if spec.name == "submit")
     assert submit.openai()["function"]["parameters"]["properties"]["locations"]["items"] == {"type": "string"}
     prompt = hermes_tools_prompt(DEFAULT_TOOLS)

@@ -12,6 +12,7 @@ from reposearcher_plugin.cli.eval_cmd import add_eval_commands
 from reposearcher_plugin.cli.localize_cmd import add_localize_commands
 from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.show import add_show_command
+from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
 from reposearcher_plugin.index.walk import IndexInputError
 from reposearcher_plugin.tools import PROFILES, ToolBox, hermes_tools_prompt, openai_tools, profile_specs
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_localize_commands(commands)
     add_show_command(commands)
     add_mini_command(commands)
+    add_swe_agent_command(commands)
     add_eval_commands(commands)
     return parser
 

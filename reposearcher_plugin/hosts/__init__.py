@@ -1,1 +1,4 @@
-"""Layer 6: RepoSearcher inside the agents people run: MCP server, SWE-agent bundle, mini-swe-agent, OpenHands."""
+"""Layer 6: RepoSearcher inside the agents people run.
+
+MCP server, SWE-agent bundle, mini-swe-agent agent class and runner, OpenHands hook.
+"""

@@ -74,7 +74,14 @@ class ToolSpec:
         return self.parameters_schema()
 
     def swe_agent(self) -> dict[str, Any]:
-        """An entry of a SWE-agent bundle's ``config.yaml`` ``tools:`` mapping."""
+        """An entry of a SWE-agent bundle's ``config.yaml`` ``tools:`` mapping.
+
+        SWE-agent turns a function call into a shell command by filling the signature's slots with each
+        argument's ``argument_format`` and leaves the slot of an omitted argument empty. Optional arguments
+        are therefore rendered as ``--name value`` (as its own ``edit_anthropic`` bundle does): positional
+        optionals would shift when an earlier one is left out. Required arguments stay positional, so
+        ``search_class QuerySet`` also works when a model types the command into bash.
+        """
         signature = " ".join(
             [self.name] + [f"<{p.name}>" if p.required else f"[<{p.name}>]" for p in self.params]
         )
@@ -90,6 +97,12 @@ class ToolSpec:
                 argument["enum"] = list(param.enum)
             if param.items:
                 argument["items"] = {"type": param.items}
+            # SWE-agent shell-quotes string values but renders a list through the template as it is
+            value = "{{value|join(' ')}}" if param.type == "array" else "{{value}}"
+            if not param.required:
+                argument["argument_format"] = f"--{param.name} {value}"
+            elif param.type == "array":
+                argument["argument_format"] = value
             arguments.append(argument)
         return {"signature": signature, "docstring": self.description, "arguments": arguments}
 

@@ -1,0 +1,216 @@
+"""The process behind every ``bin/<tool>`` of the SWE-agent bundle: shell arguments in, observation out.
+
+``python -m reposearcher_plugin.hosts.swe_agent_tool [--profile P] TOOL [ARGS...]``
+
+SWE-agent renders a function call into a command line from the bundle's ``config.yaml``: required
+arguments positional (shell-quoted), optional ones as ``--name value`` (see ``ToolSpec.swe_agent``).
+A model typing into bash writes the same thing, or gives optional arguments positionally; both are read.
+The repository is indexed through the disk parse cache, so a call costs a warm index load plus the
+lookup, and the text printed is exactly what ``ToolBox.call`` returns to every other host.
+
+Exit status: 0 on success, 1 when the tool refused or failed (the text says why), 2 on a usage error.
+``--warm`` only indexes the repository (install.sh runs it so the agent's first call is fast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reposearcher_plugin.tools.profiles import profile_specs
+from reposearcher_plugin.tools.spec import Param, ToolSpec
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+class UsageError(ValueError):
+    """The command line does not fit the tool; the message ends with the tool's usage."""
+
+
+def usage(spec: ToolSpec) -> str:
+    parts = [spec.name]
+    for param in spec.params:
+        shown = f"<{param.name}>" + (" ..." if param.type == "array" else "")
+        parts.append(shown if param.required else f"[--{param.name} {shown}]")
+    lines = [f"usage: {' '.join(parts)}", spec.description]
+    for param in spec.params:
+        flag = param.name if param.required else f"--{param.name}"
+        kind = param.type + ("" if param.required else f", optional, default {json.dumps(param.default)}")
+        lines.append(f"  {flag} ({kind}): {param.description}")
+    return "\n".join(lines)
+
+
+def parse_arguments(spec: ToolSpec, argv: Sequence[str]) -> dict[str, Any]:
+    """Map a tool's command line to its arguments, typed per its schema; raises UsageError."""
+    params = {param.name: param for param in spec.params}
+    raw: dict[str, list[str]] = {}
+    positional: list[str] = []
+
+    def flag_name(token: str) -> str | None:
+        if not token.startswith("--") or len(token) < 3:
+            return None
+        name = token[2:].partition("=")[0].replace("-", "_")
+        return name if name in params else None
+
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        index += 1
+        if token == "--":
+            positional.extend(argv[index:])
+            break
+        if token in ("-h", "--help"):
+            raise UsageError("")
+        name = flag_name(token)
+        if name is None:  # includes "--word" that names no parameter: a value such as a search query
+            positional.append(token)
+            continue
+        if name in raw:
+            raise UsageError(f"--{name} given twice")
+        if "=" in token:
+            values = [token.partition("=")[2]]
+        else:
+            values = []
+            # an array flag takes every value up to the next flag; others take one
+            while index < len(argv) and flag_name(argv[index]) is None and argv[index] != "--":
+                values.append(argv[index])
+                index += 1
+                if params[name].type != "array":
+                    break
+        if values:  # SWE-agent renders a null optional as a bare flag: treat it as not given
+            raw[name] = values
+    for param in spec.params:
+        if param.name in raw or not positional:
+            continue
+        if param.type == "array":
+            raw[param.name], positional = positional, []
+        else:
+            raw[param.name] = [positional.pop(0)]
+    if positional:
+        extra = " ".join(positional)
+        raise UsageError(f"too many arguments: {extra!r} (quote an argument that contains spaces)")
+    missing = [param.name for param in spec.params if param.required and param.name not in raw]
+    if missing:
+        raise UsageError(f"missing argument(s): {', '.join(missing)}")
+    return {name: _convert(params[name], values) for name, values in raw.items()}
+
+
+def _convert(param: Param, values: list[str]) -> Any:
+    if param.type == "array":
+        item = Param(param.name, param.items or "string", "")
+        return [_scalar(item, value) for value in values]
+    return _scalar(param, values[0])
+
+
+def _scalar(param: Param, value: str) -> Any:
+    try:
+        if param.type == "integer":
+            return int(value.strip())
+        if param.type == "number":
+            return float(value.strip())
+        if param.type == "object":
+            return json.loads(value)
+    except ValueError:
+        article = "an" if param.type in ("integer", "object") else "a"
+        raise UsageError(f"argument {param.name} must be {article} {param.type}, got {value!r}") from None
+    if param.type == "boolean":
+        lowered = value.strip().lower()
+        if lowered not in _TRUE | _FALSE:
+            raise UsageError(f"argument {param.name} must be true or false, got {value!r}")
+        return lowered in _TRUE
+    return value
+
+
+def repository_root(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """``$REPOSEARCHER_REPO``, else SWE-agent's ``$ROOT`` (it exports the repository root there before
+    installing tools), else the nearest directory above the working directory holding ``.git``, else the
+    working directory itself. The agent may ``cd`` into a sub-directory; the index stays the repository's."""
+    environ = os.environ if environ is None else environ
+    for variable in ("REPOSEARCHER_REPO", "ROOT"):
+        value = environ.get(variable, "").strip()
+        if value and Path(value).is_dir():
+            return Path(value)
+    here = (cwd or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return directory
+    return here
+
+
+def _index(root: Path) -> Any:
+    from reposearcher_plugin.index import build_index
+
+    return build_index(root)
+
+
+def run(argv: Sequence[str], out: Any = None) -> int:
+    out = out or sys.stdout
+    args = list(argv)
+    profile = "default"
+    warm = False
+    while args and args[0].startswith("--"):
+        option = args.pop(0)
+        if option == "--profile" and args:
+            profile = args.pop(0)
+        elif option.startswith("--profile="):
+            profile = option.partition("=")[2]
+        elif option == "--warm":
+            warm = True
+        else:
+            out.write(f"reposearcher tool runner: unknown option {option}\n")
+            return 2
+    try:
+        specs = {spec.name: spec for spec in profile_specs(profile)}
+    except ValueError as error:
+        out.write(f"reposearcher tool runner: {error}\n")
+        return 2
+    root = repository_root()
+    if warm:
+        index = _index(root)
+        out.write(
+            f"RepoSearcher: indexed {index.stats.files} files of {root} in {index.stats.seconds:.2f} s\n"
+        )
+        return 0
+    if not args:
+        out.write("usage: python -m reposearcher_plugin.hosts.swe_agent_tool [--profile P] TOOL [ARGS...]\n")
+        return 2
+    name, rest = args[0], args[1:]
+    spec = specs.get(name)
+    if spec is None:
+        out.write(f"Unknown tool {name!r}. Available tools: {', '.join(specs)}.\n")
+        return 2
+    try:
+        arguments = parse_arguments(spec, rest)
+    except UsageError as error:
+        message = f"{name}: {error}\n" if str(error) else ""
+        out.write(message + usage(spec) + "\n")
+        return 2
+    from reposearcher_plugin.index.walk import IndexInputError
+    from reposearcher_plugin.tools.profiles import ToolBox
+
+    try:
+        index = _index(root)
+    except (IndexInputError, OSError) as error:
+        out.write(f"{name}: cannot index the repository at {root}: {error}\n")
+        return 1
+    observation = ToolBox(index, profile).call(name, arguments)
+    out.write(observation.text + ("" if observation.text.endswith("\n") else "\n"))
+    return 0 if observation.ok else 1
+
+
+def main() -> None:
+    # the container's locale may be POSIX; code and paths are printed as UTF-8 whatever it says
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
+    status = run(sys.argv[1:])
+    sys.stdout.flush()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""The SWE-agent host: bundle rules, the bundle installed and called the way SWE-agent does (real swe-rex,
+LocalDeployment, an old python first on PATH), and the localize-first instances file."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jinja2 import Template
+
+from reposearcher_plugin.cli.swe_agent_cmd import main as swe_agent_main
+from reposearcher_plugin.hosts.swe_agent import (
+    bundle_config,
+    render_localization,
+    swe_bench_image,
+    validate_bundle,
+    validate_bundle_config,
+    write_bundle,
+)
+from reposearcher_plugin.hosts.swe_agent_tool import UsageError, parse_arguments, repository_root
+from reposearcher_plugin.index import ParseCache, build_index
+from reposearcher_plugin.tools import PROFILES, Param, ToolBox, ToolSpec, profile_specs
+from tests.conftest import git, write_tree
+
+OLD_PYTHON = Path("/root/.pyenv/versions/3.8.18/bin/python")
+
+REPO_FILES = {
+    "shop/__init__.py": "",
+    "shop/cart.py": """
+        from shop.pricing import total
+
+
+        class Cart:
+            \"\"\"A shopping cart.\"\"\"
+
+            def __init__(self):
+                self.items = []
+
+            def add(self, price, quantity=1):
+                self.items.append((price, quantity))
+
+            def checkout(self):
+                return total(self.items)
+        """,
+    "shop/pricing.py": """
+        def total(items):
+            return sum(price for price, quantity in items)
+
+
+        def discount(amount, rate):
+            return amount * (1 - rate)
+        """,
+    "tests/test_cart.py": """
+        from shop.cart import Cart
+
+
+        def test_checkout():
+            assert Cart().checkout() == 0
+        """,
+}
+
+# (tool, arguments) as a model would send them through function calling
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("get_repo_structure", {}),
+    ("get_repo_structure", {"depth": 1}),  # an optional argument after an omitted one
+    ("get_imports_of_file", {"file": "shop/cart.py"}),
+    ("search_class", {"class_name": "Cart"}),
+    ("search_function", {"function_name": "total", "file": "shop/pricing.py"}),
+    ("search_class_method", {"class_name": "Cart", "method_name": "checkout"}),
+    ("view_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 3}),
+    ("search_code", {"query": "total price quantity", "k": 3}),
+    ("find_references", {"name": "total"}),
+]
+
+
+def swe_agent_command(config: dict[str, Any], tool: str, values: dict[str, Any]) -> str:
+    """The shell command SWE-agent's function-calling parser makes of a call (sweagent/tools/parsing.py
+    FunctionCallingParser and commands.Command.invoke_format): strings shell-quoted, each argument through
+    its Jinja argument_format, omitted ones left empty, <x> / [<x>] slots filled."""
+    entry = config["tools"][tool]
+    formatted = {}
+    for argument in entry["arguments"]:
+        if argument["name"] not in values:
+            formatted[argument["name"]] = ""
+            continue
+        value = values[argument["name"]]
+        value = shlex.quote(value) if isinstance(value, str) else value
+        formatted[argument["name"]] = Template(argument.get("argument_format", "{{value}}")).render(
+            value=value
+        )
+    invoke = re.sub(r"\[?<([a-zA-Z_][a-zA-Z0-9_-]*)>\]?", r"{\1}", entry["signature"])
+    return invoke.format(**formatted).strip()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = write_tree(tmp_path_factory.mktemp("git") / "shop", REPO_FILES)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "v1")
+    return root
+
+
+# --- SWE-agent's bundle rules ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_generated_config_follows_swe_agent_rules(profile):
+    config = bundle_config(profile)
+    assert validate_bundle_config(config) == []
+    names = [spec.name for spec in profile_specs(profile)]
+    assert list(config["tools"]) == [name for name in names if name not in ("submit", "exit")]
+
+
+def test_validator_catches_what_swe_agent_refuses():
+    good = bundle_config("default")
+    breakages = {
+        "not named in the signature": lambda c: c["tools"]["search_class"].update(
+            signature="search_class <x>"
+        ),
+        "cannot come after optional": lambda c: c["tools"]["view_code"]["arguments"][1].update(
+            required=False
+        ),
+        "invalid name": lambda c: c["tools"]["find_references"]["arguments"][0].update(name="2name"),
+        "not a JSON schema type": lambda c: c["tools"]["search_code"]["arguments"][1].update(type="int"),
+        "duplicate argument names": lambda c: c["tools"]["view_code"]["arguments"][2].update(
+            name="start_line"
+        ),
+        "lacks 'required'": lambda c: c["tools"]["search_code"]["arguments"][0].pop("required"),
+        "docstring holds format fields": lambda c: c["tools"]["search_code"].update(docstring="a {dict} b"),
+        "clashes with SWE-agent's own submit": lambda c: c["tools"].update(submit=c["tools"]["search_code"]),
+        "argument_format must be Jinja": lambda c: c["tools"]["search_class"]["arguments"][1].update(
+            argument_format="--file {value}"
+        ),
+    }
+    for expected, breaking in breakages.items():
+        config = copy.deepcopy(good)
+        breaking(config)
+        problems = validate_bundle_config(config)
+        assert any(expected in problem for problem in problems), (expected, problems)
+    assert validate_bundle_config({"tool": {}}) != []
+
+
+def test_bundle_layout_and_disk_checks(tmp_path):
+    bundle = write_bundle(tmp_path / "reposearcher", "tooltrain")
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert "exit" not in config["tools"] and sorted(p.name for p in (bundle / "bin").iterdir()) == sorted(
+        config["tools"]
+    )
+    assert (bundle / "bin" / "get_code_of_class").read_text().startswith("#!/bin/sh\n")
+    assert "SWE-agent has its own `submit`" in (bundle / "README.md").read_text()
+    assert subprocess.run(["sh", "-n", str(bundle / "install.sh")]).returncode == 0
+    # rewriting as another profile leaves no stale tools behind
+    write_bundle(bundle, "default")
+    assert not (bundle / "bin" / "get_code_of_class").exists() and validate_bundle(bundle) == []
+    (bundle / "bin" / "view_code").chmod(0o644)
+    (bundle / "bin" / "search_code").unlink()
+    problems = validate_bundle(bundle)
+    assert any("view_code is not executable" in p for p in problems)
+    assert any("search_code does not exist" in p for p in problems)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a bundle"):
+        write_bundle(tmp_path / "other")
+
+
+# --- the runner's command line ---------------------------------------------------------------------------
+
+
+def test_command_line_arguments_map_to_parameters():
+    specs = {spec.name: spec for spec in profile_specs("default")}
+    view, structure = specs["view_code"], specs["get_repo_structure"]
+    assert parse_arguments(view, ["a.py", "3", "9"]) == {"file": "a.py", "start_line": 3, "end_line": 9}
+    assert parse_arguments(structure, ["--depth", "1"]) == {"depth": 1}
+    assert parse_arguments(structure, ["src", "3"]) == {"path": "src", "depth": 3}  # positional optionals
+    assert parse_arguments(structure, ["--depth=4", "src"]) == {"path": "src", "depth": 4}
+    assert parse_arguments(specs["search_class"], ["Cart", "--file"]) == {"class_name": "Cart"}  # null
+    assert parse_arguments(specs["search_code"], ["--weird query"]) == {"query": "--weird query"}
+    with pytest.raises(UsageError, match="start_line must be an integer"):
+        parse_arguments(view, ["a.py", "one", "3"])
+    with pytest.raises(UsageError, match="missing argument"):
+        parse_arguments(view, ["a.py"])
+    with pytest.raises(UsageError, match="too many arguments"):
+        parse_arguments(specs["find_references"], ["total", "price"])
+    listing = ToolSpec(
+        "pick", "", (Param("items", "array", "", items="integer"), Param("why", "string", "", False))
+    )
+    assert parse_arguments(listing, ["1", "2", "--why", "x"]) == {"items": [1, 2], "why": "x"}
+    assert parse_arguments(listing, ["--items", "3", "4"]) == {"items": [3, 4]}
+
+
+def test_repository_root_resolution(repo, tmp_path):
+    assert repository_root({"REPOSEARCHER_REPO": str(tmp_path)}, repo) == tmp_path
+    assert repository_root({"ROOT": str(repo)}, tmp_path) == repo
+    assert repository_root({}, repo / "shop") == repo.resolve()  # a cd into a sub-directory
+
+
+# --- installed and called as SWE-agent does --------------------------------------------------------------
+
+
+async def _session_run(runtime: Any, command: str, timeout: float = 60) -> tuple[str, int | None]:
+    from swerex.runtime.abstract import BashAction
+
+    result = await runtime.run_in_session(BashAction(command=command, timeout=timeout, check="silent"))
+    return result.output, result.exit_code
+
+
+@pytest.mark.skipif(not OLD_PYTHON.exists(), reason="needs pyenv's Python 3.8")
+def test_bundle_installs_and_runs_in_swe_rex_with_an_old_python_first(repo, tmp_path):
+    from swerex.deployment.local import LocalDeployment
+    from swerex.runtime.abstract import CreateBashSessionRequest, UploadRequest
+
+    bundle = write_bundle(tmp_path / "build" / "reposearcher")
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    cache = tmp_path / "index-cache"
+    tools_dir = tmp_path / "root" / "tools" / "reposearcher"
+    tools_dir.parent.mkdir(parents=True)
+    old = tmp_path / "old-python"  # what a SWE-bench image's conda env puts first on PATH
+    old.mkdir()
+    for name in ("python", "python3"):
+        (old / name).symlink_to(OLD_PYTHON)
+    path = os.pathsep.join([str(old), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    toolbox = ToolBox(build_index(repo, cache=ParseCache(tmp_path / "test-cache"), workers=1))
+
+    async def scenario() -> None:
+        deployment = LocalDeployment()
+        await deployment.start()
+        runtime = deployment.runtime
+        try:
+            await runtime.create_session(CreateBashSessionRequest(startup_timeout=10))
+            setup = [
+                f"export PATH={shlex.quote(path)} REPOSEARCHER_CACHE={shlex.quote(str(cache))}",
+                "unset REPOSEARCHER_PYTHON REPOSEARCHER_REPO PYTHONPATH",
+                f"cd {shlex.quote(str(repo))} && export ROOT=$(pwd -P)",  # SWE-agent's repository reset
+            ]
+            for line in setup:
+                assert (await _session_run(runtime, line))[1] == 0
+            output, _ = await _session_run(runtime, "python3 --version")
+            assert "Python 3.8" in output
+            # tools.py _install_commands: upload, PATH, chmod, `cd bundle && source install.sh`
+            await runtime.upload(UploadRequest(source_path=str(bundle), target_path=str(tools_dir)))
+            install = " && ".join(
+                [
+                    f"export PATH={tools_dir}/bin:$PATH",
+                    f"chmod +x {tools_dir}/bin/*",
+                    f"cd {tools_dir} && source install.sh",
+                    f"chmod +x {tools_dir}/bin/*",
+                ]
+            )
+            output, status = await _session_run(runtime, install, timeout=120)
+            assert status == 0, output
+            assert f"using {sys.executable}" in output or "using /" in output
+            assert "RepoSearcher: indexed 4 files" in output  # warmed from $ROOT
+            recorded = (tools_dir / "python_path").read_text().strip()
+            assert recorded != str(OLD_PYTHON) and "3.8" not in recorded
+            output, _ = await _session_run(
+                runtime, "declare -F _rs_find; echo vars=${_rs_py:-}${_rs_bundle:-}"
+            )
+            assert output.strip() == "vars="  # install.sh leaves nothing behind in the agent's shell
+            assert (await _session_run(runtime, f"cd {shlex.quote(str(repo / 'shop'))}"))[1] == 0
+            for tool, values in CALLS:
+                command = swe_agent_command(config, tool, values)
+                output, status = await _session_run(runtime, command)
+                expected = toolbox.call(tool, values)
+                assert expected.ok, (tool, expected.text)
+                assert status == 0, (command, output)
+                assert output.strip() == expected.text.strip(), command
+            # an unknown class is an answer (the tool's text, status 0); a refused call has status 1
+            output, status = await _session_run(runtime, "search_class NoSuchClass")
+            assert status == 0 and output.strip() == "No class named 'NoSuchClass'."
+            output, status = await _session_run(runtime, "search_class Cart --file nope.py")
+            assert status == 1 and output.strip() == "Error: No file 'nope.py' in the repository."
+            # bad arguments: a usage message, exit status 2
+            output, status = await _session_run(runtime, "view_code shop/cart.py one 3")
+            assert status == 2
+            assert "start_line must be an integer" in output and "usage: view_code <file>" in output
+            output, status = await _session_run(runtime, "search_class_method Cart")
+            assert status == 2 and "missing argument(s): method_name" in output
+        finally:
+            await deployment.stop()
+
+    asyncio.run(scenario())
+
+
+def test_install_fails_loudly_without_a_usable_python(tmp_path):
+    bundle = write_bundle(tmp_path / "reposearcher")
+    old = tmp_path / "old-python"
+    old.mkdir()
+    (old / "python3").symlink_to(OLD_PYTHON if OLD_PYTHON.exists() else "/bin/false")
+    script = f"cd {shlex.quote(str(bundle))} && source install.sh; echo status=$?; echo alive"
+    env = {"PATH": f"{old}:/bin", "HOME": str(tmp_path)}  # no Python >= 3.11 with our package
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert "status=1" in done.stdout and "alive" in done.stdout
+    assert "no Python >= 3.11 that can import reposearcher_plugin" in done.stderr
+    # and a tool called anyway says what to do
+    done = subprocess.run([str(bundle / "bin" / "search_class"), "Cart"], capture_output=True, text=True)
+    assert done.returncode == 127 and "install.sh" in done.stdout
+
+
+# --- localize first: the instances file ------------------------------------------------------------------
+
+
+def test_instances_file_for_swe_agent(tmp_path, capsys):
+    repo = write_tree(tmp_path / "repos" / "acme+shop", REPO_FILES)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    issues = {
+        "acme__shop-1": "Cart.checkout returns a wrong total: total() ignores the quantity of each item.",
+        "acme__shop-2": "discount() should refuse a rate above 1",
+    }
+    rows = [
+        {"instance_id": key, "repo": "acme/shop", "base_commit": commit, "problem_statement": text}
+        for key, text in issues.items()
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "instances.jsonl"
+    args = ["instances", "--dataset", str(data), "--repos-dir", str(tmp_path / "repos"), "--out", str(out)]
+    args += [
+        "--offline",
+        "--cache-dir",
+        str(tmp_path / "snapshots"),
+        "--index-cache-dir",
+        str(tmp_path / "ic"),
+    ]
+    assert swe_agent_main(args) == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["instance_id"] for row in written] == list(issues)
+    first, second = written
+    # SimpleBatchInstance (sweagent/run/batch_instances.py): these keys, extra_fields for the templates
+    assert set(first) == {
+        "instance_id",
+        "image_name",
+        "problem_statement",
+        "repo_name",
+        "base_commit",
+        "extra_fields",
+    }
+    assert first["image_name"] == "docker.io/swebench/sweb.eval.x86_64.acme_1776_shop-1:latest"
+    assert first["repo_name"] == "testbed" and first["base_commit"] == commit
+    assert first["problem_statement"] == issues["acme__shop-1"]
+    assert first["extra_fields"]["localized_locations"][0] in {
+        "shop/cart.py::Cart.checkout",
+        "shop/pricing.py::total",
+    }
+    assert second["extra_fields"]["localized_locations"][0] == "shop/pricing.py::discount"
+    text = second["extra_fields"]["localization"]
+    assert text.splitlines()[1] == "1. shop/pricing.py::discount"
+    assert "Files, most likely first:\n1. shop/pricing.py" in text
+    # what SWE-agent's instance_template makes of it (plain Jinja, extra_fields merged into the variables)
+    template = yaml.safe_load(Path("configs/hosts/swe_agent_localize_first.yaml").read_text())
+    prompt = Template(template["agent"]["templates"]["instance_template"]).render(
+        working_dir="/testbed", problem_statement=second["problem_statement"], **second["extra_fields"]
+    )
+    assert "<localization>\nFunctions and classes" in prompt and "1. shop/pricing.py::discount" in prompt
+    bare = Template(template["agent"]["templates"]["instance_template"]).render(
+        problem_statement="x", localization=""
+    )
+    assert "<localization>" not in bare
+    # resumable: a rerun localizes nothing and writes the same file
+    assert "[2/2] acme__shop-" in capsys.readouterr().err
+    before = out.read_text()
+    assert swe_agent_main(args) == 0
+    assert out.read_text() == before and (tmp_path / "instances.predictions.jsonl").exists()
+    assert "acme__shop-" not in capsys.readouterr().err
+
+
+def test_image_names_and_rendering():
+    assert (
+        swe_bench_image("django__django-11099")
+        == "docker.io/swebench/sweb.eval.x86_64.django_1776_django-11099:latest"
+    )
+    assert (
+        swe_bench_image("Org__Repo-1", "swebench/sweb.eval.x86_64.{id}:latest")
+        == "swebench/sweb.eval.x86_64.org_1776_repo-1:latest"
+    )
+    assert render_localization({"error": "boom", "locations": ["a.py::f"]}) == ""
+    assert render_localization({"found_files": ["a.py"]}) == "Files, most likely first:\n1. a.py"
