@@ -10,6 +10,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.eval_cmd import add_eval_commands
 from reposearcher_plugin.cli.localize_cmd import add_localize_commands
+from reposearcher_plugin.cli.mcp_cmd import add_mcp_command
 from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_show_command(commands)
     add_mini_command(commands)
     add_swe_agent_command(commands)
+    add_mcp_command(commands)
     add_eval_commands(commands)
     return parser
 

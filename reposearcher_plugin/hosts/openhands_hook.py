@@ -1,0 +1,168 @@
+"""OpenHands ``UserPromptSubmit`` hook: localize the user's request and hand the ranking to the agent.
+
+Contract (openhands-sdk ``openhands/sdk/hooks/executor.py`` and ``types.py``, checked on 1.55.0): the hook
+is a shell command (``shell=True``, ``cwd`` = the conversation's workspace, ``OPENHANDS_PROJECT_DIR`` and
+``OPENHANDS_EVENT_TYPE`` in the environment). stdin is ``HookEvent.model_dump_json()``::
+
+    {"event_type": "UserPromptSubmit", "tool_name": null, "tool_input": null, "tool_response": null,
+     "message": "<the user's text>", "session_id": "...", "working_dir": "...", "metadata": {}}
+
+Exit 0 with a JSON object on stdout is read for ``decision``, ``reason``, ``additionalContext`` and
+``continue``; ``additionalContext`` is appended to the user message's ``extended_content``, which is sent
+to the model with the message. Exit 2 BLOCKS the user's message; any other non-zero status is logged and
+ignored. So this hook fails open: on any problem it exits 0 with nothing on stdout and says why on stderr.
+
+Usage (in ``.openhands/hooks.json`` or ``HookConfig(user_prompt_submit=[...])``)::
+
+    python -m reposearcher_plugin.hosts.openhands_hook [--repo PATH] [--top 10] [--model M ...]
+
+Without ``--repo`` the event's ``working_dir`` (then ``$OPENHANDS_PROJECT_DIR``, then the current
+directory) is localized. The offline retrieval localizer is the default: no LLM, no key, about a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+EVENT_TYPE = "UserPromptSubmit"
+DEFAULT_TOP = 10
+DEFAULT_MIN_CHARS = 20
+
+
+class _HookSkipped(Exception):
+    """Nothing to add for this event (not an error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a bad flag, and exit 2 would block the user's message: raise instead."""
+
+    def error(self, message: str) -> Any:
+        raise ValueError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reposearcher_plugin.cli.options import add_localizer_options
+
+    parser = _Parser(
+        prog="python -m reposearcher_plugin.hosts.openhands_hook",
+        description="OpenHands UserPromptSubmit hook: reads the hook event JSON on stdin and prints "
+        '{"additionalContext": ...} with the locations RepoSearcher ranks for the prompt. Never blocks.',
+    )
+    parser.add_argument("--repo", help="repository to search (default: the event's working_dir)")
+    parser.add_argument(
+        "--top", type=int, default=DEFAULT_TOP, help=f"locations listed (default {DEFAULT_TOP})"
+    )
+    parser.add_argument(
+        "--min-chars",
+        type=int,
+        default=DEFAULT_MIN_CHARS,
+        help="prompts shorter than this get no context, e.g. 'go on' (default %(default)s)",
+    )
+    parser.add_argument("--cache-dir", help="where parses are cached (default: ~/.cache/reposearcher)")
+    add_localizer_options(parser)
+    return parser
+
+
+def read_event(stream: TextIO) -> dict[str, Any]:
+    text = stream.read()
+    if not text.strip():
+        raise ValueError("no hook event on stdin")
+    event = json.loads(text)
+    if not isinstance(event, dict):
+        raise ValueError(f"the hook event is not a JSON object: {text[:80]!r}")
+    return event
+
+
+def repository_of(args: argparse.Namespace, event: dict[str, Any]) -> Path:
+    candidate = (
+        args.repo or event.get("working_dir") or os.environ.get("OPENHANDS_PROJECT_DIR") or os.getcwd()
+    )
+    root = Path(candidate)
+    if not root.is_dir():
+        raise ValueError(f"repository {root}: not a directory")
+    return root
+
+
+def localization_context(args: argparse.Namespace, event: dict[str, Any]) -> str:
+    """The additional context for one event; raises _HookSkipped when there is nothing to say."""
+    from reposearcher_plugin.agent.localizers import build_localizer
+    from reposearcher_plugin.cli.options import localizer_options
+    from reposearcher_plugin.index import ParseCache, build_index
+
+    kind = event.get("event_type")
+    if kind != EVENT_TYPE:
+        raise _HookSkipped(f"event {kind!r} is not {EVENT_TYPE}")
+    prompt = (event.get("message") or "").strip()
+    if len(prompt) < args.min_chars:
+        raise _HookSkipped(f"prompt shorter than {args.min_chars} characters")
+    options = localizer_options(args)
+    root = repository_of(args, event)
+    started = time.perf_counter()
+    index = build_index(root, cache=ParseCache(args.cache_dir) if args.cache_dir else None)
+    result = build_localizer(options).localize(
+        index, prompt, instance_id=str(event.get("session_id") or "prompt"), repo=str(root)
+    )
+    if result.error and not result.locations:
+        raise RuntimeError(f"localization failed: {result.error}")
+    return render_context(index, result.to_dict(), args.top, time.perf_counter() - started)
+
+
+def render_context(index: Any, row: dict[str, Any], top: int, seconds: float) -> str:
+    """Compact enough to sit beside the user's message: ranked entity ids with line spans, then files."""
+    locations = row.get("locations") or []
+    files = row.get("found_files") or []
+    if not locations and not files:
+        raise _HookSkipped("no locations found")
+    lines = [
+        f"RepoSearcher localization ({row.get('model')}, {seconds:.1f} s): the code most likely involved in "
+        "this request, best first. Ranked guesses from a search of the repository; read the code before "
+        "relying on them."
+    ]
+    for rank, location in enumerate(locations[:top], start=1):
+        lines.append(f"{rank}. {location}{_span(index, location)}")
+    lines.append("Files: " + ", ".join(files[:5]))
+    return "\n".join(lines)
+
+
+def _span(index: Any, location: str) -> str:
+    path, _, qualname = location.partition("::")
+    indexed = index.files.get(path)
+    if indexed is None or not qualname:
+        return ""
+    for entity in indexed.parse.entities:
+        if entity.qualname == qualname:
+            return f" ({entity.kind}, lines {entity.start}-{entity.end})"
+    return ""
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
+    # stdout carries the one JSON answer: anything else printed by accident would make it unreadable
+    out = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        context = localization_context(args, read_event(stdin or sys.stdin))
+    except _HookSkipped as skipped:
+        print(f"reposearcher hook: no context: {skipped}", file=sys.stderr)
+        return 0
+    except BaseException as error:  # fail open: a broken hook must never block the user's prompt
+        if isinstance(error, KeyboardInterrupt):
+            return 0
+        print(f"reposearcher hook: error (prompt passed on unchanged): {error}", file=sys.stderr)
+        return 0
+    finally:
+        sys.stdout = out
+    out.write(json.dumps({"additionalContext": context}, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
