@@ -1,0 +1,209 @@
+"""The RL dataset: one verl row per training issue, its prompt rendered by the one chat format.
+
+verl 0.9.1's RL schema (``verl/utils/dataset/rl_dataset.py``, ``experimental/agent_loop/tool_agent_loop.py``):
+``data_source``, ``prompt`` (chat messages), ``ability``, ``reward_model{style, ground_truth}``,
+``extra_info{index, tools_kwargs, ...}`` and ``agent_name``. The tool agent loop passes the tool schemas of
+its tool config to the chat template itself (``apply_chat_template(messages, tools=...)``), so the prompt
+is rendered as for ``tool_format="native"``: no tools block of our own in the system turn, or the model
+would see the tools twice. The overview in the prompt is the repository at the instance's base commit,
+exactly as ``agent/loop.py`` builds it at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reposearcher_plugin.agent import chat
+from reposearcher_plugin.evaluation.gold import GoldError, derive_gold
+from reposearcher_plugin.evaluation.instances import DatasetError, Instance, load_instances
+from reposearcher_plugin.index import ParseCache, build_index
+from reposearcher_plugin.index.locations import normalize_location, unique
+from reposearcher_plugin.rl.reward import DATA_SOURCE
+from reposearcher_plugin.tools import RepoTools, profile_specs
+from reposearcher_plugin.workspace import Workspace, WorkspaceError
+
+ABILITY = "localization"
+AGENT_NAME = "tool_agent"
+TOP_K = 5
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildReport:
+    """What happened to every instance asked for: kept, or why not."""
+
+    kept: int = 0
+    no_gold: list[str] = field(default_factory=list)  # gold empty (patch touches no indexed source)
+    excluded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # instance id -> error
+    longest_prompt_chars: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kept": self.kept,
+            "no_gold": len(self.no_gold),
+            "excluded": len(self.excluded),
+            "failed": len(self.failed),
+            "failures": dict(list(self.failed.items())[:20]),
+            "longest_prompt_chars": self.longest_prompt_chars,
+        }
+
+
+def read_exclusions(sources: Iterable[str], split: str | None = None) -> set[str]:
+    """Instance ids to keep out of training: a dataset (file or hub name), a JSON list or object of ids,
+    or a text file with one id per line."""
+    ids: set[str] = set()
+    for source in sources:
+        path = Path(source)
+        if path.suffix in (".txt", ".ids", "") and path.is_file():
+            ids |= {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+            continue
+        if path.suffix == ".json" and path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, list) and all(isinstance(item, str) for item in data):
+                ids |= set(data)
+                continue
+            if isinstance(data, dict) and not _looks_like_rows(data):  # a gold file: {id: [...]}
+                ids |= set(data)
+                continue
+        try:
+            ids |= {instance.instance_id for instance in load_instances(source, split)}
+        except DatasetError as error:
+            raise DatasetError(f"--exclude {source}: {error}") from None
+    return ids
+
+
+def _looks_like_rows(data: Mapping[str, Any]) -> bool:
+    first = next(iter(data.values()), None)
+    return isinstance(first, Mapping) and "problem_statement" in first
+
+
+def prompt_messages(instance: Instance, overview: str, profile: str) -> list[dict[str, str]]:
+    """The first two turns of the agent's conversation, as the tool agent loop will template them.
+
+    The official two-stage ``tooltrain`` flow cannot run inside verl's single-conversation agent loop, so
+    both profiles start from the one-stage default prompt; the profile decides the tools offered.
+    """
+    specs = profile_specs(profile)
+    return chat.default_prompt(instance.problem_statement, overview, specs, "native", TOP_K)
+
+
+def build_row(instance: Instance, gold: Sequence[str], overview: str, profile: str, index: int) -> dict:
+    create_kwargs = {"repo": instance.repo, "base_commit": instance.base_commit}
+    tools_kwargs = {spec.name: {"create_kwargs": dict(create_kwargs)} for spec in profile_specs(profile)}
+    return {
+        "data_source": DATA_SOURCE,
+        "prompt": prompt_messages(instance, overview, profile),
+        "ability": ABILITY,
+        # a list, never empty (such instances are dropped): pyarrow writes it as list<string>
+        "reward_model": {"style": "rule", "ground_truth": list(gold)},
+        "extra_info": {
+            "index": index,
+            "instance_id": instance.instance_id,
+            "repo": instance.repo,
+            "base_commit": instance.base_commit,
+            "tools_kwargs": tools_kwargs,
+        },
+        "agent_name": AGENT_NAME,
+    }
+
+
+def build_rows(
+    instances: Sequence[Instance],
+    workspace: Workspace,
+    *,
+    gold: Mapping[str, Sequence[str]] | None = None,
+    profile: str = "default",
+    cache: ParseCache | None = None,
+    report: BuildReport | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """One row per instance with non-empty gold; gold from ``gold`` or derived from the patch at the
+    instance's base commit (the same index serves the overview). Failures are reported, not raised."""
+    profile_specs(profile)
+    report = report if report is not None else BuildReport()
+    cache = cache or ParseCache()
+    rows: list[dict[str, Any]] = []
+    if progress:
+        progress(0, len(instances))
+    for done, instance in enumerate(instances, start=1):
+        try:
+            labels = _row_for(instance, workspace, gold, profile, cache, rows)
+            if labels is None:
+                report.no_gold.append(instance.instance_id)
+        except (WorkspaceError, GoldError, OSError, ValueError) as error:
+            report.failed[instance.instance_id] = str(error).splitlines()[0][:300]
+        if progress:
+            progress(done, len(instances))
+    report.kept += len(rows)
+    for row in rows:
+        report.longest_prompt_chars = max(
+            report.longest_prompt_chars, sum(len(message["content"]) for message in row["prompt"])
+        )
+    return rows
+
+
+def _row_for(
+    instance: Instance,
+    workspace: Workspace,
+    gold: Mapping[str, Sequence[str]] | None,
+    profile: str,
+    cache: ParseCache,
+    rows: list[dict[str, Any]],
+) -> list[str] | None:
+    if gold is not None and not gold.get(instance.instance_id):
+        return None  # no gold in the file: nothing to reward, and no need to check the repository out
+    with workspace.hold(instance.repo, instance.base_commit, allow_missing=True) as tree:
+        index = build_index(tree, cache=cache, workers=1)
+        labels = gold[instance.instance_id] if gold is not None else derive_gold(instance, index)
+        labels = unique(normalize_location(item) for item in labels if item.strip())
+        if not labels:
+            return None
+        overview = RepoTools(index).get_repo_structure(".", 2)
+    rows.append(build_row(instance, labels, overview, profile, len(rows)))
+    return labels
+
+
+def split_rows(
+    rows: list[dict[str, Any]], test_size: int, seed: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A seeded random hold-out of ``test_size`` rows (by instance)."""
+    if test_size < 0:
+        raise ValueError("--test-size must not be negative")
+    if test_size >= len(rows) and rows:
+        raise ValueError(f"--test-size {test_size} leaves no training rows (there are {len(rows)})")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:test_size])
+    train = [row for number, row in enumerate(rows) if number not in held]
+    test = [row for number, row in enumerate(rows) if number in held]
+    return renumber(train, "train"), renumber(test, "test")
+
+
+def renumber(rows: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    for number, row in enumerate(rows):
+        row["extra_info"]["index"] = number
+        row["extra_info"]["split"] = split
+    return rows
+
+
+def write_parquet(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(list(rows)), path)
+    return path
+
+
+def default_test_size(rows: int) -> int:
+    """10 % of the rows, at most 100 and at least one while two or more rows exist."""
+    return 0 if rows < 2 else max(1, min(100, rows // 10))
