@@ -143,3 +143,18 @@ def test_hermes_wire_merges_tool_results_into_one_user_turn():
     }
     assert len(wire) == 4
     assert to_wire(messages, "native") == messages  # native: the canonical form is the wire form
+
+
+def test_prompt_mentions_submit_only_when_it_is_offered():
+    from reposearcher_plugin.agent.chat import default_prompt
+    from reposearcher_plugin.rl.toolset import tool_names
+    from reposearcher_plugin.tools import profile_specs
+
+    specs = profile_specs("default")
+    with_submit = default_prompt("issue", "overview", specs, "native", 5)[0]["content"]
+    offered = set(tool_names("default"))
+    without = default_prompt("issue", "overview", [s for s in specs if s.name in offered], "native", 5)[0][
+        "content"
+    ]
+    assert "call `submit`" in with_submit
+    assert "submit" not in without and "reply with the answer" in without

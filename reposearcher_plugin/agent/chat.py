@@ -37,9 +37,15 @@ fixed. You will be given an issue and an overview of the repository. Use the too
 names, tracebacks and imports from the issue to the definitions that must change. Do not guess names;
 look them up. Several tool calls in one reply are fine.
 
-When you know the answer, either call `submit` with the ranked locations, or stop calling tools and
-reply with the answer.
+{how_to_answer}
 {answer_format}"""
+
+SUBMIT_OR_REPLY = (
+    "When you know the answer, either call `submit` with the ranked locations, or stop calling tools and\n"
+    "reply with the answer."
+)
+REPLY_ONLY = "When you know the answer, stop calling tools and reply with the answer."
+
 
 DEFAULT_USER = """<issue>
 {issue}
@@ -136,7 +142,10 @@ def default_prompt(
     top_k: int,
     hints: Sequence[str] = (),
 ) -> list[dict]:
-    system = DEFAULT_SYSTEM.format(answer_format=ANSWER_FORMAT)
+    # a tool set without `submit` (RL, where the last reply is the answer) must not be told to call it
+    offers_submit = any(spec.name == "submit" for spec in specs)
+    how_to_answer = SUBMIT_OR_REPLY if offers_submit else REPLY_ONLY
+    system = DEFAULT_SYSTEM.format(answer_format=ANSWER_FORMAT, how_to_answer=how_to_answer)
     hint_block = HINTS.format(locations="\n".join(hints)) if hints else ""
     user = DEFAULT_USER.format(issue=clip_issue(issue), overview=overview, top_k=top_k, hints=hint_block)
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]

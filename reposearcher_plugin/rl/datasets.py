@@ -24,6 +24,7 @@ from reposearcher_plugin.evaluation.instances import DatasetError, Instance, loa
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.index.locations import normalize_location, unique
 from reposearcher_plugin.rl.reward import DATA_SOURCE
+from reposearcher_plugin.rl.toolset import tool_names
 from reposearcher_plugin.tools import RepoTools, profile_specs
 from reposearcher_plugin.workspace import Workspace, WorkspaceError
 
@@ -89,7 +90,8 @@ def prompt_messages(instance: Instance, overview: str, profile: str) -> list[dic
     The official two-stage ``tooltrain`` flow cannot run inside verl's single-conversation agent loop, so
     both profiles start from the one-stage default prompt; the profile decides the tools offered.
     """
-    specs = profile_specs(profile)
+    offered = set(tool_names(profile))  # the tools the RL tool config offers (no `submit`)
+    specs = tuple(spec for spec in profile_specs(profile) if spec.name in offered)
     return chat.default_prompt(instance.problem_statement, overview, specs, "native", TOP_K)
 
 

@@ -74,6 +74,7 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 from reposearcher_plugin.agent.loop import AgentConfig
 from reposearcher_plugin.agent.parse import read_arguments
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
+from reposearcher_plugin.rl.toolset import tool_names
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, profile_specs
 
 logger = logging.getLogger(__name__)
@@ -468,14 +469,6 @@ def verl_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
     }
-
-
-def tool_names(profile: str = "default", final_tools: bool | None = None) -> list[str]:
-    """The profile's tools as RL offers them; ``final_tools=None``: keep ``exit``, leave out ``submit``."""
-    names = [spec.name for spec in profile_specs(profile)]
-    if final_tools is None:
-        return [name for name in names if name != "submit"]
-    return names if final_tools else [name for name in names if name not in FINAL_TOOLS]
 
 
 def tool_config(profile: str = "default", final_tools: bool | None = None, **config: Any) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""Which tools RL offers, without importing verl (dataset builders need it on machines without verl)."""
+
+from __future__ import annotations
+
+from reposearcher_plugin.tools import FINAL_TOOLS, profile_specs
+
+
+def tool_names(profile: str = "default", final_tools: bool | None = None) -> list[str]:
+    """The profile's tools as RL offers them; ``final_tools=None``: keep ``exit``, leave out ``submit``."""
+    names = [spec.name for spec in profile_specs(profile)]
+    if final_tools is None:
+        return [name for name in names if name != "submit"]
+    return names if final_tools else [name for name in names if name not in FINAL_TOOLS]
