@@ -21,6 +21,9 @@ def add_eval_commands(subparsers: Any) -> None:
     commands = evaluation.add_subparsers(dest="eval_command", required=True)
     _add_loc(commands)
     _add_gold(commands)
+    from reposearcher_plugin.cli.resolve_cmd import add_resolve_commands
+
+    add_resolve_commands(commands)
     # Further `eval` sub-commands register here, each with its own _add_<name>(commands).
 
 
