@@ -16,15 +16,17 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.workspace import Workspace
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +39,17 @@ class BatchSummary:
     seconds: float = 0.0
     interrupted: bool = False
     error_examples: list[str] = field(default_factory=list)
+
+    def count(self, row: dict[str, Any], empty: bool, started: float) -> None:
+        """Count one finished row: an error, an empty answer, or a result."""
+        self.done += 1
+        if row.get("error"):
+            self.errors += 1
+            if len(self.error_examples) < 5:
+                self.error_examples.append(f"{row['instance_id']}: {row['error']}")
+        elif empty:
+            self.empty += 1
+        self.seconds = time.perf_counter() - started
 
     @property
     def per_minute(self) -> float:
@@ -53,6 +66,34 @@ class BatchSummary:
             "instances_per_minute": round(self.per_minute, 2),
             "interrupted": self.interrupted,
         }
+
+
+def run_in_threads(
+    items: Sequence[T],
+    work: Callable[[T], dict[str, Any]],
+    record: Callable[[dict[str, Any]], None],
+    workers: int,
+) -> bool:
+    """Run ``work`` over ``items`` in threads (for work that waits on a model), recording each row as it
+    finishes. On Ctrl-C the queued items are cancelled and the running ones recorded; returns whether the
+    run was interrupted."""
+    executor = ThreadPoolExecutor(max_workers=workers)
+    pending: set[Future[dict[str, Any]]] = set()
+    try:
+        pending = {executor.submit(work, item) for item in items}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record(future.result())
+    except KeyboardInterrupt:
+        for future in pending:
+            future.cancel()
+        for future in [future for future in pending if not future.cancelled()]:
+            record(future.result())
+        return True
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return False
 
 
 def trajectory_dir(out: Path) -> Path:
@@ -184,14 +225,7 @@ def run_batch(
                     row = future.result()
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                     sink.flush()
-                    summary.done += 1
-                    if row.get("error"):
-                        summary.errors += 1
-                        if len(summary.error_examples) < 5:
-                            summary.error_examples.append(f"{row['instance_id']}: {row['error']}")
-                    elif not row.get("locations") and not row.get("found_files"):
-                        summary.empty += 1
-                    summary.seconds = time.perf_counter() - started
+                    summary.count(row, not row.get("locations") and not row.get("found_files"), started)
                     if on_result:
                         on_result(row, summary)
                     next_job = next(queue, None)

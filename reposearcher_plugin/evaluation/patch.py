@@ -22,6 +22,7 @@ flushed as it finishes, a failing instance is recorded with ``model_patch: ""`` 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tempfile
@@ -29,13 +30,12 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, Policy, PolicyError
-from reposearcher_plugin.evaluation.batch import finished_ids, trajectory_dir
+from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
@@ -111,16 +111,7 @@ class PatchOptions:
     index_cache_dir: str | None = None
 
 
-@dataclass
-class PatchSummary:
-    total: int
-    skipped: int = 0
-    done: int = 0
-    errors: int = 0
-    empty: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    error_examples: list[str] = field(default_factory=list)
+PatchSummary = BatchSummary  # the same counts as a localization batch
 
 
 # --- edit blocks ----------------------------------------------------------------------------------------
@@ -627,33 +618,11 @@ def run_patches(
         def record(row: dict[str, Any]) -> None:
             handle.write(json.dumps(row) + "\n")
             handle.flush()
-            summary.done += 1
-            if row.get("error"):
-                summary.errors += 1
-                if len(summary.error_examples) < 5:
-                    summary.error_examples.append(f"{row['instance_id']}: {row['error']}")
-            elif not row["model_patch"].strip():
-                summary.empty += 1
-            summary.seconds = time.perf_counter() - started
+            summary.count(row, not row["model_patch"].strip(), started)
             if on_result is not None:
                 on_result(row, summary)
 
-        pending: dict[Future, str] = {}
-        executor = ThreadPoolExecutor(max_workers=workers)
-        try:
-            pending = {executor.submit(patch_instance, run, item): item.instance_id for item in todo}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    del pending[future]
-                    record(future.result())
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            for future in pending:
-                future.cancel()
-            for future in [future for future in pending if not future.cancelled()]:
-                record(future.result())
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+        work = functools.partial(patch_instance, run)
+        summary.interrupted = run_in_threads(todo, work, record, workers)
     summary.seconds = time.perf_counter() - started
     return summary

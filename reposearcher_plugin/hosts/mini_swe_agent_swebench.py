@@ -20,6 +20,7 @@ in mini-swe-agent's format (``mini-extra inspector`` reads them).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -30,12 +31,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.evaluation.batch import finished_ids, trajectory_dir
+from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.workspace import Workspace
 
@@ -49,16 +49,7 @@ DOCKER_ENVIRONMENT = {"cwd": "/testbed", "interpreter": ["bash", "-c"], "env": {
 ModelFactory = Callable[[Instance], Any]
 
 
-@dataclass
-class SwebenchSummary:
-    total: int
-    skipped: int = 0  # already in the output
-    done: int = 0
-    errors: int = 0  # the instance could not run (no checkout, environment failure, crash)
-    empty: int = 0  # finished with an empty patch (not submitted, limits, or nothing changed)
-    seconds: float = 0.0
-    interrupted: bool = False
-    error_examples: list[str] = field(default_factory=list)
+SwebenchSummary = BatchSummary  # the same counts as a localization batch
 
 
 def load_config(specs: Sequence[str | Path] = ()) -> dict[str, Any]:
@@ -332,33 +323,10 @@ def run_swebench(
 
     def record(row: dict[str, Any]) -> None:
         predictions.add(row)
-        summary.done += 1
-        if row.get("error"):
-            summary.errors += 1
-            if len(summary.error_examples) < 5:
-                summary.error_examples.append(f"{row['instance_id']}: {row['error']}")
-        elif not row["model_patch"].strip():
-            summary.empty += 1
-        summary.seconds = time.perf_counter() - started
+        summary.count(row, not row["model_patch"].strip(), started)
         if on_result is not None:
             on_result(row, summary)
 
-    pending: dict[Future, str] = {}
-    executor = ThreadPoolExecutor(max_workers=workers)
-    try:
-        pending = {executor.submit(run_instance, run, instance): instance.instance_id for instance in todo}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                del pending[future]
-                record(future.result())
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        for future in pending:
-            future.cancel()  # those already running finish and are recorded below
-        for future in [future for future in pending if not future.cancelled()]:
-            record(future.result())
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    summary.interrupted = run_in_threads(todo, functools.partial(run_instance, run), record, workers)
     summary.seconds = time.perf_counter() - started
     return summary
