@@ -450,3 +450,37 @@ def test_2048_concurrent_calls_across_repositories(repos, tmp_path, max_cached):
     assert len(verl_tools._WORKSPACES) == 1
     for key in cache.cached_keys():
         assert len(cache.future(key, lambda: None).result().boxes) == 1
+
+
+def test_repeated_call_in_a_trajectory_answers_as_inference(repos, tmp_path):
+    """Within one trajectory (one AgentData) an identical call returns the earlier observation with the
+    inference loop's note; another trajectory runs it afresh."""
+    from reposearcher_plugin.agent.loop import REPEATED_NOTE
+
+    repos_dir, commits = repos
+    tools = load_tools(write_tool_config(tmp_path / "t.yaml", **settings(repos_dir, tmp_path)))
+    box = reference_boxes(repos_dir, commits, tmp_path, "default")[("acme/shop", commits["acme/shop"][1])]
+    loop = SimpleNamespace(
+        tools=tools, max_tool_response_length=100_000, tool_response_truncate_side="middle"
+    )
+    create = {"create_kwargs": kwargs_for("acme/shop", commits["acme/shop"][1])}
+
+    def trajectory() -> AgentData:
+        return AgentData([], None, None, None, None, {}, "r", {name: create for name in tools})
+
+    async def run(agent_data: AgentData, name: str, arguments: dict) -> str:
+        function_call = FunctionCall(name=name, arguments=json.dumps(arguments), tool_call_id="c0")
+        response, _, _ = await ToolAgentLoop._call_tool(
+            loop, function_call, agent_data.tools_kwargs, agent_data
+        )
+        return response.text
+
+    first, second = trajectory(), trajectory()
+    expected = box.call("search_function", {"function_name": "purge"}).text
+    assert asyncio.run(run(first, "search_function", {"function_name": "purge"})) == expected
+    again = asyncio.run(run(first, "search_function", {"function_name": "purge"}))
+    assert again == f"{expected}\n{REPEATED_NOTE}"
+    assert asyncio.run(run(second, "search_function", {"function_name": "purge"})) == expected
+    # a failed call is not remembered: correcting nothing and retrying runs it again
+    bad = {"file": "shop/nope.py", "start_line": 1, "end_line": 2}
+    assert asyncio.run(run(first, "view_code", bad)) == asyncio.run(run(first, "view_code", bad))

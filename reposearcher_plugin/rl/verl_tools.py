@@ -58,9 +58,11 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +73,7 @@ import yaml
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from reposearcher_plugin.agent.loop import AgentConfig
+from reposearcher_plugin.agent.loop import REPEATED_NOTE, AgentConfig
 from reposearcher_plugin.agent.parse import read_arguments
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.rl.toolset import tool_names
@@ -374,6 +376,10 @@ class RepoSearcherTool(BaseTool):
         self.offload = self.name in set(config.get("offload_tools") or DEFAULT_OFFLOAD_TOOLS)
         self.cache = index_cache(config.get("max_cached_indexes"))
         self._instances: dict[str, _Instance] = {}
+        # per trajectory (verl's AgentData, passed to execute): call arguments -> observation, so that a
+        # repeated identical call answers as inference does (earlier observation plus a note); weak keys
+        # let a finished trajectory's entries go with it
+        self._seen: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
         self._ids = itertools.count()
         # create_kwargs -> (cache key, builder), memoized: resolving a repo_path is a few system calls,
         # as long as the lookup itself; bounded, since a long run sees many commits
@@ -421,6 +427,11 @@ class RepoSearcherTool(BaseTool):
                 if problem is not None:
                     text = f"Error: {problem}. Write the call again as valid JSON."  # as agent/loop.py
                     return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
+            seen = self._seen_calls(kwargs.get("agent_data"))
+            key = json.dumps(parameters, sort_keys=True, default=str) if seen is not None else ""
+            if seen is not None and key in seen:
+                repeated = f"{seen[key]}\n{REPEATED_NOTE}"
+                return ToolResponse(text=repeated), 0.0, {"ok": True, "tool": self.name}
             if self.offload:
                 loop = asyncio.get_running_loop()
                 observation = await loop.run_in_executor(None, instance.box.call, self.name, parameters)
@@ -431,9 +442,19 @@ class RepoSearcherTool(BaseTool):
             text = f"Error: {self.name} failed: {type(error).__name__}: {error}"
             return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
         text = clip_observation(observation.text, self.max_observation_chars)
+        if seen is not None and observation.ok and self.name not in FINAL_TOOLS:
+            seen[key] = text
         if observation.ok and instance.answer_prompt:
             text = f"{text}\n\n{instance.answer_prompt}"
         return ToolResponse(text=text), 0.0, {"ok": observation.ok, "tool": self.name}
+
+    def _seen_calls(self, agent_data: Any) -> dict[str, str] | None:
+        if agent_data is None:
+            return None  # called outside an agent loop: no trajectory to remember calls for
+        try:
+            return self._seen.setdefault(agent_data, {})
+        except TypeError:  # not weak-referenceable: do without the repeat note rather than fail
+            return None
 
     async def calc_reward(self, instance_id: str, **kwargs: Any) -> float:
         return 0.0  # the reward is the answer's score (rl/reward.py); verl 0.9.1 never calls this anyway
