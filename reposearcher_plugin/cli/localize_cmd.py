@@ -18,6 +18,7 @@ from reposearcher_plugin.cli.options import (
     select_instances,
     workspace_from_args,
 )
+from reposearcher_plugin.cli.progress import finish_batch
 
 
 def add_localize_commands(commands: Any) -> None:
@@ -200,14 +201,4 @@ def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace
             )
     except ValueError as error:  # an output file that cannot be resumed safely
         return _fail(error)
-    line = (
-        f"{args.out}: {summary.done} localized in {summary.seconds:.0f} s ({summary.per_minute:.1f}/min), "
-        f"{summary.skipped} already there, {summary.errors} errors, {summary.empty} empty"
-    )
-    print(line, file=sys.stderr)
-    for example in summary.error_examples:
-        print(f"  {example}", file=sys.stderr)
-    if summary.interrupted:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    return 1 if summary.done and summary.errors == summary.done else 0
+    return finish_batch(args.out, summary, "localized", "empty")

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from reposearcher_plugin.cli.options import add_workspace_options, select_instances, workspace_from_args
+from reposearcher_plugin.cli.progress import finish_batch
 
 
 def add_patch_command(commands: Any) -> None:
@@ -142,17 +143,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
         )
     except ValueError as error:  # an output that cannot be resumed safely
         return _error(str(error))
-    print(
-        f"{args.out}: {summary.done} patched in {summary.seconds:.0f} s, {summary.skipped} already there, "
-        f"{summary.errors} errors, {summary.empty} empty patches",
-        file=sys.stderr,
-    )
-    for example in summary.error_examples:
-        print(f"  {example}", file=sys.stderr)
-    if summary.interrupted:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    return 1 if summary.done and summary.errors == summary.done else 0
+    return finish_batch(args.out, summary, "patched", "empty patches")
 
 
 def _mini_swe_agent(args: argparse.Namespace) -> int:
@@ -181,9 +172,4 @@ def _mini_swe_agent(args: argparse.Namespace) -> int:
         )
     except (DatasetError, OSError, ValueError) as error:
         return _error(str(error))
-    print(
-        f"{args.out}: {summary.done} run in {summary.seconds:.0f} s, {summary.skipped} already there, "
-        f"{summary.errors} errors, {summary.empty} empty patches",
-        file=sys.stderr,
-    )
-    return 1 if summary.done and summary.errors == summary.done else 0
+    return finish_batch(args.out, summary, "run", "empty patches")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,3 +40,19 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None
 
     with bar:
         yield update
+
+
+def finish_batch(out: str, summary: Any, verb: str, empty: str = "empty") -> int:
+    """The last lines of a batch command (localize, patch, mini-swe-agent) and its exit status:
+    130 when interrupted (rerun to resume), 1 when every instance failed, else 0."""
+    print(
+        f"{out}: {summary.done} {verb} in {summary.seconds:.0f} s ({summary.per_minute:.1f}/min), "
+        f"{summary.skipped} already there, {summary.errors} errors, {summary.empty} {empty}",
+        file=sys.stderr,
+    )
+    for example in summary.error_examples:
+        print(f"  {example}", file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if summary.done and summary.errors == summary.done else 0
