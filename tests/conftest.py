@@ -31,6 +31,15 @@ def git(root: Path, *args: str) -> str:
     ).stdout
 
 
+def commit_all(root: Path, message: str = "v1") -> str:
+    """Commit everything under ``root`` (making it a repository first if need be); returns the commit id."""
+    if not (root / ".git").exists():
+        git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
 @pytest.fixture
 def cache(tmp_path: Path) -> ParseCache:
     return ParseCache(tmp_path / "cache")

@@ -15,7 +15,7 @@ import pytest
 from reposearcher_plugin.cli.main import main
 from reposearcher_plugin.evaluation.batch import finished_ids
 from reposearcher_plugin.evaluation.readers import read_predictions
-from tests.conftest import git, write_tree
+from tests.conftest import commit_all, write_tree
 from tests.openai_stub import ScriptedReply, StubServer
 
 SHOP_V1 = {
@@ -53,14 +53,9 @@ ISSUES = {
 def dataset(tmp_path: Path) -> dict[str, Path]:
     """A repository with two commits under repos/acme+shop, and a dataset of four issues."""
     repo = write_tree(tmp_path / "repos" / "acme+shop", SHOP_V1)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v1")
-    first = git(repo, "rev-parse", "HEAD").strip()
+    first = commit_all(repo, "v1")
     write_tree(repo, SHOP_V2)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v2")
-    second = git(repo, "rev-parse", "HEAD").strip()
+    second = commit_all(repo, "v2")
     commits = {"shop-1": first, "shop-2": second, "shop-3": first, "shop-4": second}
     rows = [
         {"instance_id": key, "repo": "acme/shop", "base_commit": commits[key], "problem_statement": text}

@@ -23,7 +23,7 @@ from reposearcher_plugin.evaluation.instances import load_instances
 from reposearcher_plugin.hosts.mini_swe_agent import LocalizeFirstAgent
 from reposearcher_plugin.hosts.mini_swe_agent_swebench import DEFAULT_CONFIG, load_config, run_swebench
 from reposearcher_plugin.workspace import Workspace
-from tests.conftest import git, write_tree
+from tests.conftest import commit_all, git, write_tree
 
 SHOP = {
     "shop/__init__.py": "",
@@ -78,10 +78,7 @@ def fix_and_submit(fix: str = FIX) -> list[dict]:
 
 def make_repo(root: Path) -> tuple[Path, str]:
     write_tree(root, SHOP)
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "v1")
-    return root, git(root, "rev-parse", "HEAD").strip()
+    return root, commit_all(root)
 
 
 def our_config(tmp_path: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from reposearcher_plugin.evaluation.patch import (
 )
 from reposearcher_plugin.evaluation.readers import read_predictions
 from reposearcher_plugin.workspace import Workspace
-from tests.conftest import git, write_tree
+from tests.conftest import commit_all, git, write_tree
 from tests.scripted_llm import scripted_model
 
 FILES = {
@@ -64,10 +64,7 @@ GOLD = "diff --git a/shop/pricing.py b/shop/pricing.py\n--- a/shop/pricing.py\n+
 @pytest.fixture
 def dataset(tmp_path: Path) -> dict[str, Path]:
     repo = write_tree(tmp_path / "repos" / "acme+shop", FILES)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v1")
-    commit = git(repo, "rev-parse", "HEAD").strip()
+    commit = commit_all(repo)
     rows = [
         {
             "instance_id": f"shop-{number}",

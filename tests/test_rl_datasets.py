@@ -11,7 +11,7 @@ import pytest
 
 from reposearcher_plugin.cli.rl_cmd import add_rl_commands
 from reposearcher_plugin.tools import openai_tools, profile_specs
-from tests.conftest import git, write_tree
+from tests.conftest import commit_all, git, write_tree
 from tests.tiny_tokenizer import build_tiny_tokenizer
 
 SHOP = {
@@ -58,10 +58,7 @@ def run(argv: list[str]) -> int:
 def shop(tmp_path: Path) -> dict[str, Path]:
     """repos/acme+shop at one commit, and a dataset whose rows carry real patches of that commit."""
     repo = write_tree(tmp_path / "repos" / "acme+shop", SHOP)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v1")
-    commit = git(repo, "rev-parse", "HEAD").strip()
+    commit = commit_all(repo)
     rows = []
     for instance_id, (path, old, new, issue) in EDITS.items():
         target = repo / path

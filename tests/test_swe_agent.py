@@ -30,7 +30,7 @@ from reposearcher_plugin.hosts.swe_agent import (
 from reposearcher_plugin.hosts.swe_agent_tool import UsageError, parse_arguments, repository_root
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.tools import PROFILES, Param, ToolBox, ToolSpec, profile_specs
-from tests.conftest import git, write_tree
+from tests.conftest import commit_all, git, write_tree
 
 OLD_PYTHON = Path("/root/.pyenv/versions/3.8.18/bin/python")
 
@@ -312,10 +312,7 @@ def test_install_fails_loudly_without_a_usable_python(tmp_path):
 
 def test_instances_file_for_swe_agent(tmp_path, capsys):
     repo = write_tree(tmp_path / "repos" / "acme+shop", REPO_FILES)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v1")
-    commit = git(repo, "rev-parse", "HEAD").strip()
+    commit = commit_all(repo)
     issues = {
         "acme__shop-1": "Cart.checkout returns a wrong total: total() ignores the quantity of each item.",
         "acme__shop-2": "discount() should refuse a rate above 1",

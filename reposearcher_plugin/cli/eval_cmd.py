@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.options import add_dataset_options
+
 PROTOCOL_CHOICES = ("strict", "tooltrain")
 
 
@@ -41,8 +43,7 @@ def _add_loc(commands: Any) -> None:
         help="score localization outputs (files, modules, functions) with confidence intervals",
         description="Score one or more predictions files against the gold locations of a dataset.",
     )
-    loc.add_argument("--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file or a hub name")
-    loc.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(loc)
     loc.add_argument(
         "--predictions", required=True, nargs="+", help="JSONL outputs; each file is one system (its stem)"
     )

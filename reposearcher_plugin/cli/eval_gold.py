@@ -17,6 +17,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.options import (
     DEFAULT_CACHE_GB,
+    add_dataset_options,
     add_workspace_options,
     select_instances,
     workspace_from_args,
@@ -31,10 +32,7 @@ def add_gold_command(commands: Any) -> None:
         description="Derive gold locations from each instance's patch at its base commit "
         "(rules: docs/gold.md).",
     )
-    gold.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
-    )
-    gold.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(gold)
     add_workspace_options(gold)
     gold.add_argument("--out", required=True, help="gold JSON file {instance_id: [locations]}")
     gold.add_argument(

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reposearcher_plugin.cli.options import (
+    add_dataset_options,
     add_localizer_options,
     add_workspace_options,
     localizer_options,
@@ -46,10 +47,7 @@ def add_localize_commands(commands: Any) -> None:
         description="Batch localization. Instances already in --out are skipped, so rerunning the same "
         "command resumes a killed run. The output is readable by `reposearcher eval loc`.",
     )
-    run.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
-    )
-    run.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(run)
     run.add_argument(
         "--out", required=True, help="predictions JSONL; trajectories go to OUT_STEM.trajectories/"
     )

@@ -11,7 +11,12 @@ import os
 import sys
 from typing import Any
 
-from reposearcher_plugin.cli.options import add_workspace_options, select_instances, workspace_from_args
+from reposearcher_plugin.cli.options import (
+    add_dataset_options,
+    add_workspace_options,
+    select_instances,
+    workspace_from_args,
+)
 from reposearcher_plugin.cli.progress import finish_batch
 
 
@@ -28,10 +33,7 @@ def add_mini_command(commands: Any) -> None:
         "(docker), LocalizeFirstAgent, and its submitted patch as a SWE-bench prediction. Instances "
         "already in --out are skipped, so rerunning the same command resumes.",
     )
-    swebench.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file or a hub name"
-    )
-    swebench.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(swebench)
     swebench.add_argument(
         "--out",
         required=True,

@@ -15,6 +15,13 @@ GIB = 1 << 30
 DEFAULT_CACHE_GB = 20.0
 
 
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
+    )
+    parser.add_argument("--split", help="split of a hub dataset (default: test)")
+
+
 # command-line flag (argparse dest) -> LocalizerOptions field; flags left out keep the config file's value
 _FLAG_FIELDS = {
     "model": "model",

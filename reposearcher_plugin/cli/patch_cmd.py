@@ -10,7 +10,12 @@ import os
 import sys
 from typing import Any
 
-from reposearcher_plugin.cli.options import add_workspace_options, select_instances, workspace_from_args
+from reposearcher_plugin.cli.options import (
+    add_dataset_options,
+    add_workspace_options,
+    select_instances,
+    workspace_from_args,
+)
 from reposearcher_plugin.cli.progress import finish_batch
 
 
@@ -24,10 +29,7 @@ def add_patch_command(commands: Any) -> None:
         "SWE-bench prediction row {instance_id, model_name_or_path, model_patch}. Instances already in "
         "--out are skipped, so rerunning the same command resumes.",
     )
-    patch.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file or a hub name"
-    )
-    patch.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(patch)
     patch.add_argument(
         "--localizations",
         help="localization output, one JSON line per instance, in any published format (ours, Agentless, "

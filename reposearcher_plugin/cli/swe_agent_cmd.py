@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reposearcher_plugin.cli.options import (
+    add_dataset_options,
     add_localizer_options,
     add_workspace_options,
     localizer_options,
@@ -57,10 +58,7 @@ def add_swe_agent_command(commands: Any) -> None:
         "a rerun skips what is done), then write one SimpleBatchInstance row per instance with "
         "extra_fields.localization for {{localization}} in an instance_template.",
     )
-    instances.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
-    )
-    instances.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(instances)
     instances.add_argument("--out", required=True, help="instances JSONL for sweagent run-batch")
     instances.add_argument("--predictions", help="predictions JSONL (default: OUT_STEM.predictions.jsonl)")
     instances.add_argument(
