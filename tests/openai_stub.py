@@ -110,11 +110,13 @@ class StubServer:
         *,
         mode: str = "native",
         model: str = "stub-model",
+        max_model_len: int | None = None,  # listed by GET /v1/models, as vLLM does, when set
     ) -> None:
         if mode not in ("native", "hermes"):
             raise ValueError(f"mode must be 'native' or 'hermes', not {mode!r}")
         self.mode = mode
         self.model = model
+        self.max_model_len = max_model_len
         self.requests: list[dict[str, Any]] = []  # every chat request body, in arrival order
         self._replies = replies if callable(replies) else list(replies)
         self._answered = 0
@@ -238,6 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
             model = {"id": self.stub.model, "object": "model", "created": 0, "owned_by": "vllm"}
+            if self.stub.max_model_len is not None:
+                model["max_model_len"] = self.stub.max_model_len
             self._send_json(200, {"object": "list", "data": [model]})
         else:
             self._send_json(404, error_body(404, f"no route GET {self.path}"))

@@ -24,6 +24,9 @@ _names = itertools.count()
 class ScriptedLLM(litellm.CustomLLM):
     replies: list[Any]
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # None: every reply reports 100 prompt tokens; a number: the request's characters over it, as a
+    # tokenizer would count (for tests of context budgeting)
+    chars_per_token: float | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -54,15 +57,23 @@ class ScriptedLLM(litellm.CustomLLM):
                 }
                 for number, (name, arguments) in enumerate(calls)
             ]
+        prompt_tokens = 100
+        if self.chars_per_token:
+            chars = len(json.dumps(kwargs["messages"])) + len(json.dumps(options.get("tools") or []))
+            prompt_tokens = int(chars / self.chars_per_token)
         return litellm.ModelResponse(
             choices=[{"message": message, "finish_reason": "tool_calls" if calls else "stop"}],
-            usage={"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+            usage={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": 10,
+                "total_tokens": prompt_tokens + 10,
+            },
         )
 
 
-def scripted_model(replies: list[Any]) -> tuple[str, ScriptedLLM]:
+def scripted_model(replies: list[Any], chars_per_token: float | None = None) -> tuple[str, ScriptedLLM]:
     """Register a fresh scripted provider; returns (model string, the handler holding the requests)."""
-    handler = ScriptedLLM(list(replies))
+    handler = ScriptedLLM(list(replies), chars_per_token=chars_per_token)
     provider = f"scripted{next(_names)}"
     litellm.custom_provider_map = [
         entry for entry in litellm.custom_provider_map if not entry["provider"].startswith("scripted")

@@ -54,7 +54,7 @@ def index(make_index):
 
 
 def run(index, replies, **config):
-    model, handler = scripted_model(replies)
+    model, handler = scripted_model(replies, chars_per_token=config.pop("chars_per_token", None))
     policy = LiteLLMPolicy(model, retries=config.pop("retries", 0), backoff_s=0.0)
     result = Agent(policy, AgentConfig(**config)).localize(index, ISSUE, instance_id="shop-1")
     return result, handler
@@ -166,9 +166,137 @@ def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
 
 def test_calls_in_the_last_turn_are_not_run(index):
     looking = {"tool_calls": [("get_repo_structure", {})]}
-    result, _ = run(index, [looking, looking], max_turns=2)
+    result, handler = run(index, [looking, looking, looking], max_turns=2)
     assert result.locations == [] and result.error is None
-    assert "not run" in result.trajectory.steps[-1].note
+    assert "not run" in result.trajectory.steps[-2].note
+    # an unreadable final answer is asked for once more, alone, still without tools
+    assert handler.requests[-1]["tools"] is None
+    assert "nothing but the final answer" in handler.requests[-1]["messages"][-1]["content"]
+    assert "asked for the answer alone" in result.trajectory.steps[-1].note
+    # the structure names no definition: nothing to fall back on, and the trajectory says so
+    assert "returned nothing" in result.trajectory.fallback
+
+
+def test_no_answer_falls_back_to_observed_locations_ranked_by_the_default(index):
+    searched = {
+        "tool_calls": [
+            ("search_class", {"class_name": "Cart"}),
+            ("search_function", {"function_name": "total"}),
+        ]
+    }
+    unsure = "I could not decide."
+    result, _ = run(index, [searched, unsure, unsure, unsure], max_turns=3)
+    # the model never answered: the definitions its calls showed, best-ranked for the issue first
+    assert set(result.locations) == {"shop/cart.py::Cart", "shop/pricing.py::total"}
+    assert result.locations[0] == "shop/pricing.py::total"  # the issue names total()
+    assert result.files[:2] == ["shop/pricing.py", "shop/cart.py"]
+    assert result.trajectory.fallback.startswith("the model gave no readable answer")
+
+
+def test_an_answer_is_never_replaced_by_the_fallback(index):
+    result, _ = run(index, [{"tool_calls": [("search_class", {"class_name": "Cart"})]}, ANSWER])
+    assert result.locations[0] == "shop/pricing.py::total" and result.trajectory.fallback is None
+
+
+def test_stalled_search_is_ended_with_a_final_turn(index):
+    call = {"tool_calls": [("search_function", {"function_name": "discount"})]}
+    broken = {"tool_calls": [("search_function", '{"function_name": ')]}
+    result, handler = run(index, [call, call, broken, ANSWER], max_stalled_turns=2)
+    # one new call, then two turns that bring nothing new (a repeat, a call that fails): the search ends
+    assert len(handler.requests) == 4 and handler.requests[3]["tools"] is None
+    assert (
+        "only repeated earlier calls or made calls that failed"
+        in handler.requests[3]["messages"][-1]["content"]
+    )
+    assert result.trajectory.steps[-1].note == "stalled: no new successful call"
+    assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_a_new_successful_call_resets_the_stall_count(index):
+    first = {"tool_calls": [("search_function", {"function_name": "discount"})]}
+    other = {"tool_calls": [("search_function", {"function_name": "total"})]}
+    result, handler = run(index, [first, first, other, first, ANSWER], max_stalled_turns=2)
+    assert len(handler.requests) == 5 and handler.requests[4]["tools"] is not None
+    assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_fenced_json_and_python_style_calls_are_run(index):
+    fenced = (
+        'I will look.\n```json\n{"name": "search_function", "arguments": {"function_name": "total"}}\n```'
+    )
+    python_style = "```python\nsearch_class_method('Cart', 'checkout')\n```"
+    result, handler = run(index, [fenced, python_style, ANSWER])
+    calls = [call for step in result.trajectory.steps for call in step.calls]
+    assert [(call.name, call.arguments) for call in calls] == [
+        ("search_function", {"function_name": "total"}),
+        ("search_class_method", {"class_name": "Cart", "method_name": "checkout"}),
+    ]
+    assert all(call.ok for call in calls)
+    # replayed in the canonical form: the text without the block, and a structured call
+    replayed = handler.requests[1]["messages"][2]
+    assert (
+        replayed["content"] == "I will look."
+        and replayed["tool_calls"][0]["function"]["name"] == "search_function"
+    )
+    assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_old_observations_are_dropped_to_fit_the_context_window(index):
+    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+
+    views = [
+        {"tool_calls": [("view_code", {"file": "shop/cart.py", "start_line": n, "end_line": 14})]}
+        for n in (1, 2, 3, 4)
+    ]
+    result, handler = run(index, [*views, ANSWER], context_window=1600, chars_per_token=4)
+    sizes = [sum(len(m.get("content") or "") for m in request["messages"]) for request in handler.requests]
+    dropped = [
+        m for m in result.trajectory.messages if m["role"] == "tool" and m["content"] == DROPPED_OBSERVATION
+    ]
+    assert dropped, "nothing was dropped"
+    # the newest observation is always kept: the model is answering it
+    last_request_tools = [m for m in handler.requests[-1]["messages"] if m["role"] == "tool"]
+    assert last_request_tools[-1]["content"] != DROPPED_OBSERVATION
+    assert (
+        max(sizes[2:])
+        < sum(len(m.get("content") or "") for m in result.trajectory.messages if m["role"] != "tool")
+        + 4 * 700
+    )
+    assert any("dropped to fit the context window" in (step.note or "") for step in result.trajectory.steps)
+    assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_a_dropped_observation_may_be_asked_for_again(index):
+    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+
+    view = {"tool_calls": [("view_code", {"file": "shop/cart.py", "start_line": 1, "end_line": 14})]}
+    other = {"tool_calls": [("view_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 6})]}
+    result, _ = run(index, [view, other, view, ANSWER], context_window=1300, chars_per_token=4)
+    calls = [call for step in result.trajectory.steps for call in step.calls]
+    assert not calls[2].repeated and calls[2].observation == calls[0].observation
+    assert any(m["content"] == DROPPED_OBSERVATION for m in result.trajectory.messages if m["role"] == "tool")
+
+
+def test_context_window_error_drops_observations_and_retries_once(index):
+    overflow = litellm.exceptions.ContextWindowExceededError("too long", model="m", llm_provider="scripted")
+    looking = {"tool_calls": [("search_class", {"class_name": "Cart"})]}
+    more = {"tool_calls": [("search_function", {"function_name": "total"})]}
+    result, handler = run(index, [looking, more, overflow, ANSWER])
+    assert result.error is None and result.locations[0] == "shop/pricing.py::total"
+    retried = handler.requests[3]["messages"]
+    tool_texts = [m["content"] for m in retried if m["role"] == "tool"]
+    assert "was removed to fit" in tool_texts[0] and "was removed to fit" not in tool_texts[-1]
+
+
+def test_the_window_is_asked_of_the_server():
+    from tests.openai_stub import StubServer
+
+    with StubServer([], model="qwen-small", max_model_len=16384) as server:
+        policy = LiteLLMPolicy("hosted_vllm/qwen-small", api_base=server.base_url)
+        assert policy.context_window() == 16384
+    with StubServer([], model="other") as server:
+        assert LiteLLMPolicy("hosted_vllm/qwen-small", api_base=server.base_url).context_window() is None
+    assert LiteLLMPolicy("hosted_vllm/x", api_base="http://127.0.0.1:9/v1").context_window() is None
 
 
 def test_answer_without_fenced_block(index):

@@ -11,6 +11,7 @@ from reposearcher_plugin.agent.chat import assistant_message, to_wire, tool_mess
 from reposearcher_plugin.agent.parse import (
     ParsedCall,
     hermes_tool_calls,
+    loose_tool_calls,
     native_tool_calls,
     parse_answer,
     render_hermes_call,
@@ -158,3 +159,70 @@ def test_prompt_mentions_submit_only_when_it_is_offered():
     ]
     assert "call `submit`" in with_submit
     assert "submit" not in without and "reply with the answer" in without
+
+
+# --- tool calls in the forms small models write ---------------------------------------------------------
+
+LOOSE_TOOLS = {
+    "search_class": ["class_name", "file"],
+    "view_code": ["file", "start_line", "end_line"],
+    "get_repo_structure": ["path", "depth"],
+}
+
+
+def test_fenced_json_call_is_read_and_cut_from_the_text():
+    text = 'Let me look.\n```json\n{"name": "search_class", "arguments": {"class_name": "Session"}}\n```\nThen more.'
+    content, calls = loose_tool_calls(text, LOOSE_TOOLS)
+    assert [(c.name, c.arguments, c.error) for c in calls] == [
+        ("search_class", {"class_name": "Session"}, None)
+    ]
+    assert content == "Let me look.\n\nThen more."
+
+
+def test_loose_json_variants():
+    forms = [
+        '{"name": "view_code", "parameters": {"file": "a.py", "start_line": 1, "end_line": 3}}',
+        '{"function": {"name": "view_code", "arguments": "{\\"file\\": \\"a.py\\", \\"start_line\\": 1, \\"end_line\\": 3}"}}',
+        '[{"name": "view_code", "arguments": {"file": "a.py", "start_line": 1, "end_line": 3}}]',
+    ]
+    for text in forms:
+        _, calls = loose_tool_calls(text, LOOSE_TOOLS)
+        assert [(c.name, c.arguments) for c in calls] == [
+            ("view_code", {"file": "a.py", "start_line": 1, "end_line": 3})
+        ], text
+
+
+def test_several_calls_keep_their_written_order_and_ids():
+    text = (
+        "```python\nview_code('a.py', 1, 9)\n```\n"
+        '```json\n{"name": "search_class", "arguments": {"class_name": "B"}}\n```\n'
+        "get_repo_structure(depth=1)"
+    )
+    _, calls = loose_tool_calls(text, LOOSE_TOOLS, first_id=4)
+    assert [(c.id, c.name) for c in calls] == [
+        ("call_4", "view_code"),
+        ("call_5", "search_class"),
+        ("call_6", "get_repo_structure"),
+    ]
+    assert calls[0].arguments == {"file": "a.py", "start_line": 1, "end_line": 9}
+    assert calls[2].arguments == {"depth": 1}
+
+
+def test_answers_prose_and_unknown_tools_are_not_calls():
+    texts = [
+        "```\nrequests/sessions.py\nfunction: Session.request\n```",
+        'Use {"name": "grep", "arguments": {}} to search.',
+        "Calling search_class(name) with a variable is not a literal call",
+        "print(search_class('x'))",
+        "search_class('a', 'b', 'c')",  # more positional arguments than the tool takes
+    ]
+    for text in texts:
+        content, calls = loose_tool_calls(text, LOOSE_TOOLS)
+        assert calls == [] and content == text.strip(), text
+
+
+@given(st.text(alphabet=st.sampled_from(list("{}[]\"name:search_class()`\n ,'0123")), max_size=400))
+def test_loose_calls_never_raise(text):
+    content, calls = loose_tool_calls(text, LOOSE_TOOLS)
+    assert isinstance(content, str)
+    assert all(call.name in LOOSE_TOOLS for call in calls)

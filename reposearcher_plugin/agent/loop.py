@@ -3,13 +3,18 @@
 Every reply's tool calls run (up to a cap), in order. A call identical to an earlier one gets the
 earlier observation back with a note; a call that cannot be run (bad JSON, unknown tool, wrong
 arguments) gets an error observation the model can act on. When a budget (turns, tokens, wall time)
-runs out the model gets one last turn, without tools, to answer. An LLM failure that survives the
-policy's retries ends the run with the error recorded; the result keeps whatever was found before.
+runs out, or the model stalls (turn after turn of repeated or failing calls), the model gets one last
+turn, without tools, to answer, and one more that asks for nothing but the answer. Old observations
+are dropped before the conversation outgrows the model's context window. Weak models still end
+without an answer: then the locations their tool calls returned, ranked by the offline default, are
+the result, and the trajectory says so. An LLM failure that survives the policy's retries ends the run
+with the error recorded; the result keeps whatever was found before.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,16 +25,35 @@ from reposearcher_plugin.agent.parse import (
     Answer,
     ParsedCall,
     hermes_tool_calls,
+    loose_tool_calls,
     parse_answer,
     parse_location_lines,
 )
 from reposearcher_plugin.agent.policy import Policy, PolicyError, Reply
 from reposearcher_plugin.agent.result import LocalizationResult, Step, ToolCallRecord, Trajectory
 from reposearcher_plugin.index import RepoIndex
-from reposearcher_plugin.index.locations import SEPARATOR, split_location
+from reposearcher_plugin.index.locations import SEPARATOR, file_of, split_location
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
 
-REPEATED_NOTE = "[Note: this call is identical to an earlier one; its earlier result is repeated here.]"
+REPEATED_NOTE = (
+    "[Note: you already made this exact call; its earlier result is repeated here. Repeating a call "
+    "brings nothing new: call another tool or other arguments, or give your final answer.]"
+)
+DROPPED_OBSERVATION = (
+    "[This earlier observation was removed to fit the model's context window; call the tool again if "
+    "you still need it.]"
+)
+STALLED = (
+    "Your last {turns} replies only repeated earlier calls or made calls that failed, so the search is over."
+)
+ANSWER_ONLY = "Reply with nothing but the final answer: one ``` block of locations.\n{answer_format}"
+FALLBACK_NOTE = (
+    "the model gave no readable answer: the result is the {count} locations its tool calls returned, "
+    "ranked by the offline default"
+)
+# an entity as the tools name it in their observations: "path.py::Class.method (method, lines 3-9)"
+_OBSERVED_ENTITY = re.compile(r"([^\s:()'\"]+::[\w.$<>-]+) \((?:class|function|method)\b")
+_OBSERVED_FILE = re.compile(r"^([^\s:()'\"]+) \(lines \d+-\d+ of \d+\)", re.MULTILINE)
 
 
 @dataclass
@@ -43,6 +67,9 @@ class AgentConfig:
     max_observation_chars: int = 16_000
     top_k: int = 5  # how many locations the prompts ask for
     hints: int = 0  # default profile: show the retrieval default's top N definitions in the prompt
+    max_stalled_turns: int = 2  # consecutive turns with no new, successful call end the search
+    context_window: int | None = None  # the model's window in tokens; None: ask the policy (the server)
+    fallback: bool = True  # no readable answer: rank the locations the tools returned
 
     def __post_init__(self) -> None:
         profile_specs(self.profile)  # raises on an unknown profile
@@ -81,6 +108,13 @@ class _Run:
         self.tokens = 0
         self.calls = 0
         self.seen: dict[str, str] = {}  # call identity -> observation, for repeated calls
+        # id() of a tool message -> its call's identity, to forget dropped observations (call ids are not
+        # unique across turns on every server)
+        self.call_keys: dict[int, str] = {}
+        self.stalled = 0  # consecutive turns in which no call brought anything new
+        self.window: int | bool | None = False  # False: not asked yet
+        self.tokens_per_char = 1 / 3  # a cautious start; measured from each reply's prompt tokens
+        self.ranking: Any = None  # the offline default's ranking, computed at most once
         self.found_files: list[str] = []  # the tooltrain files stage's answer, kept if stage two fails
         self.trajectory = Trajectory(
             instance_id=instance_id,
@@ -107,6 +141,9 @@ class _Run:
             error = str(over)
             files = self.found_files
         locations = self._resolve(locations)
+        if not locations and self.config.fallback:
+            fallback_files, locations = self._fallback()
+            files = files or fallback_files
         self.trajectory.wall_s = round(time.perf_counter() - self.started, 3)
         self.trajectory.error = error
         return LocalizationResult(
@@ -123,10 +160,7 @@ class _Run:
         overview = self.tools.tools.get_repo_structure(".", 2)
         hints: list[str] = []
         if self.config.hints > 0:
-            from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
-
-            ranking = RetrievalLocalizer(self.index, self.tools.tools).rank(self.issue)
-            hints = ranking.locations[: self.config.hints]
+            hints = self._ranking().locations[: self.config.hints]
         return chat.default_prompt(
             self.issue, overview, self.specs, self.config.tool_format, self.config.top_k, hints
         )
@@ -152,12 +186,17 @@ class _Run:
         conversation = self.trajectory.messages  # this stage's turns are appended after its prompt
         turns = 0
         nudged = False
+        self.stalled = 0
         while True:
             reason = self._budget_spent(turns)
             if reason:
                 conversation.append(chat.final_turn(reason, answer_format))
-                return self._final(stage, conversation[start:], note=f"budget spent: {reason}")
-            reply, step = self._ask(stage, conversation[start:], with_tools=True)
+                return self._final(stage, start, answer_format, note=f"budget spent: {reason}")
+            if self.stalled >= self.config.max_stalled_turns:
+                reason = STALLED.format(turns=self.stalled)
+                conversation.append(chat.final_turn(reason, answer_format))
+                return self._final(stage, start, answer_format, note="stalled: no new successful call")
+            reply, step = self._ask(stage, conversation, start, with_tools=True)
             turns += 1
             content, calls = self._split(reply)
             if not calls:
@@ -171,6 +210,8 @@ class _Run:
                 return self._answered(step, content, answer)
             conversation.append(chat.assistant_message(content, calls))
             final = self._run_calls(step, calls, conversation)
+            productive = any(call.ok and not call.repeated for call in step.calls)
+            self.stalled = 0 if productive else self.stalled + 1
             if final is None:
                 continue
             if final.name == "submit":
@@ -178,19 +219,26 @@ class _Run:
                 answer = parse_location_lines(locations)
                 return self._answered(step, json.dumps(final.arguments, ensure_ascii=False), answer)
             conversation.append({"role": "user", "content": answer_format})  # exit: now ask for the answer
-            return self._final(stage, conversation[start:], note=None)
+            return self._final(stage, start, answer_format, note=None)
 
-    def _final(self, stage: str, messages: list[dict[str, Any]], note: str | None) -> Answer:
-        """The last turn: no tools offered, and any call in the reply is not run."""
-        reply, step = self._ask(stage, messages, with_tools=False)
-        content, calls = self._split(reply)
-        step.note = note
-        if calls:
-            step.note = ((note or "") + f"; {len(calls)} tool call(s) in the final turn were not run").lstrip(
-                "; "
-            )
-        self.trajectory.messages.append(chat.assistant_message(content, []))
-        return self._answered(step, content, parse_answer(content))
+    def _final(self, stage: str, start: int, answer_format: str, note: str | None) -> Answer:
+        """The last turns: no tools offered, any call in a reply is not run, and an unreadable answer is
+        asked for once more, alone (small models often keep "searching" in prose)."""
+        conversation = self.trajectory.messages
+        for attempt in range(2):
+            reply, step = self._ask(stage, conversation, start, with_tools=False)
+            content, calls = self._split(reply)
+            step.note = note
+            if calls:
+                unrun = f"{len(calls)} tool call(s) in the final turn were not run"
+                step.note = "; ".join(part for part in (note, unrun) if part)
+            conversation.append(chat.assistant_message(content, []))
+            answer = parse_answer(content)
+            if not answer.empty or attempt == 1:
+                return self._answered(step, content, answer)
+            conversation.append({"role": "user", "content": ANSWER_ONLY.format(answer_format=answer_format)})
+            note = f"asked for the answer alone ({answer.problem})"
+        raise AssertionError("unreachable")
 
     def _answered(self, step: Step, text: str, answer: Answer) -> Answer:
         self.trajectory.answer = text
@@ -200,28 +248,95 @@ class _Run:
 
     # --- model turns and tool calls ---------------------------------------------------------------------
 
-    def _ask(self, stage: str, messages: Sequence[dict[str, Any]], with_tools: bool) -> tuple[Reply, Step]:
+    def _ask(
+        self, stage: str, conversation: list[dict[str, Any]], start: int, with_tools: bool
+    ) -> tuple[Reply, Step]:
+        """One model turn on this stage's messages (``conversation[start:]``), fitted to the window."""
         native = self.config.tool_format == "native"
         tools = openai_tools(self.specs) if native and with_tools else None
         step = Step(index=len(self.trajectory.steps), stage=stage, content="")
         self.trajectory.steps.append(step)
-        try:
-            reply = self.policy.complete(chat.to_wire(messages, self.config.tool_format), tools)
-        except PolicyError as error:
-            step.error = str(error)
-            raise _StageOver(f"LLM error in stage {stage!r}: {error}") from error
+        dropped = self._fit_context(conversation, start, tools, everything=False)
+        for attempt in range(2):
+            wire = chat.to_wire(conversation[start:], self.config.tool_format)
+            try:
+                reply = self.policy.complete(wire, tools)
+                break
+            except PolicyError as error:
+                # the window estimate was off: drop every observation but the newest turn's, once
+                if error.context_window and attempt == 0:
+                    more = self._fit_context(conversation, start, tools, everything=True)
+                    if more:
+                        dropped += more
+                        continue
+                step.error = str(error)
+                raise _StageOver(f"LLM error in stage {stage!r}: {error}") from error
+        if dropped:
+            step.note = f"{dropped} old observation(s) dropped to fit the context window"
         step.content = reply.content
         step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
         step.latency_s = round(reply.latency_s, 3)
         self.tokens += reply.prompt_tokens + reply.completion_tokens
+        if reply.prompt_tokens > 0:
+            self.tokens_per_char = reply.prompt_tokens / max(1, _wire_chars(wire, tools))
         return reply, step
 
+    # --- the context window --------------------------------------------------------------------------
+
+    def _context_budget(self) -> int | None:
+        """Prompt tokens a request may carry: the window less the reply's room, or None if unknown."""
+        if self.window is False:
+            self.window = self.config.context_window
+            ask = getattr(self.policy, "context_window", None)
+            if self.window is None and callable(ask):
+                self.window = ask()
+        if not self.window:
+            return None
+        reply_room = int(getattr(self.policy, "max_output_tokens", 0) or 0)
+        return int(self.window) - min(reply_room, int(self.window) // 2) - 64
+
+    def _fit_context(
+        self,
+        conversation: list[dict[str, Any]],
+        start: int,
+        tools: list[dict[str, Any]] | None,
+        everything: bool,
+    ) -> int:
+        """Drop the oldest observations of this stage until the request fits; returns how many.
+
+        The newest turn's observations stay (the model is answering them). ``everything`` drops all the
+        older ones regardless of the estimate: the server said the request did not fit."""
+        budget = self._context_budget()
+        if budget is None and not everything:
+            return 0
+        messages = conversation[start:]
+        newest = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        margin = 1.1  # the estimate is a ratio of characters; keep room for its error
+        wire = chat.to_wire(messages, self.config.tool_format)
+        size = margin * self.tokens_per_char * _wire_chars(wire, tools)
+        dropped = 0
+        for message in messages[:newest]:
+            if not everything and (budget is None or size <= budget):
+                break
+            if message["role"] != "tool" or message["content"] == DROPPED_OBSERVATION:
+                continue
+            size -= margin * self.tokens_per_char * (len(message["content"]) - len(DROPPED_OBSERVATION))
+            message["content"] = DROPPED_OBSERVATION
+            self.seen.pop(self.call_keys.pop(id(message), ""), None)  # the call may run again
+            dropped += 1
+        return dropped
+
     def _split(self, reply: Reply) -> tuple[str, list[ParsedCall]]:
-        """The reply's text and its calls: native calls, or hermes blocks in the text (a native endpoint
-        without a tool parser returns those as text too)."""
+        """The reply's text and its calls: native calls, hermes blocks in the text (a native endpoint
+        without a tool parser returns those as text too), or the other forms small models write (fenced
+        JSON, Python-style calls) when they name an offered tool."""
         if reply.tool_calls:
             return reply.content, reply.tool_calls
-        return hermes_tool_calls(reply.content, first_id=self.calls)
+        content, calls = hermes_tool_calls(reply.content, first_id=self.calls)
+        if calls:
+            return content, calls
+        params = {spec.name: [param.name for param in spec.params] for spec in self.specs}
+        return loose_tool_calls(reply.content, params, first_id=self.calls)
 
     def _run_calls(
         self, step: Step, calls: list[ParsedCall], conversation: list[dict[str, Any]]
@@ -248,7 +363,10 @@ class _Run:
                 elif ok:
                     self.seen[call.key()] = text
             self.calls += 1
-            conversation.append(chat.tool_message(call, text))
+            message = chat.tool_message(call, text)
+            if call.key() in self.seen and not repeated:
+                self.call_keys[id(message)] = call.key()
+            conversation.append(message)
             step.calls.append(
                 ToolCallRecord(
                     id=call.id,
@@ -280,6 +398,41 @@ class _Run:
 
     # --- the result ----------------------------------------------------------------------------------------
 
+    def _ranking(self) -> Any:
+        if self.ranking is None:
+            from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
+
+            ranker = RetrievalLocalizer(self.index, self.tools.tools)
+            self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)
+        return self.ranking
+
+    def _fallback(self) -> tuple[list[str], list[str]]:
+        """The locations the run's successful tool calls returned, ranked by the offline default."""
+        observed: dict[str, None] = {}
+        files: dict[str, None] = {}
+        for step in self.trajectory.steps:
+            for call in step.calls:
+                if not call.ok or call.name in FINAL_TOOLS:
+                    continue
+                for match in _OBSERVED_ENTITY.finditer(call.observation):
+                    if self.tools.tools.location_exists(match.group(1)):
+                        observed.setdefault(match.group(1))
+                for match in _OBSERVED_FILE.finditer(call.observation):
+                    if match.group(1) in self.index.files:
+                        files.setdefault(match.group(1))
+        if not observed and not files:
+            self.trajectory.fallback = "the model gave no readable answer and its tool calls returned nothing"
+            return [], []
+        ranking = self._ranking()
+        position = {location: rank for rank, location in enumerate(ranking.locations)}
+        file_position = {path: rank for rank, path in enumerate(ranking.files)}
+        unranked = len(position)
+        locations = sorted(observed, key=lambda loc: position.get(loc, unranked))
+        viewed = sorted(files, key=lambda path: file_position.get(path, len(file_position)))
+        all_files = [*dict.fromkeys([*(file_of(loc) for loc in locations), *viewed])]
+        self.trajectory.fallback = FALLBACK_NOTE.format(count=len(locations) or len(all_files))
+        return all_files, locations
+
     def _resolve(self, locations: list[str]) -> list[str]:
         """Fix the commonest slip of small models: a method written without its class. ``path::m`` becomes
         ``path::C.m`` when ``path`` has no ``m`` of its own and exactly one definition ending in ``.m``."""
@@ -305,3 +458,10 @@ class _Run:
             "tool_calls": self.calls,
             "wall_s": round(time.perf_counter() - self.started, 3),
         }
+
+
+def _wire_chars(messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
+    """The size of a request in characters: its messages and its tool schemas."""
+    size = sum(len(message.get("content") or "") + 16 for message in messages)
+    size += sum(len(json.dumps(message["tool_calls"])) for message in messages if message.get("tool_calls"))
+    return size + (len(json.dumps(tools)) if tools else 0)

@@ -9,9 +9,10 @@ Agentless one — a fenced block of file path lines, each followed by ``function
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,136 @@ def hermes_tool_calls(text: str, first_id: int = 0) -> tuple[str, list[ParsedCal
         calls.append(ParsedCall(call_id, name, arguments, raw, error))
     content = _TOOL_CALL.sub("", text).strip() if calls else text.strip()
     return content, calls
+
+
+# --- tool calls written in other forms ----------------------------------------------------------------
+
+_LOOSE_JSON_START = re.compile(r'\{\s*"(?:name|function|tool|tool_name)"\s*:')
+_MAX_LOOSE_ATTEMPTS = 32  # a reply is at most a few thousand tokens; this bounds the work on any text
+
+
+def loose_tool_calls(
+    text: str, params_of: Mapping[str, Sequence[str]], first_id: int = 0
+) -> tuple[str, list[ParsedCall]]:
+    """Tool calls that small models write outside ``<tool_call>`` tags: fenced or bare JSON objects
+    (``{"name": "search_class", "arguments": {...}}``, also with ``parameters`` or an OpenAI-style
+    ``function`` object, or a list of them) and Python-style calls (``search_class("Session")``, in a
+    fenced block or alone on a line). ``params_of`` maps each offered tool to its parameter names, in
+    order: only calls to those tools count, so an answer block or an example in prose is never taken
+    for a call. Returns (the text without the calls, the calls in written order)."""
+    found: list[tuple[int, int, str, Any]] = []  # (start, end, name, raw arguments)
+    found += _json_calls(text, params_of)
+    found += _python_calls(text, params_of, taken=[(start, end) for start, end, *_ in found])
+    found.sort(key=lambda item: item[0])
+    calls = []
+    for _start, _end, name, raw in found:
+        arguments, raw_text, error = read_arguments(name, raw)
+        calls.append(ParsedCall(f"call_{first_id + len(calls)}", name, arguments, raw_text, error))
+    if not calls:
+        return text.strip(), []
+    return _cut_spans(text, [(start, end) for start, end, *_ in found]), calls
+
+
+def _json_calls(text: str, params_of: Mapping[str, Sequence[str]]) -> list[tuple[int, int, str, Any]]:
+    decoder = json.JSONDecoder()
+    found: list[tuple[int, int, str, Any]] = []
+    position = 0
+    for _ in range(_MAX_LOOSE_ATTEMPTS):
+        match = _LOOSE_JSON_START.search(text, position)
+        if match is None:
+            break
+        start = _list_start(text, match.start())
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            position = match.end()
+            continue
+        items = value if isinstance(value, list) else [value]
+        named = [_name_and_arguments(item, params_of) for item in items]
+        if named and all(named):
+            found += [(start, end, name, raw) for name, raw in named]  # type: ignore[misc]
+            position = end
+        else:
+            position = match.end()
+    return found
+
+
+def _list_start(text: str, brace: int) -> int:
+    """Where a JSON list holding the object at ``brace`` begins (``[{"name": ...}, ...]``), else ``brace``."""
+    before = text[:brace].rstrip()
+    return len(before) - 1 if before.endswith("[") else brace
+
+
+def _name_and_arguments(item: Any, params_of: Mapping[str, Sequence[str]]) -> tuple[str, Any] | None:
+    if not isinstance(item, dict):
+        return None
+    function = item.get("function")
+    if isinstance(function, dict):  # {"function": {"name": ..., "arguments": ...}}
+        item = function
+    name = next((item[key] for key in ("name", "tool", "tool_name", "function") if key in item), None)
+    if not isinstance(name, str) or name not in params_of:
+        return None
+    raw = next((item[key] for key in ("arguments", "parameters", "args", "input") if key in item), None)
+    return name, raw
+
+
+_PY_CALL_LINE = re.compile(
+    r"^[ \t]*`{0,3}(?:[A-Za-z_]\w*\.)?([A-Za-z_]\w*)\(.*\)`{0,3}[ \t]*;?[ \t]*$", re.MULTILINE
+)
+
+
+def _python_calls(
+    text: str, params_of: Mapping[str, Sequence[str]], taken: list[tuple[int, int]]
+) -> list[tuple[int, int, str, Any]]:
+    found = []
+    for match in _PY_CALL_LINE.finditer(text):
+        if match.group(1) not in params_of or any(a <= match.start() < b for a, b in taken):
+            continue
+        call = _python_call(match.group(0).strip().strip("`").rstrip(";"), params_of)
+        if call is not None:
+            found.append((match.start(), match.end(), *call))
+        if len(found) >= _MAX_LOOSE_ATTEMPTS:
+            break
+    return found
+
+
+def _python_call(line: str, params_of: Mapping[str, Sequence[str]]) -> tuple[str, dict[str, Any]] | None:
+    """``tool("a", k=2)`` with literal arguments -> (tool, arguments by name); anything else -> None."""
+    try:
+        node = ast.parse(line, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name not in params_of:
+        return None
+    params = list(params_of[name])
+    if len(node.args) > len(params):
+        return None
+    try:
+        arguments = {params[i]: ast.literal_eval(arg) for i, arg in enumerate(node.args)}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                return None
+            arguments[keyword.arg] = ast.literal_eval(keyword.value)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None
+    return name, arguments
+
+
+def _cut_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text without the given spans, and without fences left empty by the cut."""
+    parts, position = [], 0
+    for start, end in sorted(spans):
+        if start >= position:
+            parts.append(text[position:start])
+            position = end
+    parts.append(text[position:])
+    rest = "".join(parts)
+    rest = re.sub(r"```[^\n`]*\s*```", "", rest)
+    return rest.strip()
 
 
 def _guess_name(body: str) -> str:

@@ -8,9 +8,11 @@ are raised at once as :class:`PolicyError`, which the loop records in the run's 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,10 +66,49 @@ class LiteLLMPolicy:
     backoff_s: float = 2.0
     timeout_s: float = 300.0
     extra: dict[str, Any] = field(default_factory=dict)  # passed to litellm.completion as is
+    _window: int | None = field(default=None, init=False, repr=False)
+    _window_asked: bool = field(default=False, init=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.model
+
+    def context_window(self) -> int | None:
+        """The model's context window in tokens, asked once: an OpenAI-compatible server lists it at
+        ``GET /models`` (vLLM: ``max_model_len``); a hosted model's comes from litellm's model map.
+        None when neither knows; the loop then only reacts to context-window errors."""
+        if not self._window_asked:
+            self._window_asked = True
+            self._window = self._server_window() if self.api_base else self._known_window()
+        return self._window
+
+    def _server_window(self) -> int | None:
+        served = self.model.split("/", 1)[-1]
+        request = urllib.request.Request(
+            self.api_base.rstrip("/") + "/models",  # type: ignore[union-attr]
+            headers={
+                "Authorization": f"Bearer {self.api_key or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                listing = json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+        models = listing.get("data") if isinstance(listing, dict) else None
+        for entry in models if isinstance(models, list) else []:
+            if isinstance(entry, dict) and entry.get("id") == served:
+                window = entry.get("max_model_len") or entry.get("context_length")
+                return int(window) if isinstance(window, int) and window > 0 else None
+        return None
+
+    def _known_window(self) -> int | None:
+        try:
+            info = import_litellm().get_model_info(self.model)
+        except Exception:  # litellm raises a bare Exception for models it does not map
+            return None
+        window = info.get("max_input_tokens") or info.get("max_tokens")
+        return int(window) if window else None
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply:
         litellm = import_litellm()

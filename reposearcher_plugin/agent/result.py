@@ -58,6 +58,7 @@ class Trajectory:
     messages: list[dict[str, Any]] = field(default_factory=list)  # the final conversation, OpenAI form
     answer: str = ""  # the text the final answer was parsed from
     evidence: dict[str, Any] = field(default_factory=dict)  # what a non-LLM localizer based its ranking on
+    fallback: str | None = None  # set when the result is not the model's answer, and why
     wall_s: float = 0.0
     error: str | None = None
 
