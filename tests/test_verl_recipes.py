@@ -59,6 +59,8 @@ class Jobs:
             # launched from another directory: every path must still come out absolute and right
             "script": (grpo_script, {**script_env, "SMOKE": "0"}),
             "script-smoke": (grpo_script, {**script_env, "SMOKE": "1"}),
+            "sft-script": ([str(RECIPES / "run_sft.sh")], script_env),
+            "sft-script-cpu": ([str(RECIPES / "run_sft.sh")], {**script_env, "DEVICE": "cpu"}),
         }
         self.processes = {
             name: subprocess.Popen(
@@ -186,6 +188,26 @@ def test_run_grpo_dry_run_passes_absolute_paths(jobs: Jobs, job: str) -> None:
     assert config["data"]["train_files"] == str(jobs.launch_dir / "data" / "train.parquet")
     assert config["trainer"]["n_gpus_per_node"] == (1 if job == "script-smoke" else 8)
     assert config["trainer"]["default_local_dir"].startswith("/")
+
+
+@pytest.mark.parametrize("job", ["sft-script", "sft-script-cpu"])
+def test_run_sft_dry_run_gpu_and_cpu_modes(jobs: Jobs, job: str) -> None:
+    """run_sft.sh's default (GPU) mode is the recipe as it stands; DEVICE=cpu adds what verl needs on CPU
+    (tests/test_sft_cpu.py trains with it)."""
+    config = jobs.config(job)
+    assert config["data"]["train_files"] == str(jobs.launch_dir / "data" / "train.parquet")
+    assert config["trainer"]["default_local_dir"].startswith("/")
+    if job == "sft-script":
+        assert config["trainer"]["device"] == "cuda" and config["trainer"]["n_gpus_per_node"] == 8
+        assert config["engine"]["strategy"] == "fsdp" and config["model"]["use_remove_padding"] is True
+        assert config["model"]["override_config"] == {}
+        return
+    assert config["trainer"]["device"] == "cpu" and config["trainer"]["n_gpus_per_node"] == 1
+    assert config["engine"]["strategy"] == "fsdp2" and config["engine"]["use_torch_compile"] is False
+    assert config["model"]["use_remove_padding"] is False
+    assert config["model"]["override_config"] == {"attn_implementation": "sdpa"}
+    assert config["data"]["num_workers"] == 0
+    assert config["data"]["use_dynamic_bsz"] is False and config["data"]["micro_batch_size_per_gpu"] == 1
 
 
 # --- one trajectory through verl's ToolAgentLoop ------------------------------------------------------
