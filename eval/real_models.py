@@ -64,12 +64,12 @@ def instance_ids(path: Path = INSTANCES_FILE) -> list[str]:
 
 
 def run_configuration(args: argparse.Namespace, configuration: Configuration) -> int:
-    ids = instance_ids()[: configuration.instances]
+    ids = instance_ids()[: configuration.instances][: args.first]
     out = Path(args.runs_dir) / f"{args.model}__{configuration.name}.jsonl"
     command = [
         sys.executable, "-m", "reposearcher_plugin.cli.main", "run",
         "--dataset", str(args.dataset), "--instances", ",".join(ids), "--out", str(out),
-        "--model", f"hosted_vllm/{args.model}", "--api-base", args.api_base,
+        "--model", f"openai/{args.model}", "--api-base", args.api_base,
         "--max-wall", str(args.max_wall), "--retry-errors",
         *configuration.flags, *args.extra,
     ]  # fmt: skip
@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dataset", default=str(DATA / "test.jsonl"))
     run.add_argument("--runs-dir", default="eval/results/real_models/runs")
     run.add_argument("--max-wall", type=float, default=900.0)
+    run.add_argument("--first", type=int, help="only the first N of each configuration's instances")
     run.add_argument("extra", nargs="*", help="more `reposearcher run` flags, after --")
     run.set_defaults(handler=cmd_run)
     summary = commands.add_parser("summary", help="tables over every configuration run so far")

@@ -111,12 +111,14 @@ class StubServer:
         mode: str = "native",
         model: str = "stub-model",
         max_model_len: int | None = None,  # listed by GET /v1/models, as vLLM does, when set
+        n_ctx: int | None = None,  # listed as meta.n_ctx, as llama.cpp's server does, when set
     ) -> None:
         if mode not in ("native", "hermes"):
             raise ValueError(f"mode must be 'native' or 'hermes', not {mode!r}")
         self.mode = mode
         self.model = model
         self.max_model_len = max_model_len
+        self.n_ctx = n_ctx
         self.requests: list[dict[str, Any]] = []  # every chat request body, in arrival order
         self._replies = replies if callable(replies) else list(replies)
         self._answered = 0
@@ -242,6 +244,8 @@ class _Handler(BaseHTTPRequestHandler):
             model = {"id": self.stub.model, "object": "model", "created": 0, "owned_by": "vllm"}
             if self.stub.max_model_len is not None:
                 model["max_model_len"] = self.stub.max_model_len
+            if self.stub.n_ctx is not None:
+                model["meta"] = {"n_ctx": self.stub.n_ctx, "n_ctx_train": 32768}
             self._send_json(200, {"object": "list", "data": [model]})
         else:
             self._send_json(404, error_body(404, f"no route GET {self.path}"))

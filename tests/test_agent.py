@@ -294,6 +294,8 @@ def test_the_window_is_asked_of_the_server():
     with StubServer([], model="qwen-small", max_model_len=16384) as server:
         policy = LiteLLMPolicy("hosted_vllm/qwen-small", api_base=server.base_url)
         assert policy.context_window() == 16384
+    with StubServer([], model="qwen-small", n_ctx=8192) as server:  # llama.cpp's server
+        assert LiteLLMPolicy("openai/qwen-small", api_base=server.base_url).context_window() == 8192
     with StubServer([], model="other") as server:
         assert LiteLLMPolicy("hosted_vllm/qwen-small", api_base=server.base_url).context_window() is None
     assert LiteLLMPolicy("hosted_vllm/x", api_base="http://127.0.0.1:9/v1").context_window() is None

@@ -75,7 +75,8 @@ class LiteLLMPolicy:
 
     def context_window(self) -> int | None:
         """The model's context window in tokens, asked once: an OpenAI-compatible server lists it at
-        ``GET /models`` (vLLM: ``max_model_len``); a hosted model's comes from litellm's model map.
+        ``GET /models`` (vLLM: ``max_model_len``, llama.cpp: ``meta.n_ctx``); a hosted model's comes from
+        litellm's model map.
         None when neither knows; the loop then only reacts to context-window errors."""
         if not self._window_asked:
             self._window_asked = True
@@ -98,7 +99,9 @@ class LiteLLMPolicy:
         models = listing.get("data") if isinstance(listing, dict) else None
         for entry in models if isinstance(models, list) else []:
             if isinstance(entry, dict) and entry.get("id") == served:
-                window = entry.get("max_model_len") or entry.get("context_length")
+                meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+                # vLLM: max_model_len; llama.cpp's server: meta.n_ctx (the context it was started with)
+                window = entry.get("max_model_len") or entry.get("context_length") or meta.get("n_ctx")
                 return int(window) if isinstance(window, int) and window > 0 else None
         return None
 
