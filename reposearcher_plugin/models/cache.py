@@ -4,6 +4,7 @@
     <root>/gguf/<file>      the verified GGUF, with <file>.verified (its digest and the stat it was taken at)
     <root>/hf/<name>/       the Hugging Face bf16 folder vLLM loads, with reposearcher-model.json
     <root>/venvs/vllm/      the default vLLM venv (`reposearcher models setup-server`)
+    <root>/llama.cpp/       llama.cpp's sdist, source and `llama-server` (`setup-server --engine llama.cpp`)
     <root>/servers/<name>.json, .log   one started server: its state and its log
 
 <root> is --models-dir, else $REPOSEARCHER_MODELS_DIR, else ~/.cache/reposearcher/models.
@@ -51,6 +52,10 @@ class ModelCache:
     @property
     def default_venv(self) -> Path:
         return self.root / "venvs" / "vllm"
+
+    @property
+    def llama_cpp(self) -> Path:
+        return self.root / "llama.cpp"
 
     def gguf(self, spec: ModelSpec) -> Path:
         return self.root / "gguf" / spec.gguf_file

