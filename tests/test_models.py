@@ -679,7 +679,15 @@ def test_llama_cpp_setup_downloads_verifies_unpacks_builds_and_then_skips(tmp_pa
     assert (tmp_path / sdist.filename).read_bytes() == data
     assert (source / "tools" / "server" / "server.cpp").read_text() == "int main() {}\n"
     assert build.commands == [
-        ["cmake", "-S", str(source), "-B", str(source / "build"), *llama_cpp.CMAKE_OPTIONS],
+        [
+            "cmake",
+            "-S",
+            str(source),
+            "-B",
+            str(source / "build"),
+            *llama_cpp.CMAKE_OPTIONS,
+            *llama_cpp._arch_options(),
+        ],
         ["cmake", "--build", str(source / "build"), "--target", "llama-server", "-j", "3"],
     ]
     assert {"-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF"} <= set(llama_cpp.CMAKE_OPTIONS)

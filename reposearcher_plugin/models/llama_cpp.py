@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import tarfile
@@ -85,6 +86,13 @@ CMAKE_OPTIONS = (
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_USE_PREBUILT_UI=OFF",  # else the configure step tries to download the web UI from Hugging Face
+)
+# Cloud VMs advertise AMX in /proc/cpuinfo without letting processes use it: -march=native then compiles
+# ggml's AMX kernels and llama-server dies with SIGILL on its first matrix product (seen here on Xeon
+# VMs). AVX-512 stays on; AMX only pays off for large batches anyway.
+X86_OPTIONS = (
+    "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
+    "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
 )
 
 
@@ -252,10 +260,14 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _arch_options() -> tuple[str, ...]:
+    return X86_OPTIONS if platform.machine().lower() in ("x86_64", "amd64") else ()
+
+
 def build_commands(source: Path, jobs: int, cmake: str = "cmake") -> list[list[str]]:
     build = source / "build"
     return [
-        [cmake, "-S", str(source), "-B", str(build), *CMAKE_OPTIONS],
+        [cmake, "-S", str(source), "-B", str(build), *CMAKE_OPTIONS, *_arch_options()],
         [cmake, "--build", str(build), "--target", "llama-server", "-j", str(jobs)],
     ]
 
