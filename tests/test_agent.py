@@ -405,3 +405,16 @@ def test_hints_from_the_retrieval_default_reach_the_first_prompt(index):
     assert len([line for line in hinted.splitlines() if "::" in line]) == 3
     _, handler = run(index, [ANSWER])
     assert "<search_hints>" not in handler.requests[0]["messages"][1]["content"]
+
+
+def test_a_request_never_outlives_the_run(index):
+    import time
+
+    model, handler = scripted_model([ANSWER])
+    policy = LiteLLMPolicy(model, retries=3, backoff_s=0.0)
+    with pytest.raises(Exception, match="time is up"):
+        policy.complete([{"role": "user", "content": "hi"}], None, deadline=time.perf_counter())
+    assert handler.requests == []  # nothing was sent, nothing retried
+    # the loop hands its wall budget (plus a grace for the answer turn) to every request
+    result = Agent(LiteLLMPolicy(model, retries=0), AgentConfig(max_wall_s=60)).localize(index, ISSUE)
+    assert result.locations[0] == "shop/pricing.py::total"

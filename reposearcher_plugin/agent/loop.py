@@ -260,7 +260,7 @@ class _Run:
         for attempt in range(2):
             wire = chat.to_wire(conversation[start:], self.config.tool_format)
             try:
-                reply = self.policy.complete(wire, tools)
+                reply = self.policy.complete(wire, tools, deadline=self._deadline())
                 break
             except PolicyError as error:
                 # the window estimate was off: drop every observation but the newest turn's, once
@@ -386,6 +386,12 @@ class _Run:
         if len(text) <= limit:
             return text
         return text[:limit] + f"\n[... observation cut: {len(text) - limit} more characters; ask for less]"
+
+    def _deadline(self) -> float:
+        """When a request must have returned: the wall budget, plus a grace for the final turns (a run
+        out of time still gets its answer turn, but not a second budget's worth)."""
+        grace = min(120.0, 0.2 * self.config.max_wall_s)
+        return self.started + self.config.max_wall_s + grace
 
     def _budget_spent(self, turns: int) -> str | None:
         if turns >= self.config.max_turns - 1:  # the last turn is kept for the answer

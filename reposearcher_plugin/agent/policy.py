@@ -40,7 +40,12 @@ class Reply:
 class Policy(Protocol):
     name: str
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply: ...
+    def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        deadline: float | None = None,
+    ) -> Reply: ...
 
 
 def import_litellm() -> Any:
@@ -113,7 +118,15 @@ class LiteLLMPolicy:
         window = info.get("max_input_tokens") or info.get("max_tokens")
         return int(window) if window else None
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply:
+    def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        deadline: float | None = None,
+    ) -> Reply:
+        """One reply. ``deadline`` (a ``time.perf_counter()`` value) bounds the request and its retries:
+        on a slow local server one reply can take longer than the whole run may, and a retry after a
+        timeout would pay the same cost again."""
         litellm = import_litellm()
         request: dict[str, Any] = {
             "model": self.model,
@@ -136,11 +149,17 @@ class LiteLLMPolicy:
         attempt = 0
         while True:
             started = time.perf_counter()
+            if deadline is not None:
+                left = deadline - started
+                if left <= 1.0:
+                    raise PolicyError("the run's time is up (--max-wall) before the model could answer")
+                request["timeout"] = min(self.timeout_s, left)
             try:
                 response = litellm.completion(**request)
             except Exception as error:  # litellm maps every provider's errors to its own classes
                 final = _is_final(litellm, error)
-                if final or attempt >= self.retries:
+                out_of_time = deadline is not None and time.perf_counter() >= deadline - 1.0
+                if final or out_of_time or attempt >= self.retries:
                     tries = f" after {attempt + 1} tries" if attempt else ""
                     raise PolicyError(
                         f"{type(error).__name__}{tries}: {_short(error)}",
