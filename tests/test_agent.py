@@ -418,3 +418,18 @@ def test_a_request_never_outlives_the_run(index):
     # the loop hands its wall budget (plus a grace for the answer turn) to every request
     result = Agent(LiteLLMPolicy(model, retries=0), AgentConfig(max_wall_s=60)).localize(index, ISSUE)
     assert result.locations[0] == "shop/pricing.py::total"
+
+
+def test_answered_locations_outside_the_repository_are_dropped(index):
+    echoed = "```\npath/to/file.py\nfunction: ClassName.method_name\nshop/pricing.py\nfunction: total\n```"
+    result, _ = run(index, [echoed])
+    assert result.locations == ["shop/pricing.py::total"] and result.files == ["shop/pricing.py"]
+    assert "not in the repository were dropped" in result.trajectory.steps[-1].note
+
+
+def test_an_answer_of_only_invented_paths_falls_back(index):
+    searched = {"tool_calls": [("search_function", {"function_name": "total"})]}
+    echoed = "```\npath/to/file.py\nfunction: get_repo_structure\n```"
+    result, _ = run(index, [searched, echoed])
+    assert result.locations == ["shop/pricing.py::total"]
+    assert result.trajectory.fallback.startswith("the model gave no readable answer")

@@ -40,7 +40,9 @@ class LocalizerOptions:
     max_wall_s: float = 900.0
     max_calls_per_turn: int = 8
     temperature: float = 0.0
-    max_output_tokens: int = 4096
+    # a search turn is a few calls and a short reason: small models that loop were seen writing 1,200+
+    # tokens in one reply (minutes on a CPU server); raise it for models that reason at length
+    max_output_tokens: int = 1024
     retries: int = 3
     top_k: int = 5
     hints: int = 0  # agent: the retrieval default's top N definitions shown in the first prompt

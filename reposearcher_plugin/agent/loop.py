@@ -140,7 +140,7 @@ class _Run:
         except _StageOver as over:
             error = str(over)
             files = self.found_files
-        locations = self._resolve(locations)
+        files, locations = self._in_repository(files, self._resolve(locations))
         if not locations and self.config.fallback:
             fallback_files, locations = self._fallback()
             files = files or fallback_files
@@ -438,6 +438,19 @@ class _Run:
         all_files = [*dict.fromkeys([*(file_of(loc) for loc in locations), *viewed])]
         self.trajectory.fallback = FALLBACK_NOTE.format(count=len(locations) or len(all_files))
         return all_files, locations
+
+    def _in_repository(self, files: list[str], locations: list[str]) -> tuple[list[str], list[str]]:
+        """Only what exists: small models copy the prompt's example (``path/to/file.py``) or invent paths,
+        and an answer made only of those is no answer (the fallback then applies)."""
+        known_files = set(self.index.files) | set(self.index.other_files)
+        kept_files = [path for path in files if path in known_files]
+        kept = [location for location in locations if file_of(location) in self.index.files]
+        dropped = (len(files) - len(kept_files)) + (len(locations) - len(kept))
+        if dropped and self.trajectory.steps:
+            step = self.trajectory.steps[-1]
+            what = f"{dropped} answered file(s)/location(s) not in the repository were dropped"
+            step.note = "; ".join(part for part in (step.note, what) if part)
+        return kept_files, kept
 
     def _resolve(self, locations: list[str]) -> list[str]:
         """Fix the commonest slip of small models: a method written without its class. ``path::m`` becomes

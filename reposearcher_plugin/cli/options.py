@@ -34,6 +34,7 @@ _FLAG_FIELDS = {
     "max_calls_per_turn": "max_calls_per_turn",
     "hints": "hints",
     "temperature": "temperature",
+    "max_output_tokens": "max_output_tokens",
     "retries": "retries",
 }
 _DEFAULTS = LocalizerOptions()
@@ -71,6 +72,11 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
         "--hints", type=int, help="show the agent the offline default's top N definitions (default 0)"
     )
     group.add_argument("--temperature", type=float, help=f"(default {_DEFAULTS.temperature:g})")
+    group.add_argument(
+        "--max-output-tokens",
+        type=int,
+        help=f"longest reply per turn, in tokens (default {_DEFAULTS.max_output_tokens})",
+    )
     group.add_argument("--retries", type=int, help=f"LLM retries with backoff (default {_DEFAULTS.retries})")
 
 
