@@ -248,6 +248,9 @@ def test_bad_calls_get_errors_the_model_can_act_on(box):
         "Error: search_class() got unexpected argument(s) klass; it takes: search_class(class_name, file=null)"
     )
     assert box.call("search_class", {}).text.startswith("Error: search_class() is missing the argument")
+    # the schema copied into a call (small models do) is ignored; an unknown argument still is not
+    echoed = box.call("search_class", {"class_name": "Cart", "required": ["class_name"], "type": "object"})
+    assert echoed.ok and echoed.text == box.call("search_class", {"class_name": "Cart"}).text
     wrong = box.call("view_code", {"file": "shop/cart.py", "start_line": "one", "end_line": 2})
     assert wrong.text == "Error: view_code(): argument 'start_line' must be integer, got str 'one'"
     coerced = box.call("view_code", {"file": "shop/cart.py", "start_line": "1", "end_line": 1.0})

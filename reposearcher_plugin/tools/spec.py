@@ -23,6 +23,9 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_SCHEMA_WORDS = frozenset({"required", "type", "properties", "description", "title", "additionalProperties"})
+
+
 class ToolArgumentError(ValueError):
     """A call's arguments do not fit the tool's schema; the message is written for the model to act on."""
 
@@ -110,6 +113,10 @@ class ToolSpec:
         """Check a call's arguments against the schema and fill defaults; raises ToolArgumentError."""
         arguments = dict(arguments or {})
         known = {param.name: param for param in self.params}
+        # small models copy the schema into their calls ({"file": "a.py", "required": ["file"]}): keys
+        # that are JSON-schema words and no parameter of this tool carry no meaning, so they are ignored
+        for echoed in _SCHEMA_WORDS - set(known):
+            arguments.pop(echoed, None)
         unknown = sorted(set(arguments) - set(known))
         if unknown:
             raise ToolArgumentError(
