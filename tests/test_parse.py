@@ -226,3 +226,26 @@ def test_loose_calls_never_raise(text):
     content, calls = loose_tool_calls(text, LOOSE_TOOLS)
     assert isinstance(content, str)
     assert all(call.name in LOOSE_TOOLS for call in calls)
+
+
+def test_answer_written_as_submit_arguments_in_a_json_block():
+    text = (
+        '```json\n{\n  "locations": [\n    "src/matplotlib/widgets.py::RangeSlider.on_changed",\n'
+        '    "src/matplotlib/widgets.py::Button.on_clicked"\n  ],\n  "reason": "callbacks"\n}\n```'
+    )
+    answer = parse_answer(text)
+    assert answer.locations == [
+        "src/matplotlib/widgets.py::RangeSlider.on_changed",
+        "src/matplotlib/widgets.py::Button.on_clicked",
+    ]
+    assert answer.problem is None
+    wrapped = '```json\n{"name": "submit", "arguments": {"locations": ["a.py::f"]}}\n```'
+    assert parse_answer(wrapped).locations == ["a.py::f"]
+    assert parse_answer('```\n["a.py::f", "b.py::C.g"]\n```').locations == ["a.py::f", "b.py::C.g"]
+    # an empty list is still no answer
+    assert parse_answer('```json\n{"locations": [], "reason": "not found"}\n```').empty
+
+
+def test_quoted_comma_separated_lines_read_as_locations():
+    answer = parse_answer("```\n\"a.py::f\",\n'b.py::C.g',\n```")
+    assert answer.locations == ["a.py::f", "b.py::C.g"]

@@ -298,7 +298,9 @@ def parse_answer(text: str) -> Answer:
         return Answer(problem="the answer is empty")
     blocks, fenced = answer_blocks(text)
     for block in blocks:
-        answer = parse_location_lines(block.splitlines(), strict=not fenced)
+        listed = _json_locations(block) if fenced else None
+        lines = listed if listed is not None else block.splitlines()
+        answer = parse_location_lines(lines, strict=not fenced)
         if not answer.empty:
             if not fenced:
                 answer.problem = "the answer has no ``` block; locations were read from its text"
@@ -317,7 +319,8 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
     locations: list[str] = []
     current: str | None = None
     for raw in lines:
-        line = _RANK_PREFIX.sub("", raw.strip().strip("`")).strip()
+        # quoted and comma-separated (a JSON list written line by line) reads the same
+        line = _RANK_PREFIX.sub("", raw.strip().strip("`").rstrip(",").strip().strip("\"'")).strip()
         if not line:
             continue
         name = entity_name_of_line(line)
@@ -333,6 +336,27 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
         if qualname:
             locations.append(f"{path}{SEPARATOR}{qualname}")
     return Answer(files=unique(files), locations=unique(locations))
+
+
+_MAX_JSON_ANSWER = 200_000  # characters; a longer block is read line by line
+
+
+def _json_locations(block: str) -> list[str] | None:
+    """A fenced block that is JSON: ``{"locations": [...]}`` (the submit tool's arguments, written as the
+    answer; small models do), ``{"arguments": {"locations": [...]}}`` or a plain list of strings."""
+    text = block.strip()
+    if not text.startswith(("{", "[")) or len(text) > _MAX_JSON_ANSWER:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, dict):
+        inner = value.get("arguments")
+        value = (inner if isinstance(inner, dict) else value).get("locations")
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
 
 
 def _looks_like_path(text: str) -> bool:
