@@ -53,6 +53,7 @@ class ScriptedReply:
     prompt_tokens: int = 11
     completion_tokens: int = 7
     error_message: str = "scripted failure"  # the error body's message when status != 200
+    delay_s: float = 0.0  # a slow server: wait this long before answering
 
 
 class HTTPError(Exception):
@@ -266,12 +267,17 @@ class _Handler(BaseHTTPRequestHandler):
         except HTTPError as error:
             self._send_json(error.status, error_body(error.status, error.message))
             return
-        if reply.status != 200:
-            self._send_json(reply.status, error_body(reply.status, reply.error_message))
-        elif body.get("stream"):
-            self._send_stream(self.stub.chunks(body, reply))
-        else:
-            self._send_json(200, self.stub.completion(body, reply))
+        if reply.delay_s:
+            time.sleep(reply.delay_s)
+        try:
+            if reply.status != 200:
+                self._send_json(reply.status, error_body(reply.status, reply.error_message))
+            elif body.get("stream"):
+                self._send_stream(self.stub.chunks(body, reply))
+            else:
+                self._send_json(200, self.stub.completion(body, reply))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a delayed reply past its timeout)
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

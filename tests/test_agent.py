@@ -288,6 +288,27 @@ def test_context_window_error_drops_observations_and_retries_once(index):
     assert "was removed to fit" in tool_texts[0] and "was removed to fit" not in tool_texts[-1]
 
 
+def test_a_search_reply_cut_by_the_wall_budget_still_gets_its_answer_turn(index):
+    from tests.openai_stub import ScriptedReply, StubServer
+
+    replies = [
+        ScriptedReply(tool_calls=[("search_function", {"function_name": "total"})]),
+        ScriptedReply(
+            tool_calls=[("search_class", {"class_name": "Cart"})], delay_s=11.0
+        ),  # outlasts the run
+        ScriptedReply(content=ANSWER),
+    ]
+    with StubServer(replies, model="slow") as server:
+        policy = LiteLLMPolicy("openai/slow", api_base=server.base_url, retries=3, backoff_s=0.0)
+        result = Agent(policy, AgentConfig(max_wall_s=10.0)).localize(index, ISSUE)
+        assert len(server.requests) == 3  # the cut request was not retried
+    assert result.error is None and result.locations[0] == "shop/pricing.py::total"
+    cut, final = result.trajectory.steps[1], result.trajectory.steps[2]
+    assert "time is up" in cut.error or "Timeout" in cut.error
+    assert "time (a reply was cut)" in final.note
+    assert result.trajectory.wall_s < 10.0 + 2.0  # the answer turn's grace: 20 % of the budget
+
+
 def test_the_window_is_asked_of_the_server():
     from tests.openai_stub import StubServer
 
@@ -430,6 +451,23 @@ def test_answered_locations_outside_the_repository_are_dropped(index):
 def test_an_answer_of_only_invented_paths_falls_back(index):
     searched = {"tool_calls": [("search_function", {"function_name": "total"})]}
     echoed = "```\npath/to/file.py\nfunction: get_repo_structure\n```"
-    result, _ = run(index, [searched, echoed])
+    result, handler = run(index, [searched, echoed, echoed])
     assert result.locations == ["shop/pricing.py::total"]
     assert result.trajectory.fallback.startswith("the model gave no readable answer")
+    assert len(handler.requests) == 3  # sent back once, not twice
+
+
+def test_an_invented_answer_is_sent_back_to_search_once(index):
+    invented = '```json\n{"locations": ["src/shop/checkout.py::Checkout.run"]}\n```'
+    searched = {"tool_calls": [("search_function", {"function_name": "total"})]}
+    result, handler = run(index, [invented, searched, ANSWER])
+    told = handler.requests[1]["messages"][-1]["content"]
+    assert "src/shop/checkout.py" in told and "search with the tools" in told
+    assert "sent back to search" in result.trajectory.steps[0].note
+    assert result.locations[0] == "shop/pricing.py::total" and result.trajectory.fallback is None
+    # the same through the submit tool
+    submitted = {"tool_calls": [("submit", {"locations": ["src/shop/checkout.py::Checkout.run"]})]}
+    correct = {"tool_calls": [("submit", {"locations": ["shop/pricing.py::total"]})]}
+    result, handler = run(index, [submitted, correct])
+    assert "src/shop/checkout.py" in handler.requests[1]["messages"][-1]["content"]
+    assert result.locations == ["shop/pricing.py::total"]

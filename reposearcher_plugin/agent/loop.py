@@ -47,6 +47,10 @@ STALLED = (
     "Your last {turns} replies only repeated earlier calls or made calls that failed, so the search is over."
 )
 ANSWER_ONLY = "Reply with nothing but the final answer: one ``` block of locations.\n{answer_format}"
+NOT_IN_REPOSITORY = (
+    "None of the locations in your answer exist in this repository: {paths}. Do not guess paths: search "
+    "with the tools to find the real files and definitions, then answer again."
+)
 FALLBACK_NOTE = (
     "the model gave no readable answer: the result is the {count} locations its tool calls returned, "
     "ranked by the offline default"
@@ -83,6 +87,10 @@ class _StageOver(Exception):
     """The policy failed for good; the run stops with what it has."""
 
 
+class _TimeUp(Exception):
+    """A search turn's request outlasted the wall budget: the answer turn comes next."""
+
+
 class Agent:
     def __init__(self, policy: Policy, config: AgentConfig | None = None) -> None:
         self.policy = policy
@@ -115,6 +123,7 @@ class _Run:
         self.window: int | bool | None = False  # False: not asked yet
         self.tokens_per_char = 1 / 3  # a cautious start; measured from each reply's prompt tokens
         self.ranking: Any = None  # the offline default's ranking, computed at most once
+        self.known_files: set[str] | None = None  # every path of the repository, built when first needed
         self.found_files: list[str] = []  # the tooltrain files stage's answer, kept if stage two fails
         self.trajectory = Trajectory(
             instance_id=instance_id,
@@ -186,6 +195,7 @@ class _Run:
         conversation = self.trajectory.messages  # this stage's turns are appended after its prompt
         turns = 0
         nudged = False
+        challenged = False  # an answer naming nothing in the repository was sent back once
         self.stalled = 0
         while True:
             reason = self._budget_spent(turns)
@@ -196,7 +206,12 @@ class _Run:
                 reason = STALLED.format(turns=self.stalled)
                 conversation.append(chat.final_turn(reason, answer_format))
                 return self._final(stage, start, answer_format, note="stalled: no new successful call")
-            reply, step = self._ask(stage, conversation, start, with_tools=True)
+            try:
+                reply, step = self._ask(stage, conversation, start, with_tools=True)
+            except _TimeUp:
+                reason = "The time for this search is up."
+                conversation.append(chat.final_turn(reason, answer_format))
+                return self._final(stage, start, answer_format, note="budget spent: time (a reply was cut)")
             turns += 1
             content, calls = self._split(reply)
             if not calls:
@@ -206,6 +221,9 @@ class _Run:
                     nudged = True
                     step.note = f"no tool call and no answer ({answer.problem}); asked again"
                     conversation.append({"role": "user", "content": f"{answer.problem}. {answer_format}"})
+                    continue
+                if not challenged and self._challenge(step, answer, conversation):
+                    challenged = True
                     continue
                 return self._answered(step, content, answer)
             conversation.append(chat.assistant_message(content, calls))
@@ -217,9 +235,30 @@ class _Run:
             if final.name == "submit":
                 locations = [str(item) for item in (final.arguments or {}).get("locations", [])]
                 answer = parse_location_lines(locations)
+                if not challenged and self._challenge(step, answer, conversation):
+                    challenged = True
+                    continue
                 return self._answered(step, json.dumps(final.arguments, ensure_ascii=False), answer)
             conversation.append({"role": "user", "content": answer_format})  # exit: now ask for the answer
             return self._final(stage, start, answer_format, note=None)
+
+    def _challenge(self, step: Step, answer: Answer, conversation: list[dict[str, Any]]) -> bool:
+        """Send an answer back once when it names paths but none in the repository: small models answer at
+        once with invented paths, and the searching they skipped is what they are for."""
+        named = [*answer.files, *(file_of(location) for location in answer.locations)]
+        if not named or any(self._known_file(path) for path in named):
+            return False
+        unknown = list(dict.fromkeys(named))
+        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        conversation.append({"role": "user", "content": NOT_IN_REPOSITORY.format(paths=shown)})
+        what = f"answer named no path in the repository ({len(unknown)} unknown); sent back to search"
+        step.note = "; ".join(part for part in (step.note, what) if part)
+        return True
+
+    def _known_file(self, path: str) -> bool:
+        if self.known_files is None:
+            self.known_files = set(self.index.files) | set(self.index.other_files)
+        return path in self.known_files
 
     def _final(self, stage: str, start: int, answer_format: str, note: str | None) -> Answer:
         """The last turns: no tools offered, any call in a reply is not run, and an unreadable answer is
@@ -260,7 +299,7 @@ class _Run:
         for attempt in range(2):
             wire = chat.to_wire(conversation[start:], self.config.tool_format)
             try:
-                reply = self.policy.complete(wire, tools, deadline=self._deadline())
+                reply = self.policy.complete(wire, tools, deadline=self._deadline(with_tools))
                 break
             except PolicyError as error:
                 # the window estimate was off: drop every observation but the newest turn's, once
@@ -270,6 +309,8 @@ class _Run:
                         dropped += more
                         continue
                 step.error = str(error)
+                if error.out_of_time and with_tools:
+                    raise _TimeUp from error
                 raise _StageOver(f"LLM error in stage {stage!r}: {error}") from error
         if dropped:
             step.note = f"{dropped} old observation(s) dropped to fit the context window"
@@ -387,9 +428,12 @@ class _Run:
             return text
         return text[:limit] + f"\n[... observation cut: {len(text) - limit} more characters; ask for less]"
 
-    def _deadline(self) -> float:
-        """When a request must have returned: the wall budget, plus a grace for the final turns (a run
-        out of time still gets its answer turn, but not a second budget's worth)."""
+    def _deadline(self, searching: bool) -> float:
+        """When a request must have returned: a search turn by the end of the wall budget (then the answer
+        turn comes), the answer turns within a grace after it (a run out of time still gets its answer,
+        but not a second budget's worth)."""
+        if searching:
+            return self.started + self.config.max_wall_s
         grace = min(120.0, 0.2 * self.config.max_wall_s)
         return self.started + self.config.max_wall_s + grace
 
@@ -442,8 +486,7 @@ class _Run:
     def _in_repository(self, files: list[str], locations: list[str]) -> tuple[list[str], list[str]]:
         """Only what exists: small models copy the prompt's example (``path/to/file.py``) or invent paths,
         and an answer made only of those is no answer (the fallback then applies)."""
-        known_files = set(self.index.files) | set(self.index.other_files)
-        kept_files = [path for path in files if path in known_files]
+        kept_files = [path for path in files if self._known_file(path)]
         kept = [location for location in locations if file_of(location) in self.index.files]
         dropped = (len(files) - len(kept_files)) + (len(locations) - len(kept))
         if dropped and self.trajectory.steps:

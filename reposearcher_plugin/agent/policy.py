@@ -22,9 +22,10 @@ from reposearcher_plugin.agent.parse import ParsedCall, native_tool_calls
 class PolicyError(RuntimeError):
     """The model could not be reached or refused the request, after any retries."""
 
-    def __init__(self, message: str, *, context_window: bool = False) -> None:
+    def __init__(self, message: str, *, context_window: bool = False, out_of_time: bool = False) -> None:
         super().__init__(message)
         self.context_window = context_window
+        self.out_of_time = out_of_time  # the request's deadline came first
 
 
 @dataclass
@@ -152,7 +153,9 @@ class LiteLLMPolicy:
             if deadline is not None:
                 left = deadline - started
                 if left <= 1.0:
-                    raise PolicyError("the run's time is up (--max-wall) before the model could answer")
+                    raise PolicyError(
+                        "the run's time is up (--max-wall) before the model could answer", out_of_time=True
+                    )
                 request["timeout"] = min(self.timeout_s, left)
             try:
                 response = litellm.completion(**request)
@@ -164,6 +167,7 @@ class LiteLLMPolicy:
                     raise PolicyError(
                         f"{type(error).__name__}{tries}: {_short(error)}",
                         context_window=isinstance(error, litellm.exceptions.ContextWindowExceededError),
+                        out_of_time=out_of_time,
                     ) from error
                 attempt += 1
                 time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
