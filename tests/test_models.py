@@ -953,3 +953,46 @@ def test_cli_llama_cpp_setup_dry_run_serve_status_stop(tmp_path, fake_llama):
         stopped = reposearcher("stop", "fake", env=env)
     assert stopped.stdout.startswith(f"stopped fake-model (pid {status[0]['pid']}, port {port})")
     assert server.served_models(int(port)) is None
+
+
+FAKE_CONVERTER = """
+import sys
+args = sys.argv[1:]
+out, kind = args[args.index("--outfile") + 1], args[args.index("--outtype") + 1]
+if kind == "f32":
+    open(out, "wb").write(b"not a gguf")  # a converter that writes garbage
+    sys.exit(0)
+if kind == "bf16":
+    open(out, "wb").write(b"GGUF half")  # dies half-way
+    sys.exit(3)
+open(out, "wb").write(b"GGUF" + open(args[0] + "/config.json", "rb").read())
+"""
+
+
+def test_to_gguf_runs_llama_cpps_converter_and_writes_the_file_only_when_complete(tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    built = tmp_path / "llama"
+    source = llama_cpp.source_dir(built)
+    source.mkdir(parents=True)
+    (source / "convert_hf_to_gguf.py").write_text(FAKE_CONVERTER)
+    checkpoint = tmp_path / "ckpt" / "global_step_3" / "huggingface"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text('{"model_type": "qwen2"}')
+
+    assert main(["models", "to-gguf", str(checkpoint), "--dir", str(built)]) == 0
+    written = checkpoint / "model-q8_0.gguf"
+    assert capsys.readouterr().out.strip() == str(written)
+    assert written.read_bytes() == b'GGUF{"model_type": "qwen2"}'
+
+    for outtype, problem in (("bf16", r"failed \(status 3\)"), ("f32", "is not a GGUF file")):
+        out = tmp_path / f"m-{outtype}.gguf"
+        with pytest.raises(ModelError, match=problem):
+            llama_cpp.to_gguf(checkpoint, out, built, outtype)
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["ckpt", "llama"]  # no partial file
+    with pytest.raises(ModelError, match="unknown GGUF type 'q4'"):
+        llama_cpp.to_gguf(checkpoint, tmp_path / "x.gguf", built, "q4")
+    with pytest.raises(ModelError, match=r"no config\.json"):
+        llama_cpp.to_gguf(tmp_path, tmp_path / "x.gguf", built)
+    assert main(["models", "to-gguf", str(checkpoint), "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "setup-server --engine llama.cpp" in capsys.readouterr().err

