@@ -97,6 +97,23 @@ def prepare(sampled, out: Path, *extra: str) -> int:
     return run([*args, "--out", str(out), "--min-reward", "0.5", *extra])
 
 
+def test_failed_samples_run_again_with_retry_errors(shop, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("OPENAI_API_KEY", "stub")
+    out = tmp_path / "traj"
+    with StubServer(lambda body: ScriptedReply(status=500), mode="native") as down:
+        assert run([*sample_args(shop, out, down), "--n", "1"]) == 0
+    failed = [json.loads(line) for line in (out / "sample_0.jsonl").read_text().splitlines()]
+    assert len(failed) == 2 and all(row["error"] for row in failed)
+    with StubServer(scripted_agent(), mode="native") as up:
+        assert run([*sample_args(shop, out, up), "--n", "1"]) == 0  # failed runs count as done
+        assert up.requests == []
+        assert run([*sample_args(shop, out, up), "--n", "1", "--retry-errors"]) == 0
+        assert len(up.requests) == 4
+    rows = [json.loads(line) for line in (out / "sample_0.jsonl").read_text().splitlines()]
+    assert {row["instance_id"] for row in rows if not row.get("error")} == {"shop-1", "shop-3"}
+
+
 def test_sample_then_prepare_keeps_what_the_reward_likes(sampled, tmp_path, capsys):
     assert sorted(path.name for path in sampled["out"].glob("*.jsonl")) == [
         "sample_0.jsonl",
@@ -178,6 +195,37 @@ def test_verl_multiturn_sft_dataset_loads_it(sampled, tmp_path):
 
 def test_prepare_errors(sampled, tmp_path, capsys):
     assert prepare(sampled, tmp_path / "none", "--min-reward", "2") == 2
-    assert "no trajectory reached" in capsys.readouterr().err
+    assert "no trajectory was kept" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no predictions files"):
         sft.read_trajectories([tmp_path / "empty-dir-that-is-missing"])
+
+
+def test_max_length_drops_the_rows_verl_would_refuse(sampled, tmp_path, capsys):
+    from omegaconf import OmegaConf
+    from verl.utils.import_utils import load_extern_object
+
+    tokenizer_dir = tmp_path / "tok"
+    build_tiny_tokenizer(save_to=tokenizer_dir)
+    out = tmp_path / "all"
+    assert prepare(sampled, out, "--max-length", "100000", "--tokenizer", str(tokenizer_dir)) == 0
+    rows = pq.read_table(out / "train.parquet").to_pylist()
+    dataset_cls = load_extern_object("pkg://reposearcher_plugin.rl.sft", "RepoSearcherSFTDataset")
+    config = OmegaConf.create({"max_length": 100000, "truncation": "error", "pad_mode": "right"})
+    dataset = dataset_cls(str(out / "train.parquet"), build_tiny_tokenizer(), config)
+    # the count prepare records is the length verl's dataset gives the same row
+    assert [row["tokens"] for row in rows] == [
+        int(dataset[i]["attention_mask"].sum()) for i in range(len(rows))
+    ]
+
+    shortest = min(row["tokens"] for row in rows)
+    cut = tmp_path / "cut"
+    assert prepare(sampled, cut, "--max-length", str(shortest), "--tokenizer", str(tokenizer_dir)) == 0
+    manifest = json.loads((cut / "manifest.json").read_text())
+    longer = sum(row["tokens"] > shortest for row in rows)
+    assert longer and manifest["rejected"][f"longer than {shortest} tokens"] == longer
+    assert manifest["train_rows"] == len(rows) - longer
+    capsys.readouterr()
+    assert prepare(sampled, tmp_path / "x", "--max-length", "10") == 2
+    assert "go together" in capsys.readouterr().err
+    assert prepare(sampled, tmp_path / "x", "--max-length", "10", "--tokenizer", str(tmp_path / "no")) == 2
+    assert "cannot load a tokenizer" in capsys.readouterr().err

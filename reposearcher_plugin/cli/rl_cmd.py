@@ -75,6 +75,7 @@ def add_rl_commands(commands: Any) -> None:
     sample.add_argument("--instances", help="comma-separated instance ids")
     sample.add_argument("--index-cache-dir")
     sample.add_argument("--exclude", action="append", default=[], metavar="IDS", help="as for rl prepare")
+    sample.add_argument("--retry-errors", action="store_true", help="run again the runs that failed")
     add_localizer_options(sample)
     add_workspace_options(sample)
     sample.set_defaults(handler=cmd_sft_sample)
@@ -101,6 +102,16 @@ def add_rl_commands(commands: Any) -> None:
         choices=("hermes", "none"),
         help="hermes (default): consecutive tool results become one tool message that Qwen-style templates "
         "render exactly as their merged user turn; none: one message per result",
+    )
+    prepare_sft.add_argument(
+        "--max-length",
+        type=int,
+        metavar="TOKENS",
+        help="drop rows longer than this in the chat template's tokens (set it to the trainer's "
+        "data.max_length; needs --tokenizer)",
+    )
+    prepare_sft.add_argument(
+        "--tokenizer", metavar="MODEL", help="the model to train (folder or hub name): its tokenizer counts"
     )
     prepare_sft.add_argument("--test-size", type=int, default=0, help="instances held out as test.parquet")
     prepare_sft.add_argument("--seed", type=int, default=0)
@@ -234,6 +245,7 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
             workers=args.workers,
             index_cache_dir=args.index_cache_dir,
             on_result=on_result,
+            retry_errors=args.retry_errors,
         )
     except ValueError as error:
         return _fail(error)
@@ -251,6 +263,11 @@ def cmd_sft_prepare(args: argparse.Namespace) -> int:
 
     try:
         config = RewardConfig.from_options({"metric": args.metric, "file_weight": args.file_weight})
+        if (args.max_length is None) != (args.tokenizer is None):
+            raise ValueError("--max-length and --tokenizer go together")
+        if args.max_length is not None and args.max_length < 1:
+            raise ValueError("--max-length must be positive")
+        tokenizer = _load_tokenizer(args.tokenizer) if args.tokenizer else None
         if args.gold:
             gold = _gold_file(args.gold)
         else:
@@ -268,9 +285,11 @@ def cmd_sft_prepare(args: argparse.Namespace) -> int:
             best_per_instance=args.best_per_instance,
             config=config,
             join_tool_results=args.join_tool_results,
+            tokenizer=tokenizer,
+            max_length=args.max_length,
         )
         if not rows:
-            raise ValueError(f"no trajectory reached --min-reward {args.min_reward}: {report.to_dict()}")
+            raise ValueError(f"no trajectory was kept (--min-reward {args.min_reward}): {report.to_dict()}")
         train, test = _split_by_instance(rows, args.test_size, args.seed)
         out = Path(args.out)
         datasets.write_parquet(train, out / "train.parquet")
@@ -286,6 +305,17 @@ def cmd_sft_prepare(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _load_tokenizer(name: str) -> Any:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as error:
+        raise ValueError("--tokenizer needs transformers (the rl or models extra)") from error
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load a tokenizer from {name!r}: {error}") from error
 
 
 def _split_by_instance(rows: list[dict], test_size: int, seed: int) -> tuple[list[dict], list[dict]]:

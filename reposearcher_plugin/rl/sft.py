@@ -48,10 +48,12 @@ def sample(
     workers: int = 1,
     index_cache_dir: str | None = None,
     on_result: Callable[[int, dict[str, Any], Any], None] | None = None,
+    retry_errors: bool = False,
 ) -> list[Any]:
     """Run the agent ``n`` times over ``instances``: sample k goes to ``OUT/sample_<k>.jsonl``.
 
-    Each sample file is a resumable batch, so rerunning the same command finishes what a killed run left.
+    Each sample file is a resumable batch, so rerunning the same command finishes what a killed run left
+    (and, with ``retry_errors``, runs again the instances whose run failed).
     """
     from reposearcher_plugin.evaluation.batch import run_batch
 
@@ -69,6 +71,7 @@ def sample(
                 workers=workers,
                 index_cache_dir=index_cache_dir,
                 on_result=callback,
+                retry_errors=retry_errors,
             )
         )
     return summaries
@@ -273,6 +276,31 @@ def sft_rows(kept: Sequence[Scored], join_tool_results: str = "hermes") -> list[
     return rows
 
 
+def token_length(row: Mapping[str, Any], tokenizer: Any) -> int:
+    """The row's length in tokens as verl's SFT dataset sees it: the whole conversation through the chat
+    template, tools included."""
+    messages = _decode_messages([dict(message) for message in row["messages"]])
+    ids = tokenizer.apply_chat_template(messages, tools=_decode_tools(row["tools"]), tokenize=True)
+    if isinstance(ids, Mapping):  # transformers 5 returns a BatchEncoding
+        ids = ids["input_ids"]
+    return len(ids)
+
+
+def drop_long_rows(
+    rows: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, report: PrepareReport
+) -> list[dict[str, Any]]:
+    """Rows that fit ``max_length`` tokens. verl's ``truncation: error`` (our recipe) stops training on a
+    longer one, and cutting it would teach a conversation without its answer."""
+    kept = []
+    for row in rows:
+        row["tokens"] = token_length(row, tokenizer)
+        if row["tokens"] <= max_length:
+            kept.append(row)
+        else:
+            report.reject(f"longer than {max_length} tokens")
+    return kept
+
+
 def prepare(
     trajectory_paths: Iterable[str | Path],
     gold: Mapping[str, Sequence[str]],
@@ -281,12 +309,18 @@ def prepare(
     best_per_instance: bool = False,
     config: RewardConfig | None = None,
     join_tool_results: str = "hermes",
+    tokenizer: Any = None,
+    max_length: int | None = None,
 ) -> tuple[list[dict[str, Any]], PrepareReport]:
+    """Score, select and render trajectories as SFT rows; with a tokenizer and ``max_length``, rows
+    longer than that (in the chat template's tokens) are dropped and each row records its ``tokens``."""
     items = read_trajectories(trajectory_paths)
     score_trajectories(items, gold, config or RewardConfig())
     report = PrepareReport()
     kept = select(items, min_reward, best_per_instance, report)
     rows = sft_rows(kept, join_tool_results)
+    if tokenizer is not None and max_length is not None:
+        rows = drop_long_rows(rows, tokenizer, max_length, report)
     report.rows = len(rows)
     return rows, report
 
