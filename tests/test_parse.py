@@ -249,3 +249,42 @@ def test_answer_written_as_submit_arguments_in_a_json_block():
 def test_quoted_comma_separated_lines_read_as_locations():
     answer = parse_answer("```\n\"a.py::f\",\n'b.py::C.g',\n```")
     assert answer.locations == ["a.py::f", "b.py::C.g"]
+
+
+HOSTILE_JSON = [
+    "[" * 3000,  # RecursionError inside the decoder
+    '{"a": ' * 3000 + "1" + "}" * 3000,
+    '{"x": ' + "9" * 5000 + "}",  # ValueError: over the 4,300-digit limit
+]
+
+
+def test_hostile_json_in_arguments_is_an_error_not_an_exception():
+    from reposearcher_plugin.agent.parse import read_arguments
+    from reposearcher_plugin.rl.reward import compute_score
+
+    for raw in HOSTILE_JSON:
+        arguments, _, error = read_arguments("view_code", raw)
+        assert (arguments is None) == (error is not None)
+        calls = native_tool_calls([{"id": "c", "function": {"name": "view_code", "arguments": raw}}])
+        assert len(calls) == 1
+        _, calls = hermes_tool_calls(f'<tool_call>{{"name": "view_code", "arguments": {raw}}}</tool_call>')
+        assert len(calls) == 1 and calls[0].error
+        _, calls = hermes_tool_calls(f"<tool_call>{raw}</tool_call>")
+        assert len(calls) == 1 and calls[0].error
+        rollout = f"<tool_call>{raw}</tool_call>\n```\nshop/pricing.py::total\n```"
+        assert compute_score("reposearcher", rollout, ["shop/pricing.py::total"])["score"] >= 0.0
+    assert read_arguments("x", json.dumps(json.dumps({"a": 1})))[0] == {"a": 1}  # twice-encoded still reads
+    assert read_arguments("x", json.dumps(""))[0] == {}
+    encoded = json.dumps({"a": 1})
+    for _ in range(12):  # encoded over and over (each layer doubles the escapes): an error, no recursion
+        encoded = json.dumps(encoded)
+    assert "must be a JSON object, got str" in read_arguments("x", encoded)[2]
+    assert "nested too deeply" in read_arguments("x", "[" * 3000)[2]
+
+
+@given(st.text(alphabet=st.sampled_from(list('{}[]":,0123456789\\ ae')), max_size=3000))
+def test_argument_parsing_never_raises(raw):
+    from reposearcher_plugin.agent.parse import read_arguments
+
+    arguments, text, error = read_arguments("view_code", raw)
+    assert isinstance(text, str) and (arguments is None) == (error is not None)

@@ -50,6 +50,20 @@ class ParsedCall:
         return f"{self.name}\0{json.dumps(self.arguments, sort_keys=True)}"
 
 
+def load_json(text: str) -> tuple[Any, str | None]:
+    """``json.loads`` that never raises on model output: (value, None) or (None, what was wrong). Besides
+    malformed text, the decoder raises RecursionError on deep nesting (``[`` x 3,000) and ValueError on
+    integers over Python's 4,300-digit limit."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as error:
+        return None, f"{error.msg} at {error.pos}"
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError as error:  # int digits limit
+        return None, " ".join(str(error).split())[:200]
+
+
 def read_arguments(name: str, raw: Any) -> tuple[dict[str, Any] | None, str, str | None]:
     """Arguments as sent (a JSON string, a dict, or nothing) -> (dict or None, raw text, error)."""
     if raw is None or raw == "":
@@ -58,12 +72,16 @@ def read_arguments(name: str, raw: Any) -> tuple[dict[str, Any] | None, str, str
         return dict(raw), json.dumps(raw, ensure_ascii=False), None
     text = str(raw)
     what = f"the arguments of {name or 'the call'}"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, text, f"{what} are not valid JSON ({error.msg} at {error.pos})"
-    if isinstance(value, str):  # some models JSON-encode the arguments twice
-        return read_arguments(name, value)
+    value: Any = text
+    for _ in range(3):  # some models JSON-encode the arguments twice; never recurse on model output
+        if not text:
+            return {}, "", None
+        value, problem = load_json(text)
+        if problem:
+            return None, text, f"{what} are not valid JSON ({problem})"
+        if not isinstance(value, str):
+            break
+        text = value
     if not isinstance(value, dict):
         return None, text, f"{what} must be a JSON object, got {type(value).__name__}"
     return value, text, None
@@ -97,12 +115,11 @@ def hermes_tool_calls(text: str, first_id: int = 0) -> tuple[str, list[ParsedCal
     for match in _TOOL_CALL.finditer(text):
         body = match.group(1).strip()
         call_id = f"call_{first_id + len(calls)}"
-        try:
-            payload = json.loads(body)
-        except json.JSONDecodeError as error:
+        payload, problem = load_json(body)
+        if problem:
             guessed = _guess_name(body)
             which = f"the <tool_call> block for {guessed!r}" if guessed else "a <tool_call> block"
-            problem = f"{which} is not valid JSON ({error.msg} at {error.pos})"
+            problem = f"{which} is not valid JSON ({problem})"
             # the name stays empty: the block is kept verbatim so the conversation replays exactly
             calls.append(ParsedCall(call_id, "", None, body, problem))
             continue

@@ -23,7 +23,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from reposearcher_plugin.agent.parse import Answer, hermes_tool_calls, parse_answer, parse_location_lines
+from reposearcher_plugin.agent.parse import (
+    Answer,
+    hermes_tool_calls,
+    load_json,
+    parse_answer,
+    parse_location_lines,
+)
 from reposearcher_plugin.evaluation.metrics import MetricError, ndcg_at, parse_metric, recall_at, score
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, normalize_location, unique
 
@@ -164,9 +170,8 @@ def answer_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Answer,
             function = call.get("function") or {}
             arguments = function.get("arguments")
             if isinstance(arguments, str):
-                try:
-                    arguments = json.loads(arguments or "{}")
-                except json.JSONDecodeError:
+                arguments, problem = load_json(arguments or "{}")
+                if problem:
                     invalid += 1
                     continue
             if not function.get("name") or not isinstance(arguments, Mapping):
