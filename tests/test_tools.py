@@ -257,6 +257,37 @@ def test_bad_calls_get_errors_the_model_can_act_on(box):
     assert coerced.ok and coerced.text.endswith('1 | """Shopping cart."""')
 
 
+HOSTILE_PATHS = ["a\0b.py", "x" * 300 + ".py", "shop/" + "y" * 256, "z/" * 5000, "/" + "a" * 10**6]
+HOSTILE_VALUES = ["²", "--5", "+-1", "9" * 4301, 10**4300, "١٢", float("inf"), float("nan"), [], {}, True]
+
+
+def test_no_json_a_model_can_send_makes_a_tool_raise(box, shop):
+    root = str(shop.root)
+    lines = {"start_line": 1, "end_line": 5}
+    calls = [("view_code", {"file": path, **lines}) for path in HOSTILE_PATHS]
+    calls += [("get_repo_structure", {"path": path}) for path in HOSTILE_PATHS]
+    calls += [("get_imports_of_file", {"file": path}) for path in HOSTILE_PATHS]
+    calls += [("search_class", {"class_name": "Cart", "file": path}) for path in HOSTILE_PATHS]
+    calls += [("view_code", {"file": "shop/cart.py", "start_line": v, "end_line": 5}) for v in HOSTILE_VALUES]
+    calls += [("view_code", arguments) for arguments in (["shop/cart.py"], "shop/cart.py", 7, True)]
+    for name, arguments in calls:
+        observation = box.call(name, arguments)
+        assert not observation.ok and observation.text.startswith("Error"), name
+        assert root not in observation.text  # no server path reaches the model
+        assert len(observation.text) < 2_000  # a megabyte argument is not echoed back
+    for value in HOSTILE_VALUES:  # a huge depth is just "everything": no error needed, but no raise
+        observation = box.call("get_repo_structure", {"depth": value})
+        assert observation.ok == (type(value) is int), type(value)
+    assert box.call("view_code", {"file": "a\0b.py", **lines}).text.endswith("contains a NUL character")
+    assert "must be a JSON object, not list" in box.call("view_code", ["x"]).text
+    assert (
+        "got str '²'"
+        in box.call("view_code", {"file": "shop/cart.py", "start_line": "²", "end_line": 5}).text
+    )
+    coerced = box.call("view_code", {"file": "shop/cart.py", "start_line": " +1 ", "end_line": "-0"})
+    assert coerced.ok or "end_line" in coerced.text  # a signed ASCII integer is still read
+
+
 def test_submit_reports_unknown_locations(box):
     assert (
         text(box, "submit", locations=["shop/cart.py::Cart.add", "shop/pricing.py"])

@@ -357,7 +357,8 @@ def test_a_tool_bug_becomes_an_error_observation(repos, tmp_path, monkeypatch):
     text, metrics = asyncio.run(
         call(tools["search_class"], kwargs_for("acme/car", commits["acme/car"][0]), {"class_name": "Engine"})
     )
-    assert text == "Error: search_class failed: RuntimeError: boom" and metrics["ok"] is False
+    # the message is not shown (it may carry server paths), only its type
+    assert text == "Error: search_class failed on these arguments (RuntimeError)." and metrics["ok"] is False
 
 
 def test_exit_carries_the_stage_answer_prompt(repos, tmp_path):

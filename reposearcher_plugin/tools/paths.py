@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+MAX_NAME_BYTES = 255  # one path component, as file systems allow
+MAX_PATH_CHARS = 4096
+
 
 class PathRefused(ValueError):
-    """A path argument points outside the repository (absolute, ``..``, or through a symlink)."""
+    """A path argument points outside the repository (absolute, ``..``, or through a symlink), or is no
+    path a file system could hold (a NUL byte, an over-long name)."""
+
+
+def _shown(path: str) -> str:
+    """A model-written path as an error message quotes it: cut, so a megabyte argument stays out."""
+    return repr(path) if len(path) <= 200 else repr(path[:200]) + f" (cut; {len(path)} characters)"
 
 
 def confine(root: Path, path: str) -> str:
@@ -19,9 +28,13 @@ def confine(root: Path, path: str) -> str:
     text = path.strip().replace("\\", "/")
     if not text or text in (".", "./", "/"):
         return ""
+    if "\0" in text:
+        raise PathRefused(f"refused: {_shown(path)} contains a NUL character")
+    if len(text) > MAX_PATH_CHARS:
+        raise PathRefused(f"refused: {_shown(path)} is longer than {MAX_PATH_CHARS} characters")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise PathRefused(
-            f"refused: {path!r} is an absolute path; give a path relative to the repository root"
+            f"refused: {_shown(path)} is an absolute path; give a path relative to the repository root"
         )
     parts: list[str] = []
     for part in text.split("/"):
@@ -29,12 +42,17 @@ def confine(root: Path, path: str) -> str:
             continue
         if part == "..":
             if not parts:
-                raise PathRefused(f"refused: {path!r} leaves the repository root")
+                raise PathRefused(f"refused: {_shown(path)} leaves the repository root")
             parts.pop()
             continue
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise PathRefused(f"refused: {_shown(path)} has a name longer than {MAX_NAME_BYTES} bytes")
         parts.append(part)
     relative = "/".join(parts)
-    resolved = Path(os.path.realpath(root / relative))
+    try:
+        resolved = Path(os.path.realpath(root / relative))
+    except (OSError, ValueError) as error:  # a loop of symlinks, a name the file system refuses
+        raise PathRefused(f"refused: {_shown(path)} cannot be resolved ({type(error).__name__})") from None
     if resolved != root and root not in resolved.parents:
-        raise PathRefused(f"refused: {path!r} resolves outside the repository (through a symlink)")
+        raise PathRefused(f"refused: {_shown(path)} resolves outside the repository (through a symlink)")
     return relative

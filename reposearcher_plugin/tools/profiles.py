@@ -150,9 +150,17 @@ class ToolBox:
             return Observation(
                 name, f"Unknown tool {name!r}. Available tools: {', '.join(self.specs)}.", ok=False
             )
+        if arguments is not None and not isinstance(arguments, Mapping):
+            kind = type(arguments).__name__
+            text = f"Error: the arguments of {name} must be a JSON object, not {kind}."
+            return Observation(name, text, ok=False)
         try:
             bound = spec.bind(arguments)
             text = getattr(self.tools, name)(**bound)
         except (ToolArgumentError, ToolFailure) as error:
             return Observation(name, f"Error: {error}", ok=False)
+        except Exception as error:  # the contract: any JSON a model sends gets an observation, never a raise
+            # the message is not shown: it may carry the server's absolute paths
+            text = f"Error: {name} failed on these arguments ({type(error).__name__})."
+            return Observation(name, text, ok=False)
         return Observation(name, text, ok=True)

@@ -9,6 +9,7 @@ calls uses the same definition, so what a model is told and what is enforced can
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,9 +140,13 @@ class ToolSpec:
         return f"{self.name}({', '.join(parts)})"
 
 
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), at most 18 of them
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+
+
 def _coerce(tool: str, param: Param, value: Any) -> Any:
     """Accept what models commonly send (numbers as strings, a single string for a list)."""
-    if param.type == "integer" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if param.type == "integer" and isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
         value = int(value.strip())
     if param.type == "integer" and isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -152,13 +157,21 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
     expected = _JSON_TYPES.get(param.type, (object,))
     if not isinstance(value, expected) or (param.type in ("integer", "number") and isinstance(value, bool)):
         raise ToolArgumentError(
-            f"{tool}(): argument {param.name!r} must be {param.type}, got {type(value).__name__} {value!r}"
+            f"{tool}(): argument {param.name!r} must be {param.type}, "
+            f"got {type(value).__name__} {_short_repr(value)}"
         )
     if param.enum and value not in param.enum:
         raise ToolArgumentError(f"{tool}(): argument {param.name!r} must be one of {', '.join(param.enum)}")
     if param.type == "array":
         value = list(value)
     return value
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        return "(an integer of over 18 digits)"  # repr() of a 5,000-digit int raises
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + "..."
 
 
 def openai_tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:
