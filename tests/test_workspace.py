@@ -302,3 +302,19 @@ def test_hold_makes_the_snapshot_again_when_evicted_before_it_is_locked(repos, o
     ws.cache.hold = evicted_first  # type: ignore[method-assign]
     with ws.hold("acme/bare", first) as tree:
         assert raced == [first] and tree_contents(tree) == FIRST
+
+
+def test_a_commit_from_a_dataset_never_reaches_git_as_an_option(origin, tmp_path):
+    from reposearcher_plugin.workspace.sources import fetch_commit
+
+    origin_root, commits = origin
+    clone = tmp_path / "clone.git"
+    git(tmp_path, "init", "-q", "--bare", str(clone))
+    git(clone, "remote", "add", "origin", f"file://{origin_root}")
+    marker = tmp_path / "marker"
+    hostile = f"--upload-pack=touch {marker};git-upload-pack"
+    assert fetch_commit(clone, hostile) is False
+    assert fetch_commit(clone, "-" + commits[0][:10]) is False
+    assert not marker.exists()
+    assert fetch_commit(clone, commits[0]) is True  # an id still fetches, after --end-of-options
+    assert git(clone, "cat-file", "-t", commits[0]).strip() == "commit"

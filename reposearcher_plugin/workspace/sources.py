@@ -120,10 +120,25 @@ def ensure_clone(clones_dir: Path, repo: str, remote_template: str, looked: list
     return target
 
 
+_COMMIT_ID = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
 def fetch_commit(git_dir: Path, commit: str) -> bool:
-    """Ask the clone's remote for one commit (GitHub serves any reachable commit by id)."""
+    """Ask the clone's remote for one commit (GitHub serves any reachable commit by id). Only an id is
+    fetched: the value comes from a dataset, and ``--upload-pack=...`` there would run a command."""
+    if not _COMMIT_ID.fullmatch(commit):
+        return False
     try:
-        git(git_dir, "fetch", "--no-tags", "origin", commit, check=True, timeout=CLONE_TIMEOUT_S)
+        git(
+            git_dir,
+            "fetch",
+            "--no-tags",
+            "--end-of-options",
+            "origin",
+            commit,
+            check=True,
+            timeout=CLONE_TIMEOUT_S,
+        )
     except WorkspaceError:
         return False
     return True
