@@ -364,9 +364,8 @@ def _json_locations(block: str) -> list[str] | None:
     text = block.strip()
     if not text.startswith(("{", "[")) or len(text) > _MAX_JSON_ANSWER:
         return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
+    value, problem = load_json(text)
+    if problem:
         return None
     if isinstance(value, dict):
         inner = value.get("arguments")

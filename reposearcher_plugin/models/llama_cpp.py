@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -40,7 +39,7 @@ from subprocess import DEVNULL
 from typing import IO, Any
 from urllib.parse import urljoin
 
-from reposearcher_plugin.models.registry import ModelError
+from reposearcher_plugin.models.registry import ModelError, missing_packages
 
 HOST = "127.0.0.1"
 PYPI_JSON = "https://pypi.org/pypi/{project}/json"
@@ -432,7 +431,7 @@ def to_gguf(
         raise ModelError(f"unknown GGUF type {outtype!r}; choose one of: {', '.join(GGUF_OUTTYPES)}")
     if not (model_dir / "config.json").is_file():
         raise ModelError(f"{model_dir} is not a Hugging Face model folder (no config.json)")
-    missing = [name for name in TO_GGUF_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = missing_packages(TO_GGUF_PACKAGES)
     if missing:
         raise ModelError(f"llama.cpp's converter needs {', '.join(missing)}: pip install {' '.join(missing)}")
     source = source_dir(directory)

@@ -13,6 +13,7 @@ own, or load extra entries from JSON with `load_registry`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -183,3 +184,8 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Model
         spec = spec_from_json(entry)
         registry[spec.name] = spec
     return registry
+
+
+def missing_packages(names: Sequence[str]) -> list[str]:
+    """Which of these importable packages are not installed (checked without importing them)."""
+    return [name for name in names if importlib.util.find_spec(name) is None]

@@ -10,7 +10,6 @@ model's digest; the GGUF appears under its final name only after all of that pas
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache, read_json, write_json_atomic
-from reposearcher_plugin.models.registry import ModelError, ModelSpec, Part
+from reposearcher_plugin.models.registry import ModelError, ModelSpec, Part, missing_packages
 
 Progress = Callable[[int, int], None] | None
 Log = Callable[[str], None]
@@ -255,7 +254,7 @@ CONVERT_PACKAGES = ("torch", "transformers", "gguf")
 
 
 def missing_convert_packages() -> list[str]:
-    return [name for name in CONVERT_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing_packages(CONVERT_PACKAGES)
 
 
 def converted(spec: ModelSpec, cache: ModelCache) -> bool:
