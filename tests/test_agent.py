@@ -245,7 +245,7 @@ def test_old_observations_are_dropped_to_fit_the_context_window(index):
     from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
 
     views = [
-        {"tool_calls": [("view_code", {"file": "shop/cart.py", "start_line": n, "end_line": 14})]}
+        {"tool_calls": [("show_code", {"file": "shop/cart.py", "start_line": n, "end_line": 14})]}
         for n in (1, 2, 3, 4)
     ]
     result, handler = run(index, [*views, ANSWER], context_window=1600, chars_per_token=4)
@@ -269,8 +269,8 @@ def test_old_observations_are_dropped_to_fit_the_context_window(index):
 def test_a_dropped_observation_may_be_asked_for_again(index):
     from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
 
-    view = {"tool_calls": [("view_code", {"file": "shop/cart.py", "start_line": 1, "end_line": 14})]}
-    other = {"tool_calls": [("view_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 6})]}
+    view = {"tool_calls": [("show_code", {"file": "shop/cart.py", "start_line": 1, "end_line": 14})]}
+    other = {"tool_calls": [("show_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 6})]}
     result, _ = run(index, [view, other, view, ANSWER], context_window=1300, chars_per_token=4)
     calls = [call for step in result.trajectory.steps for call in step.calls]
     assert not calls[2].repeated and calls[2].observation == calls[0].observation

@@ -58,7 +58,7 @@ def test_tool_prints_the_observation_and_signals_failure(tmp_path):
     refused = reposearcher(
         "tool",
         str(root),
-        "view_code",
+        "show_code",
         "--args",
         '{"file": "../x", "start_line": 1, "end_line": 2}',
         cache_dir=cache_dir,
@@ -81,7 +81,7 @@ def test_tools_prints_schemas_in_both_formats(tmp_path):
         "search_class",
         "search_function",
         "search_class_method",
-        "view_code",
+        "show_code",
         "search_code",
         "find_references",
         "submit",

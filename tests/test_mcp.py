@@ -82,17 +82,17 @@ DEFAULT_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("search_class", {"class_name": "Session", "file": "web/sessions.py"}),
     ("search_function", {"function_name": "requote_uri"}),
     ("search_class_method", {"class_name": "Session", "method_name": "resolve_redirects"}),
-    ("view_code", {"file": "web/utils.py", "start_line": 1, "end_line": 3}),
+    ("show_code", {"file": "web/utils.py", "start_line": 1, "end_line": 3}),
     ("search_code", {"query": "redirect location", "k": 3}),
     ("search_code", {"query": "quote uri"}),
     ("find_references", {"name": "requote_uri"}),
 ]
 BAD_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("search_class", {}),  # missing argument
-    ("view_code", {"file": "web/utils.py", "start_line": "one", "end_line": 3}),  # wrong type
+    ("show_code", {"file": "web/utils.py", "start_line": "one", "end_line": 3}),  # wrong type
     ("search_code", {"query": "x", "limit": 3}),  # unknown argument
-    ("view_code", {"file": "../outside.py", "start_line": 1, "end_line": 2}),  # escapes the repository
-    ("view_code", {"file": "/etc/passwd", "start_line": 1, "end_line": 2}),  # absolute
+    ("show_code", {"file": "../outside.py", "start_line": 1, "end_line": 2}),  # escapes the repository
+    ("show_code", {"file": "/etc/passwd", "start_line": 1, "end_line": 2}),  # absolute
     ("get_imports_of_file", {"file": "web/missing.py"}),
 ]
 TOOLTRAIN_CALLS: list[tuple[str, dict[str, Any]]] = [

@@ -165,7 +165,7 @@ def test_prompt_mentions_submit_only_when_it_is_offered():
 
 LOOSE_TOOLS = {
     "search_class": ["class_name", "file"],
-    "view_code": ["file", "start_line", "end_line"],
+    "show_code": ["file", "start_line", "end_line"],
     "get_repo_structure": ["path", "depth"],
 }
 
@@ -181,26 +181,26 @@ def test_fenced_json_call_is_read_and_cut_from_the_text():
 
 def test_loose_json_variants():
     forms = [
-        '{"name": "view_code", "parameters": {"file": "a.py", "start_line": 1, "end_line": 3}}',
-        '{"function": {"name": "view_code", "arguments": "{\\"file\\": \\"a.py\\", \\"start_line\\": 1, \\"end_line\\": 3}"}}',
-        '[{"name": "view_code", "arguments": {"file": "a.py", "start_line": 1, "end_line": 3}}]',
+        '{"name": "show_code", "parameters": {"file": "a.py", "start_line": 1, "end_line": 3}}',
+        '{"function": {"name": "show_code", "arguments": "{\\"file\\": \\"a.py\\", \\"start_line\\": 1, \\"end_line\\": 3}"}}',
+        '[{"name": "show_code", "arguments": {"file": "a.py", "start_line": 1, "end_line": 3}}]',
     ]
     for text in forms:
         _, calls = loose_tool_calls(text, LOOSE_TOOLS)
         assert [(c.name, c.arguments) for c in calls] == [
-            ("view_code", {"file": "a.py", "start_line": 1, "end_line": 3})
+            ("show_code", {"file": "a.py", "start_line": 1, "end_line": 3})
         ], text
 
 
 def test_several_calls_keep_their_written_order_and_ids():
     text = (
-        "```python\nview_code('a.py', 1, 9)\n```\n"
+        "```python\nshow_code('a.py', 1, 9)\n```\n"
         '```json\n{"name": "search_class", "arguments": {"class_name": "B"}}\n```\n'
         "get_repo_structure(depth=1)"
     )
     _, calls = loose_tool_calls(text, LOOSE_TOOLS, first_id=4)
     assert [(c.id, c.name) for c in calls] == [
-        ("call_4", "view_code"),
+        ("call_4", "show_code"),
         ("call_5", "search_class"),
         ("call_6", "get_repo_structure"),
     ]
@@ -263,11 +263,11 @@ def test_hostile_json_in_arguments_is_an_error_not_an_exception():
     from reposearcher_plugin.rl.reward import compute_score
 
     for raw in HOSTILE_JSON:
-        arguments, _, error = read_arguments("view_code", raw)
+        arguments, _, error = read_arguments("show_code", raw)
         assert (arguments is None) == (error is not None)
-        calls = native_tool_calls([{"id": "c", "function": {"name": "view_code", "arguments": raw}}])
+        calls = native_tool_calls([{"id": "c", "function": {"name": "show_code", "arguments": raw}}])
         assert len(calls) == 1
-        _, calls = hermes_tool_calls(f'<tool_call>{{"name": "view_code", "arguments": {raw}}}</tool_call>')
+        _, calls = hermes_tool_calls(f'<tool_call>{{"name": "show_code", "arguments": {raw}}}</tool_call>')
         assert len(calls) == 1 and calls[0].error
         _, calls = hermes_tool_calls(f"<tool_call>{raw}</tool_call>")
         assert len(calls) == 1 and calls[0].error
@@ -286,5 +286,5 @@ def test_hostile_json_in_arguments_is_an_error_not_an_exception():
 def test_argument_parsing_never_raises(raw):
     from reposearcher_plugin.agent.parse import read_arguments
 
-    arguments, text, error = read_arguments("view_code", raw)
+    arguments, text, error = read_arguments("show_code", raw)
     assert isinstance(text, str) and (arguments is None) == (error is not None)

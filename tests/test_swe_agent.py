@@ -77,7 +77,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("search_class", {"class_name": "Cart"}),
     ("search_function", {"function_name": "total", "file": "shop/pricing.py"}),
     ("search_class_method", {"class_name": "Cart", "method_name": "checkout"}),
-    ("view_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 3}),
+    ("show_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 3}),
     ("search_code", {"query": "total price quantity", "k": 3}),
     ("find_references", {"name": "total"}),
 ]
@@ -128,17 +128,24 @@ def test_validator_catches_what_swe_agent_refuses():
         "not named in the signature": lambda c: c["tools"]["search_class"].update(
             signature="search_class <x>"
         ),
-        "cannot come after optional": lambda c: c["tools"]["view_code"]["arguments"][1].update(
+        "cannot come after optional": lambda c: c["tools"]["show_code"]["arguments"][1].update(
             required=False
         ),
         "invalid name": lambda c: c["tools"]["find_references"]["arguments"][0].update(name="2name"),
         "not a JSON schema type": lambda c: c["tools"]["search_code"]["arguments"][1].update(type="int"),
-        "duplicate argument names": lambda c: c["tools"]["view_code"]["arguments"][2].update(
+        "duplicate argument names": lambda c: c["tools"]["show_code"]["arguments"][2].update(
             name="start_line"
         ),
         "lacks 'required'": lambda c: c["tools"]["search_code"]["arguments"][0].pop("required"),
         "docstring holds format fields": lambda c: c["tools"]["search_code"].update(docstring="a {dict} b"),
         "clashes with SWE-agent's own submit": lambda c: c["tools"].update(submit=c["tools"]["search_code"]),
+        # the tool was called view_code until SWE-agent answered every call "not supported"
+        "default command filter refuses every action starting with 'vi'": lambda c: c["tools"].update(
+            view_code=c["tools"]["show_code"] | {"signature": "view_code <file> <start_line> <end_line>"}
+        ),
+        "starting with 'make'": lambda c: c["tools"].update(
+            make_index=c["tools"]["find_references"] | {"signature": "make_index <name>"}
+        ),
         "argument_format must be Jinja": lambda c: c["tools"]["search_class"]["arguments"][1].update(
             argument_format="--file {value}"
         ),
@@ -163,10 +170,10 @@ def test_bundle_layout_and_disk_checks(tmp_path):
     # rewriting as another profile leaves no stale tools behind
     write_bundle(bundle, "default")
     assert not (bundle / "bin" / "get_code_of_class").exists() and validate_bundle(bundle) == []
-    (bundle / "bin" / "view_code").chmod(0o644)
+    (bundle / "bin" / "show_code").chmod(0o644)
     (bundle / "bin" / "search_code").unlink()
     problems = validate_bundle(bundle)
-    assert any("view_code is not executable" in p for p in problems)
+    assert any("show_code is not executable" in p for p in problems)
     assert any("search_code does not exist" in p for p in problems)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
@@ -179,7 +186,7 @@ def test_bundle_layout_and_disk_checks(tmp_path):
 
 def test_command_line_arguments_map_to_parameters():
     specs = {spec.name: spec for spec in profile_specs("default")}
-    view, structure = specs["view_code"], specs["get_repo_structure"]
+    view, structure = specs["show_code"], specs["get_repo_structure"]
     assert parse_arguments(view, ["a.py", "3", "9"]) == {"file": "a.py", "start_line": 3, "end_line": 9}
     assert parse_arguments(structure, ["--depth", "1"]) == {"depth": 1}
     assert parse_arguments(structure, ["src", "3"]) == {"path": "src", "depth": 3}  # positional optionals
@@ -281,9 +288,9 @@ def test_bundle_installs_and_runs_in_swe_rex_with_an_old_python_first(repo, tmp_
             output, status = await _session_run(runtime, "search_class Cart --file nope.py")
             assert status == 1 and output.strip() == "Error: No file 'nope.py' in the repository."
             # bad arguments: a usage message, exit status 2
-            output, status = await _session_run(runtime, "view_code shop/cart.py one 3")
+            output, status = await _session_run(runtime, "show_code shop/cart.py one 3")
             assert status == 2
-            assert "start_line must be an integer" in output and "usage: view_code <file>" in output
+            assert "start_line must be an integer" in output and "usage: show_code <file>" in output
             output, status = await _session_run(runtime, "search_class_method Cart")
             assert status == 2 and "missing argument(s): method_name" in output
         finally:

@@ -177,15 +177,15 @@ def test_search_code_ranks_by_names_docstrings_and_identifiers(box):
     assert text(box, "search_code", query="zzzqqq") == "No definition matches 'zzzqqq'."
 
 
-def test_view_code_numbers_lines(box):
-    assert text(box, "view_code", file="shop/pricing.py", start_line=3, end_line=6) == (
+def test_show_code_numbers_lines(box):
+    assert text(box, "show_code", file="shop/pricing.py", start_line=3, end_line=6) == (
         "shop/pricing.py (lines 3-6 of 13)\n"
         "3 | \n"
         "4 | def price_of(item):\n"
         '5 |     """Price of an item, tax included."""\n'
         "6 |     return item.price * (1 + TAX)"
     )
-    assert box.call("view_code", {"file": "shop/pricing.py", "start_line": 99, "end_line": 100}).text == (
+    assert box.call("show_code", {"file": "shop/pricing.py", "start_line": 99, "end_line": 100}).text == (
         "Error: shop/pricing.py has only 13 lines; start_line 99 is past its end"
     )
 
@@ -200,7 +200,7 @@ def test_not_found_names_suggest_the_closest(box):
     assert text(box, "search_class_method", class_name="Cart", method_name="remove", file="shop/cart.py") == (
         "Class 'Cart' has no method 'remove'.\nIts methods: __init__, add, checkout, total"
     )
-    assert text(box, "view_code", file="shop/carts.py", start_line=1, end_line=2) == (
+    assert text(box, "show_code", file="shop/carts.py", start_line=1, end_line=2) == (
         "Error: No file 'shop/carts.py' in the repository. "
         "Did you mean: shop/cart.py, shop/pricing.py, shop/__init__.py?"
     )
@@ -211,7 +211,7 @@ def test_paths_cannot_escape_the_repository(tmp_path, shop, box):
     outside.write_text("PASSWORD = 1\n")
     os.symlink(outside, shop.root / "shop" / "leak.py")
     for bad in ("../secret.py", "shop/../../secret.py", str(outside), "/etc/passwd", "shop/leak.py"):
-        observation = box.call("view_code", {"file": bad, "start_line": 1, "end_line": 5})
+        observation = box.call("show_code", {"file": bad, "start_line": 1, "end_line": 5})
         assert not observation.ok, bad
         assert observation.text.startswith("Error: refused:"), observation.text
         assert "PASSWORD" not in observation.text
@@ -226,7 +226,7 @@ def test_long_code_is_cut_with_a_marker_that_says_how_to_see_the_rest(make_index
     box = ToolBox(index)
     long_function = text(box, "search_function", function_name="long")
     assert long_function.splitlines()[-1] == (
-        "... [cut: 151 more lines; see them with view_code('big.py', 151, 301)]"
+        "... [cut: 151 more lines; see them with show_code('big.py', 151, 301)]"
     )
     assert len(long_function.splitlines()) == 1 + 150 + 1
     outline = text(box, "search_class", class_name="Big").splitlines()
@@ -234,15 +234,15 @@ def test_long_code_is_cut_with_a_marker_that_says_how_to_see_the_rest(make_index
     assert outline[4].startswith("... [class body is 242 lines; its 80 members are listed below.")
     assert outline[5] == "  307-308: def m0(self):"
     assert len(outline) == 5 + 80
-    view = text(box, "view_code", file="big.py", start_line=1, end_line=400).splitlines()
+    view = text(box, "show_code", file="big.py", start_line=1, end_line=400).splitlines()
     assert view[0] == "big.py (lines 1-200 of 546)"
-    assert view[-1] == "... [cut: 200 more lines; see them with view_code('big.py', 201, 400)]"
+    assert view[-1] == "... [cut: 200 more lines; see them with show_code('big.py', 201, 400)]"
 
 
 def test_bad_calls_get_errors_the_model_can_act_on(box):
     assert box.call("nope", {}).text == (
         "Unknown tool 'nope'. Available tools: get_repo_structure, get_imports_of_file, search_class, "
-        "search_function, search_class_method, view_code, search_code, find_references, submit."
+        "search_function, search_class_method, show_code, search_code, find_references, submit."
     )
     assert box.call("search_class", {"klass": "x"}).text == (
         "Error: search_class() got unexpected argument(s) klass; it takes: search_class(class_name, file=null)"
@@ -251,9 +251,9 @@ def test_bad_calls_get_errors_the_model_can_act_on(box):
     # the schema copied into a call (small models do) is ignored; an unknown argument still is not
     echoed = box.call("search_class", {"class_name": "Cart", "required": ["class_name"], "type": "object"})
     assert echoed.ok and echoed.text == box.call("search_class", {"class_name": "Cart"}).text
-    wrong = box.call("view_code", {"file": "shop/cart.py", "start_line": "one", "end_line": 2})
-    assert wrong.text == "Error: view_code(): argument 'start_line' must be integer, got str 'one'"
-    coerced = box.call("view_code", {"file": "shop/cart.py", "start_line": "1", "end_line": 1.0})
+    wrong = box.call("show_code", {"file": "shop/cart.py", "start_line": "one", "end_line": 2})
+    assert wrong.text == "Error: show_code(): argument 'start_line' must be integer, got str 'one'"
+    coerced = box.call("show_code", {"file": "shop/cart.py", "start_line": "1", "end_line": 1.0})
     assert coerced.ok and coerced.text.endswith('1 | """Shopping cart."""')
 
 
@@ -264,12 +264,12 @@ HOSTILE_VALUES = ["²", "--5", "+-1", "9" * 4301, 10**4300, "١٢", float("inf")
 def test_no_json_a_model_can_send_makes_a_tool_raise(box, shop):
     root = str(shop.root)
     lines = {"start_line": 1, "end_line": 5}
-    calls = [("view_code", {"file": path, **lines}) for path in HOSTILE_PATHS]
+    calls = [("show_code", {"file": path, **lines}) for path in HOSTILE_PATHS]
     calls += [("get_repo_structure", {"path": path}) for path in HOSTILE_PATHS]
     calls += [("get_imports_of_file", {"file": path}) for path in HOSTILE_PATHS]
     calls += [("search_class", {"class_name": "Cart", "file": path}) for path in HOSTILE_PATHS]
-    calls += [("view_code", {"file": "shop/cart.py", "start_line": v, "end_line": 5}) for v in HOSTILE_VALUES]
-    calls += [("view_code", arguments) for arguments in (["shop/cart.py"], "shop/cart.py", 7, True)]
+    calls += [("show_code", {"file": "shop/cart.py", "start_line": v, "end_line": 5}) for v in HOSTILE_VALUES]
+    calls += [("show_code", arguments) for arguments in (["shop/cart.py"], "shop/cart.py", 7, True)]
     for name, arguments in calls:
         observation = box.call(name, arguments)
         assert not observation.ok and observation.text.startswith("Error"), name
@@ -278,13 +278,13 @@ def test_no_json_a_model_can_send_makes_a_tool_raise(box, shop):
     for value in HOSTILE_VALUES:  # a huge depth is just "everything": no error needed, but no raise
         observation = box.call("get_repo_structure", {"depth": value})
         assert observation.ok == (type(value) is int), type(value)
-    assert box.call("view_code", {"file": "a\0b.py", **lines}).text.endswith("contains a NUL character")
-    assert "must be a JSON object, not list" in box.call("view_code", ["x"]).text
+    assert box.call("show_code", {"file": "a\0b.py", **lines}).text.endswith("contains a NUL character")
+    assert "must be a JSON object, not list" in box.call("show_code", ["x"]).text
     assert (
         "got str '²'"
-        in box.call("view_code", {"file": "shop/cart.py", "start_line": "²", "end_line": 5}).text
+        in box.call("show_code", {"file": "shop/cart.py", "start_line": "²", "end_line": 5}).text
     )
-    coerced = box.call("view_code", {"file": "shop/cart.py", "start_line": " +1 ", "end_line": "-0"})
+    coerced = box.call("show_code", {"file": "shop/cart.py", "start_line": " +1 ", "end_line": "-0"})
     assert coerced.ok or "end_line" in coerced.text  # a signed ASCII integer is still read
 
 

@@ -168,8 +168,8 @@ DEFAULT_CALLS = [
     ("search_function", {"function_name": "purge"}),
     ("search_class_method", {"class_name": "Model", "method_name": "delete"}),
     ("search_class_method", {"class_name": "Manager", "method_name": "get", "file": "shop/models.py"}),
-    ("view_code", {"file": "shop/utils.py", "start_line": 1, "end_line": 5}),
-    ("view_code", {"file": "shop/missing.py", "start_line": 1, "end_line": 5}),
+    ("show_code", {"file": "shop/utils.py", "start_line": 1, "end_line": 5}),
+    ("show_code", {"file": "shop/missing.py", "start_line": 1, "end_line": 5}),
     ("search_code", {"query": "slugify name", "k": 3}),
     ("find_references", {"name": "slugify"}),
 ]
@@ -314,9 +314,9 @@ def test_bad_calls_answer_with_an_error_never_raise(repos, tmp_path):
 
     async def run() -> None:
         cases = [
-            ("view_code", {"file": "../etc/passwd", "start_line": 1, "end_line": 2}),
-            ("view_code", {"file": "shop/nope.py", "start_line": 1, "end_line": 2}),
-            ("view_code", {"file": "shop/utils.py", "start_line": "x", "end_line": 2}),
+            ("show_code", {"file": "../etc/passwd", "start_line": 1, "end_line": 2}),
+            ("show_code", {"file": "shop/nope.py", "start_line": 1, "end_line": 2}),
+            ("show_code", {"file": "shop/utils.py", "start_line": "x", "end_line": 2}),
             ("search_class", {}),
             ("search_class", {"class_name": "Model", "colour": "red"}),
             ("search_class", {"class_name": None}),
@@ -484,4 +484,4 @@ def test_repeated_call_in_a_trajectory_answers_as_inference(repos, tmp_path):
     assert asyncio.run(run(second, "search_function", {"function_name": "purge"})) == expected
     # a failed call is not remembered: correcting nothing and retrying runs it again
     bad = {"file": "shop/nope.py", "start_line": 1, "end_line": 2}
-    assert asyncio.run(run(first, "view_code", bad)) == asyncio.run(run(first, "view_code", bad))
+    assert asyncio.run(run(first, "show_code", bad)) == asyncio.run(run(first, "show_code", bad))

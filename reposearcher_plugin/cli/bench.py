@@ -18,7 +18,7 @@ from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, ParseCache, build
 from reposearcher_plugin.index.walk import SKIP_DIRS, resolve_root
 from reposearcher_plugin.tools import ToolBox
 
-TOOL_CALLS_PER_KIND = 100  # search_class, search_function, search_class_method, view_code: 400 in all
+TOOL_CALLS_PER_KIND = 100  # search_class, search_function, search_class_method, show_code: 400 in all
 CHANGED_SHARE = 0.01
 
 
@@ -81,7 +81,7 @@ def _tool_latencies(index: Any, rng: random.Random) -> list[float]:
     for _, entity in _sample(by_kind[METHOD], rng):
         calls.append(("search_class_method", {"class_name": entity.parent, "method_name": entity.name}))
     for path, entity in _sample(entities, rng):
-        calls.append(("view_code", {"file": path, "start_line": entity.start, "end_line": entity.end}))
+        calls.append(("show_code", {"file": path, "start_line": entity.start, "end_line": entity.end}))
     rng.shuffle(calls)
     latencies = []
     for name, arguments in calls:

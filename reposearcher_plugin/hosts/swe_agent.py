@@ -51,6 +51,48 @@ _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # a bash command and an OpenAI 
 _JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
 _COMMAND_KEYS = {"signature", "docstring", "end_name", "arguments"}
 _ARGUMENT_KEYS = {"name", "type", "items", "description", "required", "enum", "argument_format"}
+# ToolFilterConfig's defaults (sweagent/tools/tools.py): an action that starts with a blocklist entry, or
+# is exactly a standalone entry, is answered "Operation ... is not supported" and never runs
+_BLOCKED_PREFIXES = (
+    "vim",
+    "vi",
+    "emacs",
+    "nano",
+    "nohup",
+    "gdb",
+    "less",
+    "tail -f",
+    "python -m venv",
+    "make",
+)
+_BLOCKED_STANDALONE = frozenset(
+    {
+        "python",
+        "python3",
+        "ipython",
+        "bash",
+        "sh",
+        "/bin/bash",
+        "/bin/sh",
+        "nohup",
+        "vi",
+        "vim",
+        "emacs",
+        "nano",
+        "su",
+    }
+)
+_BLOCKED_UNLESS_REGEX = frozenset({"radare2", "r2"})
+
+
+def blocked_by_default_filter(name: str) -> str | None:
+    """The entry of SWE-agent's default command filter that refuses every call of tool ``name``."""
+    prefix = next((entry for entry in _BLOCKED_PREFIXES if name.startswith(entry)), None)
+    if prefix is not None:
+        return prefix
+    if name in _BLOCKED_STANDALONE or name in _BLOCKED_UNLESS_REGEX:
+        return name
+    return None
 
 
 def _format_fields(text: str) -> list[str]:
@@ -72,6 +114,11 @@ def validate_bundle_config(config: Any) -> list[str]:
             problems.append(f"{where}: the name must be a command and a function name ([a-zA-Z0-9_-], <= 64)")
         if name in ("bash", "submit"):
             problems.append(f"{where}: clashes with SWE-agent's own {name} tool")
+        blocked = blocked_by_default_filter(str(name))
+        if blocked is not None:
+            problems.append(
+                f"{where}: SWE-agent's default command filter refuses every action starting with {blocked!r}"
+            )
         if not isinstance(tool, Mapping):
             problems.append(f"{where}: must be a mapping")
             continue

@@ -52,7 +52,7 @@ DEFAULT_TOOLS: tuple[ToolSpec, ...] = (
         ),
     ),
     ToolSpec(
-        "view_code",
+        "show_code",
         "Show lines of a file with line numbers.",
         (
             Param("file", "string", "Path of the file, relative to the repository root."),

@@ -64,7 +64,7 @@ class RepoTools:
             raise ToolFailure(f"{path} is not indexed: {self.index.skipped[path]}")
         if path in set(self.index.other_files):
             raise ToolFailure(
-                f"{path} is not a source file the index parses; view it with view_code({path!r}, 1, 100)"
+                f"{path} is not a source file the index parses; view it with show_code({path!r}, 1, 100)"
                 if (self.root / path).is_file()
                 else f"{path} cannot be read"
             )
@@ -117,7 +117,7 @@ class RepoTools:
         return (
             f"{header}\n{self.numbered(path, entity.start, end)}\n"
             f"... [cut: {entity.end - end} more lines; see them with "
-            f"view_code({path!r}, {end + 1}, {entity.end})]"
+            f"show_code({path!r}, {end + 1}, {entity.end})]"
         )
 
     def _class_outline(self, path: str, entity: Entity) -> str:
@@ -127,7 +127,7 @@ class RepoTools:
         parts = [self.numbered(path, entity.start, head_end)]
         parts.append(
             f"... [class body is {entity.end - entity.start + 1} lines; its {len(members)} members are "
-            "listed below. See one with search_class_method or view_code]"
+            "listed below. See one with search_class_method or show_code]"
         )
         lines = self.lines(path)
         for member in members:
@@ -190,7 +190,7 @@ class RepoTools:
         others = [p for p in self.index.other_files if p.startswith(prefix)]
         if not sources and not others:
             if base in self.index.files:
-                raise ToolFailure(f"{base} is a file; see its definitions with view_code or search_code")
+                raise ToolFailure(f"{base} is a file; see its definitions with show_code or search_code")
             raise ToolFailure(f"No directory {path!r} in the repository")
         # directories are dicts, files are None
         tree: dict[str, dict | None] = {}
@@ -289,7 +289,7 @@ class RepoTools:
             message += f"\nIts methods: {shown}"
         return message
 
-    def view_code(self, file: str, start_line: int = 1, end_line: int | None = None) -> str:
+    def show_code(self, file: str, start_line: int = 1, end_line: int | None = None) -> str:
         try:
             path = confine(self.root, file)
         except PathRefused as refused:
@@ -310,7 +310,7 @@ class RepoTools:
         body = self.numbered(path, start, cut_end)
         header = f"{path} (lines {start}-{cut_end} of {total})"
         if cut_end < end:
-            rest = f"view_code({path!r}, {cut_end + 1}, {end})"
+            rest = f"show_code({path!r}, {cut_end + 1}, {end})"
             body += f"\n... [cut: {end - cut_end} more lines; see them with {rest}]"
         return f"{header}\n{body}"
 
@@ -360,7 +360,7 @@ class RepoTools:
             return f"No references to {word!r} in the repository's source files."
         head = f"{total} references to {word!r} in {_plural(files_with_hits, 'file')}"
         if total > len(hits):
-            head += f" (showing the first {len(hits)}; narrow with search_code or view_code)"
+            head += f" (showing the first {len(hits)}; narrow with search_code or show_code)"
         return head + ":\n" + "\n".join(hits)
 
     def submit(self, locations: list[str], reason: str | None = None) -> str:
