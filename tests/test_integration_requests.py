@@ -108,12 +108,43 @@ def test_tools_answer_real_questions_about_requests(requests_source, tmp_path):
     assert "members are listed below" in outline and "def mount(self, prefix, adapter):" in outline
 
 
-def test_demo_localizes_a_real_issue(requests_source, capsys):
-    """The README's main command: the retrieval default finds the fix of SWE-bench Lite psf__requests-1963."""
-    from reposearcher_plugin.cli.demo import DEMO_FIX, run_demo
+@pytest.fixture(scope="module")
+def demo_source() -> Path:
+    """What `reposearcher demo` searches, fetched by the demo's own downloader (sha256-checked)."""
+    from reposearcher_plugin.cli.demo import release_source
 
-    assert run_demo(str(requests_source)) == 0
+    store = Path(os.environ.get("REPOSEARCHER_TEST_DATA", Path.home() / ".cache" / "reposearcher-tests"))
+    try:
+        return release_source(store)
+    except RuntimeError as error:
+        pytest.fail(str(error))
+
+
+def test_demo_localizes_a_real_issue(demo_source, capsys):
+    """The README's main command: the retrieval default finds the fix of SWE-bench Lite psf__requests-1963,
+    in the release the issue was written against (the fix's lines are not there yet)."""
+    from reposearcher_plugin.cli.demo import DEMO_FIX, DEMO_FIX_ADDED_LINE, DEMO_FIX_FILE, run_demo
+
+    assert DEMO_FIX_ADDED_LINE not in (demo_source / DEMO_FIX_FILE).read_text()
+    assert run_demo(str(demo_source)) == 0
     printed = " ".join(capsys.readouterr().out.split())
+    assert "Searching requests 2.2.1, the last release before this issue's fix" in printed
     assert f"changed {DEMO_FIX}: ranked #" in printed
     rank = int(printed.split(f"changed {DEMO_FIX}: ranked #", 1)[1].split(".", 1)[0])
     assert rank <= 3
+
+
+def test_demo_refuses_an_archive_that_is_not_the_published_one(tmp_path):
+    from reposearcher_plugin.cli.demo import release_source
+
+    forged = tmp_path / "forged.tar.gz"
+    forged.write_bytes(b"not requests")
+    with pytest.raises(RuntimeError, match="not the published"):
+        release_source(tmp_path / "store", url=forged.as_uri())
+    assert not (tmp_path / "store" / "requests-2.2.1").exists()
+
+
+def test_demo_says_when_the_code_already_holds_the_fix(requests_source):
+    from reposearcher_plugin.cli.demo import pre_fix_note
+
+    assert "already holds the fix's lines" in pre_fix_note(requests_source)  # 2.31.0 is post-fix

@@ -1,23 +1,35 @@
 """`reposearcher demo`: the offline main job on a real repository, no model and no API key needed.
 
-It fetches the release source of requests 2.31.0 from PyPI (the only network a development machine has),
+It fetches the release source of requests 2.2.1 from PyPI (the only network a development machine has),
 indexes it, and localizes a real SWE-bench Lite issue about redirects with the embedded retrieval default.
+2.2.1 is the last release before that issue's fix (merged for 2.3.0), so the demo searches the code the
+issue was written against, not code that already holds the fix.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import hashlib
 import tarfile
+import tempfile
+import urllib.request
 from pathlib import Path
 
 from reposearcher_plugin.index import build_index, default_cache_dir
 
-RELEASE = ("requests", "2.31.0")
-# SWE-bench Lite psf__requests-1963, verbatim; its fix changed the function below (the issue is from 2014,
-# the method still exists in 2.31.0).
+RELEASE = ("requests", "2.2.1")
+# pip cannot download it: `pip download` builds the sdist's metadata, and requests 2.2.1's setup.py
+# imports the package, which fails on Python >= 3.10 (collections.Mapping). So the archive comes straight
+# from PyPI's file store, checked against the sha256 PyPI's simple index publishes for it.
+RELEASE_URL = (
+    "https://files.pythonhosted.org/packages/d1/0c/2dc2996268bc64b531a5a2dc6f4ec04552f3a8a2a86e88aeedcb92987741/"
+    "requests-2.2.1.tar.gz"
+)
+RELEASE_SHA256 = "1266921f1bed5fbf364cd83cf239b6d7b3ea5c32ccccbc93980d9ba12cdcfd02"
+# SWE-bench Lite psf__requests-1963, verbatim (created 2014-03-15, after 2.2.1 of 2014-01-23)
 DEMO_INSTANCE = "psf__requests-1963"
 DEMO_FIX = "requests/sessions.py::SessionRedirectMixin.resolve_redirects"
+DEMO_FIX_FILE = "requests/sessions.py"
+DEMO_FIX_ADDED_LINE = "# Override the original request."  # a line the fix added
 DEMO_ISSUE = """\
 `Session.resolve_redirects` copies the original request for all subsequent requests, can cause incorrect \
 method selection
@@ -46,23 +58,50 @@ request object, Requests will issue a POST!
 """
 
 
-def release_source(directory: Path | None = None) -> Path:
-    """Download and unpack the release source once; later runs reuse it."""
+def release_source(directory: Path | None = None, url: str = RELEASE_URL) -> Path:
+    """Download, check and unpack the release source once; later runs reuse it."""
     name, version = RELEASE
     store = directory or default_cache_dir() / "sources"
     root = store / f"{name}-{version}"
     if (root / name).is_dir():
         return root
     store.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    command += [f"{name}=={version}", "-d", str(store)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    archive = store / f"{name}-{version}.tar.gz"
-    if done.returncode != 0 or not archive.exists():
-        raise RuntimeError(f"could not download {name}=={version} from PyPI: {done.stderr.strip()[-500:]}")
-    with tarfile.open(archive) as tar:
-        tar.extractall(store, filter="data")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            archive = response.read()
+    except OSError as error:
+        raise RuntimeError(
+            f"could not download {name} {version} from PyPI ({error}); "
+            "run `reposearcher demo PATH` on a repository you have instead"
+        ) from error
+    digest = hashlib.sha256(archive).hexdigest()
+    if digest != RELEASE_SHA256:
+        raise RuntimeError(f"{url} has sha256 {digest}, not the published {RELEASE_SHA256}; not using it")
+    with tempfile.TemporaryDirectory(dir=store) as scratch:  # unpacked whole or not at all
+        archive_path = Path(scratch) / f"{name}-{version}.tar.gz"
+        archive_path.write_bytes(archive)
+        with tarfile.open(archive_path) as tar:
+            tar.extractall(scratch, filter="data")
+        (Path(scratch) / root.name).rename(root)
     return root
+
+
+def pre_fix_note(root: Path) -> str:
+    """Say which code is searched: the demo is only honest on code the fix has not touched yet."""
+    name, version = RELEASE
+    fixed_file = root / DEMO_FIX_FILE
+    if not fixed_file.is_file():
+        return f"{DEMO_FIX_FILE} is not in {root}: the fix's location cannot be found here."
+    if DEMO_FIX_ADDED_LINE in fixed_file.read_text(encoding="utf-8", errors="replace"):
+        return (
+            f"Note: {DEMO_FIX_FILE} here already holds the fix's lines; the ranking below is not a fair test."
+        )
+    if root.name == f"{name}-{version}":
+        return (
+            f"Searching {name} {version}, the last release before this issue's fix: "
+            f"{DEMO_FIX_FILE} does not hold the fix's lines yet."
+        )
+    return f"{DEMO_FIX_FILE} does not hold the fix's lines: this is pre-fix code."
 
 
 def run_demo(path: str | None) -> int:
@@ -78,6 +117,7 @@ def run_demo(path: str | None) -> int:
     console.print(
         f"Indexed {root}: {stats.files} files, {stats.entities} definitions in {stats.seconds:.2f} s"
     )
+    console.print(pre_fix_note(root))
     console.print(f"\nIssue {DEMO_INSTANCE} (SWE-bench Lite):\n" + DEMO_ISSUE.split("\n", 1)[0], style="bold")
     result = RankingLocalizer().localize(index, DEMO_ISSUE, instance_id=DEMO_INSTANCE, repo=str(root))
     table = Table(

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, help="parser processes (default: one per core)")
     bench.set_defaults(handler=cmd_bench)
     demo = commands.add_parser(
-        "demo", help="offline main job: index requests 2.31.0 (release source from PyPI) and search it"
+        "demo",
+        help="offline main job: index requests 2.2.1 (release source from PyPI, before the fix) and search it",
     )
     demo.add_argument("path", nargs="?", help="use this repository instead of requests' release source")
     demo.set_defaults(handler=cmd_demo)
