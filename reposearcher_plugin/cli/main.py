@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
     demo = commands.add_parser(
         "demo",
-        help="offline main job: index requests 2.2.1 (release source from PyPI, before the fix) and search it",
+        help="offline main job: index requests 2.2.1 (PyPI release source, before the fix) and search it",
     )
     demo.add_argument("path", nargs="?", help="use this repository instead of requests' release source")
     demo.set_defaults(handler=cmd_demo)
