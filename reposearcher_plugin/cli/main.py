@@ -17,6 +17,7 @@ from reposearcher_plugin.cli.patch_cmd import add_patch_command
 from reposearcher_plugin.cli.rl_cmd import add_rl_commands
 from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
+from reposearcher_plugin.extras import missing_extra_message
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
 from reposearcher_plugin.index.walk import IndexInputError
 from reposearcher_plugin.tools import PROFILES, ToolBox, hermes_tools_prompt, openai_tools, profile_specs
@@ -195,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `reposearcher index --entities | head`
         return 0
+    except ModuleNotFoundError as error:
+        message = missing_extra_message(error)
+        if message is None:
+            raise
+        print(f"reposearcher: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

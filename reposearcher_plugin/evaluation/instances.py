@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.extras import install_hint
+
 HUB_DATASETS = {
     "swe-bench-verified": "princeton-nlp/SWE-bench_Verified",
     "swe-bench-lite": "princeton-nlp/SWE-bench_Lite",
@@ -144,7 +146,7 @@ def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
     except ImportError:
         raise DatasetError(
             f"{name!r} is not a local file, and loading from the Hugging Face hub needs the 'eval' extra "
-            "(pip install 'reposearcher-plugin[eval]')"
+            f"({install_hint('eval')})"
         ) from None
     try:
         return list(datasets.load_dataset(name, split=split))

@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
+from reposearcher_plugin.extras import install_hint
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.tools import FINAL_TOOLS, Param, ToolArgumentError, ToolBox, ToolSpec, profile_specs
 
 log = logging.getLogger("reposearcher.mcp")
 
 SERVER_NAME = "reposearcher"
-INSTALL_HINT = "pip install 'reposearcher-plugin[hosts]'"
+INSTALL_HINT = install_hint("mcp")
 SUMMARY_LOCATIONS = 10  # locations listed in the human summary of `localize`
 
 LOCALIZE_TOOL = ToolSpec(

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reposearcher_plugin.extras import install_hint
 from reposearcher_plugin.workspace.cache import SnapshotCache
 from reposearcher_plugin.workspace.errors import CommitNotFound, WorkspaceError
 from reposearcher_plugin.workspace.git import FULL_SHA, resolve_commit
@@ -204,7 +205,8 @@ def fetch_git_archive(image: str, path: str, *, client: Any = None, pull: bool =
         try:
             import docker  # the Docker SDK is optional: only this source needs it
         except ImportError as error:
-            raise ImageError("reading SWE-bench images needs the Docker SDK: pip install docker") from error
+            hint = install_hint("docker")
+            raise ImageError(f"reading SWE-bench images needs the Docker SDK: {hint}") from error
         client = docker.from_env()
     import docker.errors
 
