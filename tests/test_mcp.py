@@ -296,7 +296,7 @@ def test_missing_mcp_says_how_to_install(monkeypatch, tmp_path):
     from reposearcher_plugin.hosts import mcp_server
 
     monkeypatch.setitem(sys.modules, "mcp.types", None)
-    with pytest.raises(mcp_server.McpUnavailable, match=r"pip install 'reposearcher-plugin\[hosts\]'"):
+    with pytest.raises(mcp_server.McpUnavailable, match=r"pip install -e '\.\[mcp\]'"):
         mcp_server.build_server(write_tree(tmp_path / "repo", REPO))
 
 
