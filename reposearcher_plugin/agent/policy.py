@@ -136,6 +136,7 @@ class LiteLLMPolicy:
             "max_tokens": self.max_output_tokens,
             "timeout": self.timeout_s,
             "num_retries": 0,  # retries are ours, so that they are counted and backed off the same way
+            "max_retries": 0,  # ... and not the OpenAI client's either (2 hidden retries by default)
             "drop_params": True,
         }
         if tools:
@@ -160,12 +161,13 @@ class LiteLLMPolicy:
             try:
                 response = litellm.completion(**request)
             except Exception as error:  # litellm maps every provider's errors to its own classes
-                final = _is_final(litellm, error)
+                advice = _no_retry_advice(litellm, error, self.model, self.api_base)
                 out_of_time = deadline is not None and time.perf_counter() >= deadline - 1.0
-                if final or out_of_time or attempt >= self.retries:
+                if advice is not None or out_of_time or attempt >= self.retries:
                     tries = f" after {attempt + 1} tries" if attempt else ""
+                    check = f" -- {advice}" if advice else ""
                     raise PolicyError(
-                        f"{type(error).__name__}{tries}: {_short(error)}",
+                        f"{type(error).__name__}{tries}: {_short(error)}{check}",
                         context_window=isinstance(error, litellm.exceptions.ContextWindowExceededError),
                         out_of_time=out_of_time,
                     ) from error
@@ -175,16 +177,45 @@ class LiteLLMPolicy:
             return _reply(response, time.perf_counter() - started)
 
 
-def _is_final(litellm: Any, error: Exception) -> bool:
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and everything it was raised from or during (litellm wraps the client's errors)."""
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending and len(chain) < 50:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        pending += [current.__cause__, current.__context__]
+    return chain
+
+
+def _no_retry_advice(litellm: Any, error: Exception, model: str, api_base: str | None) -> str | None:
+    """What to check when retrying cannot help ("" when there is nothing to add), or None for an error
+    worth a retry. litellm labels a refused connection and a missing OpenAI key InternalServerError,
+    which would otherwise be retried with back-off for half a minute."""
     exceptions = litellm.exceptions
+    text = str(error)
+    if any(isinstance(cause, ConnectionRefusedError) for cause in _causes(error)):
+        where = api_base or f"the provider of {model}"
+        return f"nothing is listening at {where}: is the server running, and is --api-base right?"
+    auth = exceptions.AuthenticationError | exceptions.PermissionDeniedError
+    if isinstance(error, auth) or "Missing credentials" in text:
+        return (
+            f"no usable API key for {model}: set the provider's variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, "
+            "...) or name one with --api-key-env"
+        )
+    if "LLM Provider NOT provided" in text:
+        return (
+            f"{model!r} names no provider litellm knows: write provider/model, e.g. openai/gpt-4o, "
+            "anthropic/claude-sonnet-4-5, or hosted_vllm/NAME with --api-base"
+        )
     final = (
-        exceptions.AuthenticationError,
-        exceptions.PermissionDeniedError,
         exceptions.NotFoundError,
         exceptions.BadRequestError,  # context window exceeded is one
         exceptions.UnprocessableEntityError,
     )
-    return isinstance(error, final)
+    return "" if isinstance(error, final) else None
 
 
 def _short(error: Exception) -> str:
