@@ -431,10 +431,11 @@ class _Run:
     def _deadline(self, searching: bool) -> float:
         """When a request must have returned: a search turn by the end of the wall budget (then the answer
         turn comes), the answer turns within a grace after it (a run out of time still gets its answer,
-        but not a second budget's worth)."""
+        but not a second budget's worth). The grace is never under 5 s: below that a loaded machine
+        cannot even send the request."""
         if searching:
             return self.started + self.config.max_wall_s
-        grace = min(120.0, 0.2 * self.config.max_wall_s)
+        grace = min(120.0, max(5.0, 0.2 * self.config.max_wall_s))
         return self.started + self.config.max_wall_s + grace
 
     def _budget_spent(self, turns: int) -> str | None:
