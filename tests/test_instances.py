@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import socket
 from pathlib import Path
 
 import pyarrow as pa
@@ -95,3 +97,29 @@ def test_a_hub_name_offline_says_to_pass_a_local_file(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DatasetError, match=r"pass a local \.jsonl"):
         load_instances("princeton-nlp/SWE-bench_Lite-that-does-not-exist", "test")
+
+
+@pytest.mark.parametrize("typo", ["nope.jsonl", "data/test.json", "./x", "~/no/such.parquet"])
+def test_a_missing_local_file_is_not_looked_up_on_the_hub(typo, monkeypatch):
+    import datasets
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("asked the hub for a local path")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    with pytest.raises(DatasetError, match=rf"^{re.escape(typo)}: no such file$"):
+        load_instances(typo)
+
+
+def test_an_unreachable_hub_is_said_without_asking_it(monkeypatch):
+    import datasets
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("asked the unreachable hub"))
+    with pytest.raises(DatasetError, match=r"hub cannot be asked: 127\.0\.0\.1 is unreachable"):
+        load_instances("princeton-nlp/SWE-bench_Lite")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +95,8 @@ def load_instances(dataset: str, split: str | None = None) -> list[Instance]:
     path = Path(dataset).expanduser()
     if path.exists():
         rows = _read_file(path)
+    elif _looks_like_a_file(dataset):
+        raise DatasetError(f"{dataset}: no such file")
     else:
         rows = _read_hub(HUB_DATASETS.get(dataset.lower(), dataset), split or "test")
     instances = [Instance.from_row(row) for row in rows]
@@ -140,7 +145,38 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+DATA_SUFFIXES = (".json", ".jsonl", ".gz", ".parquet", ".csv")
+
+
+def _looks_like_a_file(dataset: str) -> bool:
+    """A typo in a local path must not turn into half a minute of Hugging Face hub retries."""
+    return dataset.lower().endswith(DATA_SUFFIXES) or dataset.startswith(("/", "./", "../", "~"))
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot answer, found in at most a few seconds, or None when it may."""
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(variable, "").lower() in ("1", "true", "yes"):
+            return f"{variable} is set"
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = (
+        endpoint.hostname or "huggingface.co",
+        endpoint.port or (80 if endpoint.scheme == "http" else 443),
+    )
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        return f"{host} is unreachable ({error})"
+    return None
+
+
 def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
+    unreachable = _hub_unreachable()
+    if unreachable is not None:
+        raise DatasetError(
+            f"{name!r} is not a local file, and the Hugging Face hub cannot be asked: {unreachable}; "
+            "pass a local .jsonl/.json/.parquet/.csv file"
+        )
     try:
         import datasets
     except ImportError:
