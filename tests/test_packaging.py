@@ -108,3 +108,23 @@ def test_every_extra_named_for_a_module_brings_it_and_hints_say_how_to_install()
     assert all(_requirements(extras, name) <= everything for name in extras if name != "openhands")
     hint = install_hint("mcp")
     assert "pip install -e '.[mcp]'" in hint and ".whl[mcp]" in hint and "reposearcher-plugin[" not in hint
+
+
+def test_version_and_every_positional_argument_has_help(capsys):
+    import argparse
+
+    from reposearcher_plugin.cli.main import build_parser, main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("reposearcher 0.")
+    silent: list[str] = []
+    pending = [(build_parser(), "reposearcher")]
+    while pending:
+        parser, path = pending.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending += [(sub, f"{path} {name}") for name, sub in action.choices.items()]
+            elif not action.option_strings and not action.help:
+                silent.append(f"{path} {action.dest}")
+    assert silent == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -136,14 +137,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("reposearcher-plugin")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reposearcher", description="Issue localization: index a repository and search it with tools."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build (or load) the index of a repository")
-    index.add_argument("path")
+    index.add_argument("path", help="the repository (any directory) to index")
     output = index.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print counts and seconds as one JSON object")
     output.add_argument("--entities", action="store_true", help="print every class/function/method as JSONL")
@@ -151,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.set_defaults(handler=cmd_index)
 
     tool = commands.add_parser("tool", help="run one tool call and print the observation an agent sees")
-    tool.add_argument("path")
-    tool.add_argument("name")
+    tool.add_argument("path", help="the repository to search")
+    tool.add_argument("name", help="the tool to call (`reposearcher tools` lists them)")
     tool.add_argument("--args", help="the call's arguments as a JSON object")
     tool.add_argument("--profile", default="default", choices=sorted(PROFILES))
     _add_index_options(tool)
@@ -164,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.set_defaults(handler=cmd_tools)
 
     bench = commands.add_parser("bench", help="measure indexing and tool speed on a repository")
-    bench.add_argument("path")
+    bench.add_argument("path", help="the repository to benchmark on (e.g. an unpacked release source)")
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     bench.add_argument("--runs", type=int, default=3, help="runs to take the median of (default 3)")
     bench.add_argument("--workers", type=int, help="parser processes (default: one per core)")

@@ -56,7 +56,7 @@ def add_models_commands(commands: Any) -> None:
     convert = sub.add_parser(
         "convert", parents=[common], help="GGUF -> Hugging Face bf16 folder (torch, transformers, gguf)"
     )
-    convert.add_argument("names", nargs="+", metavar="NAME")
+    convert.add_argument("names", nargs="+", metavar="NAME", help="models fetched before (`models list`)")
     convert.add_argument("--force", action="store_true", help="convert again even if already converted")
     convert.set_defaults(handler=cmd_convert)
 
@@ -147,7 +147,7 @@ def add_models_commands(commands: Any) -> None:
     stop = sub.add_parser(
         "stop", parents=[common], help="stop a server started by `serve` (all without NAME)"
     )
-    stop.add_argument("name", nargs="?", metavar="NAME")
+    stop.add_argument("name", nargs="?", metavar="NAME", help="the served model to stop (default: all)")
     stop.set_defaults(handler=cmd_stop)
 
     status = sub.add_parser("status", parents=[common], help="the servers started by `serve`")
