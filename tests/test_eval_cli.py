@@ -189,6 +189,20 @@ def test_errors_are_one_line_and_exit_2(small, tmp_path):
     assert bad_protocol.returncode == 2 and "invalid choice" in bad_protocol.stderr
 
 
+def test_inputs_that_produce_nothing_useful_are_errors_not_zero_tables(small, tmp_path):
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"id": "i1", "answer": "a.py"}] * 3 + ["{oops"])
+    done = reposearcher(
+        "eval", "loc", "--dataset", str(small["dataset"]), "--gold", str(small["gold"]),
+        "--predictions", str(wrong),
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "none of its 4 non-empty lines is a prediction (line 1: " in done.stderr
+    assert "docs/formats.md" in done.stderr and done.stdout == ""
+    plot = eval_loc(small, "--plot", str(tmp_path / "x.txt"))
+    assert plot.returncode == 2 and "Traceback" not in plot.stderr
+    assert "name it .png, .svg or .pdf" in plot.stderr and plot.stdout == ""  # before any table
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("reposearcher_plugin.evaluation.gold") is None,
     reason="deriving gold from patches needs reposearcher_plugin.evaluation.gold",

@@ -128,3 +128,20 @@ def test_version_and_every_positional_argument_has_help(capsys):
             elif not action.option_strings and not action.help:
                 silent.append(f"{path} {action.dest}")
     assert silent == []
+
+
+def test_silent_wrong_inputs_are_clear_errors(small_repo, tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    issue = tmp_path / "issue.md"
+    issue.write_text("Cart.total is wrong\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["localize", "--repo", str(empty), "--issue", str(issue)]) == 2
+    assert "no source file in a language the index parses" in capsys.readouterr().err
+    for flags in (["--profile", "tooltrain"], ["--tool-format", "hermes", "--hints", "5"]):
+        assert main(["localize", "--repo", str(small_repo), "--issue", str(issue), *flags]) == 2
+        error = capsys.readouterr().err
+        assert f"{flags[0]}" in error and "only apply to an LLM localizer" in error
+    # a config file may hold LLM settings for other runs: only flags typed with the offline model are refused
+    assert main(["localize", "--repo", str(small_repo), "--issue", str(issue), "--model", "bm25"]) == 0

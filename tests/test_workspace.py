@@ -146,6 +146,7 @@ def test_missing_repository_is_an_error_naming_the_places_looked(repos, tmp_path
     assert "nobody/nothing" in message
     assert str(repos / "nobody__nothing") in message and str(repos / "nobody+nothing") in message
     assert "offline" in message
+    assert "Put a clone or mirror of it there" in message and "Pass --repos-dir" not in message  # it was
     with pytest.raises(RepositoryNotFound):
         ws.checkout("../escape", "main")
 

@@ -1,4 +1,4 @@
-"""The localization result (DESIGN.md contract) and the trajectory every run records.
+"""The localization result (contract of docs/formats.md) and the trajectory every run records.
 
 A result is what every localizer returns, LLM agent and retrieval default alike: ranked files, ranked
 entity ids, and the Agentless-compatible ``found_related_locs`` so existing repair pipelines read it.
@@ -89,7 +89,7 @@ class Trajectory:
 
 @dataclass
 class LocalizationResult:
-    """Ranked files and entity ids for one issue (entity ids: ``path::Class.method``; DESIGN.md)."""
+    """Ranked files and entity ids for one issue (entity ids: ``path::Class.method``; docs/formats.md)."""
 
     instance_id: str
     model: str

@@ -7,6 +7,7 @@ for any other command stays cheap.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -66,6 +67,9 @@ def _add_loc(commands: Any) -> None:
     loc.set_defaults(handler=cmd_eval_loc)
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
 def cmd_eval_loc(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError
@@ -83,9 +87,14 @@ def cmd_eval_loc(args: argparse.Namespace) -> int:
 def _eval_loc(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation import gold_source, report
     from reposearcher_plugin.evaluation.instances import load_instances
-    from reposearcher_plugin.evaluation.metrics import evaluate, get_protocol, parse_metric
-    from reposearcher_plugin.evaluation.readers import read_predictions
+    from reposearcher_plugin.evaluation.metrics import MetricError, evaluate, get_protocol, parse_metric
+    from reposearcher_plugin.evaluation.readers import PredictionsError, read_predictions
 
+    if args.plot:  # found out before minutes of scoring, not after the tables
+        if Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+            raise MetricError(f"--plot {args.plot}: the plot is an image; name it .png, .svg or .pdf")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
     rules = get_protocol(args.protocol)
     chosen = [metric.strip() for metric in (args.metrics or "").split(",") if metric.strip()] or None
     for metric in chosen or ():
@@ -97,6 +106,12 @@ def _eval_loc(args: argparse.Namespace) -> int:
     systems = []
     for path, name in zip(args.predictions, system_names(args.predictions), strict=True):
         predictions, diagnostics = read_predictions(path, known_ids=gold, clean_paths=rules.clean_paths)
+        if not diagnostics.predictions and diagnostics.malformed_lines:
+            first = diagnostics.malformed_lines[0]
+            raise PredictionsError(
+                f"{path}: none of its {len(diagnostics.malformed_lines)} non-empty lines is a prediction "
+                f"({first}); docs/formats.md lists the formats read"
+            )
         curve = None
         if args.plot:
             curve = evaluate(predictions, gold, rules.name, metrics=report.recall_curve_metrics())

@@ -34,7 +34,7 @@ def add_localize_commands(commands: Any) -> None:
     )
     localize.add_argument("--issue", required=True, help="file holding the issue text, or - for stdin")
     localize.add_argument("--instance-id", help="id recorded in the result (default: the issue file's stem)")
-    localize.add_argument("--json", action="store_true", help="print the result object (DESIGN.md format)")
+    localize.add_argument("--json", action="store_true", help="print the result object (docs/formats.md)")
     localize.add_argument("--out", help="also write the result object to this JSON file")
     localize.add_argument("--trajectory", help="write the trajectory here (default: inline in the result)")
     localize.add_argument("--top", type=int, default=10, help="locations shown without --json (default 10)")
@@ -95,6 +95,10 @@ def cmd_localize(args: argparse.Namespace) -> int:
             index = build_index(root, progress=update)
     except IndexInputError as error:
         return _fail(error)
+    if not index.files:
+        return _fail(
+            ValueError(f"--repo {root}: no source file in a language the index parses; is it the repository?")
+        )
     result = build_localizer(options).localize(index, issue, instance_id=instance_id, repo=str(root))
     if args.trajectory and result.trajectory is not None and not isinstance(result.trajectory, str):
         result.trajectory = str(result.trajectory.write(args.trajectory))

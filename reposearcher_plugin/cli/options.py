@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.localizers import LocalizerOptions
+from reposearcher_plugin.agent.localizers import RETRIEVAL_MODELS, LocalizerOptions
 from reposearcher_plugin.tools import PROFILES
 
 GIB = 1 << 30
@@ -80,8 +80,10 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retries", type=int, help=f"LLM retries with backoff (default {_DEFAULTS.retries})")
 
 
-def localizer_options(args: argparse.Namespace) -> LocalizerOptions:
-    """Defaults, then the ``--config`` file, then the flags given on the command line."""
+def localizer_options(args: argparse.Namespace, serves_tools: bool = False) -> LocalizerOptions:
+    """Defaults, then the ``--config`` file, then the flags given on the command line. Flags that only an
+    LLM localizer reads are refused with the offline one, except ``--profile`` where it also chooses the
+    tools a host serves (``serves_tools``)."""
     values: dict[str, Any] = {}
     api_key_env = getattr(args, "api_key_env", None)
     if getattr(args, "config", None):
@@ -96,6 +98,19 @@ def localizer_options(args: argparse.Namespace) -> LocalizerOptions:
         if not values["api_key"]:
             raise ValueError(f"api key variable {api_key_env} is not set")
     options = replace(_DEFAULTS, **values)
+    if options.model in RETRIEVAL_MODELS:
+        llm_only = [
+            "--" + flag.replace("_", "-")
+            for flag in [*_FLAG_FIELDS, "api_key_env"]
+            if flag != "model"
+            and getattr(args, flag, None) is not None
+            and not (serves_tools and flag == "profile")
+        ]
+        if llm_only:  # silently ignored flags make a user believe they changed something
+            raise ValueError(
+                f"{', '.join(llm_only)} only apply to an LLM localizer; the offline {options.model!r} "
+                "localizer has no tools, turns or model (pass --model with a litellm model string)"
+            )
     if options.max_turns < 1:
         raise ValueError("--max-turns must be at least 1")
     return options

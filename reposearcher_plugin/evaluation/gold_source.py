@@ -2,7 +2,7 @@
 
 A gold file is ``{instance_id: ["path.py::Class.method", "path.py::func", "path.py", ...]}`` as the
 ToolTrain and CoSIL authors publish it; LocAgent's single-colon form (``path.py:Class.method``, as in
-Loc-Bench) is accepted too. Items come back in entity-id form (DESIGN.md), in the file's order.
+Loc-Bench) is accepted too. Items come back in entity-id form (docs/formats.md), in the file's order.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Formats, recognised per line by their fields:
 
-- **RepoSearcher** (DESIGN.md): ``locations`` (ranked entity ids) is preferred for entities;
+- **RepoSearcher** (docs/formats.md): ``locations`` (ranked entity ids) is preferred for entities;
   ``found_files`` gives the files (or, when absent, the files of ``locations`` in order).
 - **LocAgent**: ``found_files``, ``found_modules`` and ``found_entities`` (``path.py:Class.method``).
 - **Agentless / CoSIL / OrcaLoca / RepoDeepSearch**: ``found_files`` and ``found_related_locs``, either

@@ -383,7 +383,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     log.setLevel(args.log_level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
     try:
-        options = localizer_options(args)
+        options = localizer_options(args, serves_tools=True)
         # the tool profile served is the localizer's (flag, then --config, then "default")
         service = ReposearcherService(
             args.repo,

@@ -1,4 +1,4 @@
-"""The location grammar: entity ids (DESIGN.md) and the Agentless ``function: A.b`` lines.
+"""The location grammar: entity ids (docs/formats.md) and the Agentless ``function: A.b`` lines.
 
 Shared by the agent's answer parser and the evaluation readers, so both read locations one way.
 

@@ -45,7 +45,7 @@ class IndexedFile:
 
 
 def entity_id(path: str, qualname: str) -> str:
-    """The contract id of DESIGN.md: ``path::Class.method``."""
+    """The contract id (docs/formats.md): ``path::Class.method``."""
     return f"{path}::{qualname}"
 
 

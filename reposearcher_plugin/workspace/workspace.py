@@ -129,9 +129,14 @@ class Workspace:
             return clone
         if not self.online:
             where = ", ".join(str(path) for path in looked) or "no repositories directory given"
+            what_to_do = (
+                "Put a clone or mirror of it there (DIR/owner__name or DIR/owner+name), or map the name "
+                "to a fork with --repo-alias."
+                if self.repos_dirs
+                else "Pass --repos-dir with a clone or mirror of it (DIR/owner__name or DIR/owner+name)."
+            )
             raise RepositoryNotFound(
-                f"repository {repo} not found: looked in {where}; cloning is off (offline). "
-                "Pass --repos-dir with a clone or mirror of it (DIR/owner__name or DIR/owner+name)."
+                f"repository {repo} not found: looked in {where}; cloning is off (offline). {what_to_do}"
             )
         with self.cache.lock(f"clone-{slug(names[0])}", shared=False):
             return ensure_clone(self.clones_dir, names[0], self.remote, looked)
