@@ -8,6 +8,13 @@ import pytest
 
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# a clone without ../shared beside it (a newcomer's checkout) skips these and says why, instead of failing
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason=f"needs the offline evaluation data at {SHARED_DATA} (the project's ../shared/data beside the clone)",
+)
+
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     """Write ``files`` (path -> text, dedented, or raw bytes) under ``root``."""

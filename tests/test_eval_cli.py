@@ -14,7 +14,7 @@ import pytest
 
 from reposearcher_plugin.evaluation.metrics import LevelScores, SystemScores
 from reposearcher_plugin.evaluation.report import bootstrap
-from tests.conftest import git, write_tree
+from tests.conftest import git, needs_shared_data, write_tree
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LITE = SHARED / "swe-bench-lite"
@@ -237,6 +237,7 @@ def test_without_gold_file_gold_comes_from_the_patch(tmp_path):
     assert function["recall@1"] == 0.0 and function["recall@3"] == 100.0 and function["mrr"] == 50.0
 
 
+@needs_shared_data
 def test_real_lite_baselines_match_numbers_checked_by_hand():
     """Numbers recomputed independently from the raw files (see eval/results/README.md):
     CoSIL-32B function recall@5: tooltrain 54.75 (also what ToolTrain's script gives), strict 55.375

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+from tests.conftest import needs_shared_data
 
 ROWS = [
     {
@@ -64,6 +65,7 @@ def test_jsonl_json_csv_and_parquet_give_the_same_instances(tmp_path):
         _check(load_instances(str(path)))
 
 
+@needs_shared_data
 def test_the_shared_swe_bench_lite_file_loads():
     instances = load_instances(
         str(Path(__file__).resolve().parents[2] / "shared/data/swe-bench-lite/test.jsonl")

@@ -26,6 +26,7 @@ from reposearcher_plugin.evaluation.readers import (
     parse_prediction,
     read_predictions,
 )
+from tests.conftest import needs_shared_data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LITE_BASELINES = SHARED / "baselines" / "swe-bench-lite"
@@ -209,6 +210,7 @@ def test_a_missing_predictions_file_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(LITE_BASELINES.glob("*.jsonl")), ids=lambda path: path.stem)
+@needs_shared_data
 def test_every_published_lite_output_parses(path):
     gold = read_gold_file(SHARED / "swe-bench-lite" / "gold_functions.json")
     predictions, diagnostics = read_predictions(path, known_ids=gold)
@@ -225,6 +227,7 @@ def test_every_published_lite_output_parses(path):
             assert set(prediction.modules) == {module_of(entity) for entity in prediction.functions}
 
 
+@needs_shared_data
 def test_lite_locagent_claude_row_by_hand():
     predictions, _ = read_predictions(LITE_BASELINES / "locagent_claude-3-5.jsonl")
     prediction = predictions["django__django-14787"]
@@ -240,6 +243,7 @@ def test_lite_locagent_claude_row_by_hand():
 # Gold
 
 
+@needs_shared_data
 def test_gold_files_in_both_published_forms(tmp_path):
     lite = read_gold_file(SHARED / "swe-bench-lite" / "gold_functions.json")
     assert len(lite) == 300
