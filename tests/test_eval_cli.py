@@ -293,3 +293,32 @@ def test_bootstrap_differences_are_paired():
     same, _ = bootstrap([one_level_system([1.0] * 10)], resamples=100)
     assert same[0]["file"]["recall@5"] == (100.0, 100.0)
     assert bootstrap([one_level_system(base)], resamples=0) == ([{}], [{}])
+
+
+MANY_METRICS = "acc@1,acc@3,acc@5,acc@10,recall@1,recall@3,recall@5,recall@10,precision@5,map,mrr,ndcg@5"
+
+
+def test_tables_are_never_cut_when_piped(small):
+    done = eval_loc(small, "--metrics", MANY_METRICS, "--bootstrap", "50")
+    assert done.returncode == 0 and "…" not in done.stdout
+    header = next(line for line in done.stdout.splitlines() if line.strip().startswith("system"))
+    assert header.split() == ["system", *MANY_METRICS.split(",")]
+
+
+def test_tables_too_wide_for_the_terminal_are_split_not_cut(small, monkeypatch, capsys):
+    import io
+
+    from rich.console import Console
+
+    from reposearcher_plugin.cli import console as console_module
+    from reposearcher_plugin.cli.main import main
+
+    screen = io.StringIO()
+    monkeypatch.setattr(console_module, "output_console", lambda: Console(file=screen, width=60))
+    args = ["eval", "loc", "--dataset", str(small["dataset"]), "--gold", str(small["gold"])]
+    assert main([*args, "--predictions", str(small["a"]), "--metrics", MANY_METRICS]) == 0
+    text = screen.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
+    shown = [word for line in text.splitlines() if line.strip().startswith("system") for word in line.split()]
+    assert sorted(set(shown) - {"system"}) == sorted(MANY_METRICS.split(","))
+    assert "function level (3 instances scored), continued" in text

@@ -145,3 +145,17 @@ def test_silent_wrong_inputs_are_clear_errors(small_repo, tmp_path, capsys):
         assert f"{flags[0]}" in error and "only apply to an LLM localizer" in error
     # a config file may hold LLM settings for other runs: only flags typed with the offline model are refused
     assert main(["localize", "--repo", str(small_repo), "--issue", str(issue), "--model", "bm25"]) == 0
+
+
+def test_a_long_entity_id_wraps_in_its_cell_and_is_never_cut():
+    import io
+
+    from rich.console import Console
+
+    from reposearcher_plugin.cli.console import ranked_table
+
+    long_id = "src/package/subpackage/module_with_a_long_name.py::SomeClass.some_method_name"
+    screen = io.StringIO()
+    Console(file=screen, width=40).print(ranked_table("where", [long_id, "a.py::f"]))
+    cells = [line.split("│")[2].strip() for line in screen.getvalue().splitlines() if line.count("│") == 3]
+    assert "".join(cells).startswith(long_id) and "…" not in screen.getvalue()

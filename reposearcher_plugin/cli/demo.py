@@ -105,12 +105,10 @@ def pre_fix_note(root: Path) -> str:
 
 
 def run_demo(path: str | None) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from reposearcher_plugin.agent.localizers import RankingLocalizer
+    from reposearcher_plugin.cli.console import output_console, ranked_table
 
-    console = Console()
+    console = output_console()
     root = Path(path) if path else release_source()
     index = build_index(root)
     stats = index.stats
@@ -120,12 +118,8 @@ def run_demo(path: str | None) -> int:
     console.print(pre_fix_note(root))
     console.print(f"\nIssue {DEMO_INSTANCE} (SWE-bench Lite):\n" + DEMO_ISSUE.split("\n", 1)[0], style="bold")
     result = RankingLocalizer().localize(index, DEMO_ISSUE, instance_id=DEMO_INSTANCE, repo=str(root))
-    table = Table(
-        "rank", "location", title="Where to change (retrieval default, offline)", title_justify="left"
-    )
-    for rank, location in enumerate(result.locations[:10], start=1):
-        table.add_row(str(rank), location, style="bold green" if location == DEMO_FIX else None)
-    console.print(table)
+    title = "Where to change (retrieval default, offline)"
+    console.print(ranked_table(title, result.locations[:10], highlight=DEMO_FIX))
     console.print("files: " + ", ".join(result.files[:5]))
     rank = result.locations.index(DEMO_FIX) + 1 if DEMO_FIX in result.locations else None
     where = f"ranked #{rank}" if rank else "not in the ranking"

@@ -162,12 +162,12 @@ def system_names(paths: list[str]) -> list[str]:
 
 def _print_rich(result: Any, chosen: list[str] | None) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
+    from reposearcher_plugin.cli.console import column_groups, natural_width, output_console
     from reposearcher_plugin.evaluation import report
 
-    console = Console()
+    console = output_console()
     columns = report.table_metrics(result, chosen)
     n = result.systems[0].scores.n if result.systems else 0
     note = f"{n} instances, protocol {result.protocol}, percent"
@@ -177,13 +177,22 @@ def _print_rich(result: Any, chosen: list[str] | None) -> None:
     for level in result.levels:
         scored = result.systems[0].scores.levels[level].n
         title = f"{level} level ({scored} instances scored)"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, highlight=False)
-        table.add_column("system", no_wrap=True)
-        for metric in columns:
-            table.add_column(metric, justify="right", no_wrap=True)
-        for row in report.score_cells(result, level, columns, two_lines=True):
-            table.add_row(*row)
-        console.print(table)
+        rows = report.score_cells(result, level, columns, two_lines=True)
+
+        def table_of(group: list[int], heading: str = title, rows: list[list[str]] = rows) -> Table:
+            table = Table(title=heading, title_justify="left", box=box.SIMPLE_HEAD, highlight=False)
+            table.add_column("system", no_wrap=True)
+            for index in group:
+                table.add_column(columns[index], justify="right", no_wrap=True)
+            for row in rows:
+                table.add_row(row[0], *(row[1 + index] for index in group))
+            return table
+
+        def fits(group: list[int]) -> bool:
+            return natural_width(console, table_of(group)) <= console.width
+
+        for number, group in enumerate(column_groups(len(columns), fits)):
+            console.print(table_of(group, title if number == 0 else f"{title}, continued"))
     for system in result.systems:
         for problem in system.diagnostics.problems():
             console.print(f"[yellow]{system.name}[/yellow]: {problem}", highlight=False)

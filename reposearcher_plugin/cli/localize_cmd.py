@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from reposearcher_plugin.cli.console import output_console, ranked_table
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
     add_localizer_options,
@@ -120,7 +120,7 @@ def _read_issue(source: str) -> str:
 
 
 def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
-    console = Console()
+    console = output_console()
     usage = row.get("usage") or {}
     facts = [f"model {row['model']}", f"{stats.files} files indexed in {stats.seconds:.2f} s"]
     facts.append(f"localized in {usage.get('wall_s', 0):.2f} s")
@@ -130,11 +130,8 @@ def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
     console.print(", ".join(facts), style="dim")
     if row.get("error"):
         console.print(f"error: {row['error']}", style="bold red")
-    table = Table("rank", "location", title=f"{row['instance_id']}: where to change", title_justify="left")
-    for rank, location in enumerate(row["locations"][:top], start=1):
-        table.add_row(str(rank), location)
     if row["locations"]:
-        console.print(table)
+        console.print(ranked_table(f"{row['instance_id']}: where to change", row["locations"][:top]))
     files = row["found_files"][:5]
     console.print("files: " + (", ".join(files) if files else "(none)"))
     if isinstance(row.get("trajectory"), str):
