@@ -33,7 +33,13 @@ class ScriptedLLM(litellm.CustomLLM):
 
     def completion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:
         options = kwargs.get("optional_params") or {}
-        self.requests.append({"messages": kwargs["messages"], "tools": options.get("tools")})
+        self.requests.append(
+            {
+                "messages": kwargs["messages"],
+                "tools": options.get("tools"),
+                "tool_choice": options.get("tool_choice"),
+            }
+        )
         if not self.replies:
             raise litellm.exceptions.BadRequestError(
                 "script exhausted", model="scripted", llm_provider="scripted"

@@ -158,7 +158,11 @@ def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
     looking = {"tool_calls": [("get_repo_structure", {})]}
     result, handler = run(index, [looking, looking, ANSWER], max_turns=3)
     assert len(handler.requests) == 3
-    assert handler.requests[1]["tools"] is not None and handler.requests[2]["tools"] is None
+    assert handler.requests[1]["tool_choice"] is None and handler.requests[2]["tool_choice"] == "none"
+    # the tools are still listed, so the last prompt starts as the others did (a server's prefix cache)
+    assert handler.requests[2]["tools"] == handler.requests[1]["tools"] is not None
+    earlier = handler.requests[1]["messages"]
+    assert handler.requests[2]["messages"][: len(earlier)] == earlier
     assert "Do not call any more tools" in handler.requests[2]["messages"][-1]["content"]
     assert result.locations[0] == "shop/pricing.py::total"
     assert "budget spent" in result.trajectory.steps[-1].note
@@ -169,8 +173,8 @@ def test_calls_in_the_last_turn_are_not_run(index):
     result, handler = run(index, [looking, looking, looking], max_turns=2)
     assert result.locations == [] and result.error is None
     assert "not run" in result.trajectory.steps[-2].note
-    # an unreadable final answer is asked for once more, alone, still without tools
-    assert handler.requests[-1]["tools"] is None
+    # an unreadable final answer is asked for once more, alone, still without callable tools
+    assert handler.requests[-1]["tool_choice"] == "none"
     assert "nothing but the final answer" in handler.requests[-1]["messages"][-1]["content"]
     assert "asked for the answer alone" in result.trajectory.steps[-1].note
     # the structure names no definition: nothing to fall back on, and the trajectory says so
@@ -203,7 +207,7 @@ def test_stalled_search_is_ended_with_a_final_turn(index):
     broken = {"tool_calls": [("search_function", '{"function_name": ')]}
     result, handler = run(index, [call, call, broken, ANSWER], max_stalled_turns=2)
     # one new call, then two turns that bring nothing new (a repeat, a call that fails): the search ends
-    assert len(handler.requests) == 4 and handler.requests[3]["tools"] is None
+    assert len(handler.requests) == 4 and handler.requests[3]["tool_choice"] == "none"
     assert (
         "only repeated earlier calls or made calls that failed"
         in handler.requests[3]["messages"][-1]["content"]

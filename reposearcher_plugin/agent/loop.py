@@ -261,8 +261,8 @@ class _Run:
         return path in self.known_files
 
     def _final(self, stage: str, start: int, answer_format: str, note: str | None) -> Answer:
-        """The last turns: no tools offered, any call in a reply is not run, and an unreadable answer is
-        asked for once more, alone (small models often keep "searching" in prose)."""
+        """The last turns: tools shown but not callable, any call in a reply is not run, and an unreadable
+        answer is asked for once more, alone (small models often keep "searching" in prose)."""
         conversation = self.trajectory.messages
         for attempt in range(2):
             reply, step = self._ask(stage, conversation, start, with_tools=False)
@@ -292,14 +292,17 @@ class _Run:
     ) -> tuple[Reply, Step]:
         """One model turn on this stage's messages (``conversation[start:]``), fitted to the window."""
         native = self.config.tool_format == "native"
-        tools = openai_tools(self.specs) if native and with_tools else None
+        # the answer turn offers the tools too (not callable): the same prompt prefix as the search turns
+        tools = openai_tools(self.specs) if native else None
         step = Step(index=len(self.trajectory.steps), stage=stage, content="")
         self.trajectory.steps.append(step)
         dropped = self._fit_context(conversation, start, tools, everything=False)
         for attempt in range(2):
             wire = chat.to_wire(conversation[start:], self.config.tool_format)
             try:
-                reply = self.policy.complete(wire, tools, deadline=self._deadline(with_tools))
+                reply = self.policy.complete(
+                    wire, tools, deadline=self._deadline(with_tools), allow_calls=with_tools
+                )
                 break
             except PolicyError as error:
                 # the window estimate was off: drop every observation but the newest turn's, once

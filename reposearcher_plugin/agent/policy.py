@@ -46,6 +46,7 @@ class Policy(Protocol):
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         deadline: float | None = None,
+        allow_calls: bool = True,
     ) -> Reply: ...
 
 
@@ -124,10 +125,13 @@ class LiteLLMPolicy:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         deadline: float | None = None,
+        allow_calls: bool = True,
     ) -> Reply:
         """One reply. ``deadline`` (a ``time.perf_counter()`` value) bounds the request and its retries:
         on a slow local server one reply can take longer than the whole run may, and a retry after a
-        timeout would pay the same cost again."""
+        timeout would pay the same cost again. ``allow_calls=False`` still sends ``tools`` (with
+        ``tool_choice="none"``): the prompt then starts as the search turns' did, so a server's prefix
+        cache serves it, and the model sees the tool list it was trained with."""
         litellm = import_litellm()
         request: dict[str, Any] = {
             "model": self.model,
@@ -141,6 +145,8 @@ class LiteLLMPolicy:
         }
         if tools:
             request["tools"] = tools
+            if not allow_calls:
+                request["tool_choice"] = "none"
         if self.api_base:
             request["api_base"] = self.api_base
             # local OpenAI-compatible servers take any key, but the client insists on one
