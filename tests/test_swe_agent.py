@@ -506,6 +506,51 @@ def test_instances_file_for_swe_agent(tmp_path, capsys):
     assert "acme__shop-" not in capsys.readouterr().err
 
 
+def test_localize_first_config_keeps_swe_agents_submit_review():
+    # a --config given alone replaces SWE-agent's default: without its SUBMIT_REVIEW_MESSAGES the
+    # review_on_submit_m bundle's first `submit` ends the run with no review step
+    config = yaml.safe_load(Path("configs/hosts/swe_agent_localize_first.yaml").read_text())
+    tools = config["agent"]["tools"]
+    assert {"path": "tools/review_on_submit_m"} in tools["bundles"]
+    (message,) = tools["registry_variables"]["SUBMIT_REVIEW_MESSAGES"]
+    assert message.startswith("Thank you for your work on this issue.")
+    assert "4. Run the submit command again to confirm." in message
+    # what review_on_submit_m's submit does with it
+    shown = message.replace("{{diff}}", "--- a/shop/cart.py\n+++ b/shop/cart.py")
+    assert "<diff>\n--- a/shop/cart.py\n+++ b/shop/cart.py\n</diff>" in shown
+    # and with no localization the prompt is SWE-agent's own, with no pointer to missing locations
+    template = Template(config["agent"]["templates"]["instance_template"])
+    bare = template.render(working_dir="/testbed", problem_statement="x", localization="")
+    assert "the locations above" not in bare and "relevant to the <pr_description>\n" in bare
+    shown = template.render(working_dir="/testbed", problem_statement="x", localization="1. a.py::f")
+    assert "starting with the locations above" in shown
+
+
+def test_instances_for_a_local_deployment(tmp_path, capsys):
+    repo = write_tree(tmp_path / "repos" / "acme+shop", REPO_FILES)
+    commit = commit_all(repo)
+    row = {"instance_id": "acme__shop-1", "repo": "acme/shop", "base_commit": commit}
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({**row, "problem_statement": "total() ignores the quantity"}) + "\n")
+    out = tmp_path / "instances.jsonl"
+    common = ["instances", "--dataset", str(data), "--repos-dir", str(tmp_path / "repos"), "--offline"]
+    common += ["--cache-dir", str(tmp_path / "snapshots"), "--index-cache-dir", str(tmp_path / "ic")]
+    # SWE-agent's local deployment refuses an image name, and takes a checkout as an absolute repo_name
+    assert swe_agent_main([*common, "--out", str(out), "--image-template", "", "--repo-name", str(repo)]) == 0
+    (written,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written["image_name"] == "" and written["repo_name"] == str(repo)
+    err = capsys.readouterr().err
+    assert "note:" not in err and "--instances.deployment.type local" in err
+    # no image and a bare name: SWE-agent would look for /testbed on this machine; say so
+    assert swe_agent_main([*common, "--out", str(out), "--image-template", ""]) == 0
+    assert "look for the repository at /testbed on this machine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        swe_agent_main(["instances", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--image-template ''" in help_text and "--repo-name /abs/path/to/checkout" in help_text
+    assert "--instances.deployment.type local" in help_text
+
+
 def test_image_names_and_rendering():
     assert (
         swe_bench_image("django__django-11099")
