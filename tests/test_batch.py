@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reposearcher_plugin.cli.main import main
-from reposearcher_plugin.evaluation.batch import finished_ids
+from reposearcher_plugin.evaluation.batch import finished_ids, trajectory_dir
 from reposearcher_plugin.evaluation.readers import read_predictions
 from tests.conftest import commit_all, write_tree
 from tests.openai_stub import ScriptedReply, StubServer
@@ -268,3 +269,92 @@ def test_localize_bad_input(tmp_path, capsys):
     assert "issue text is empty" in capsys.readouterr().err
     assert main(["localize", "--repo", str(tmp_path / "nope"), "--issue", str(tmp_path / "missing.md")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren
+                state, ppid = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+            except OSError:
+                continue
+            if int(ppid) == pid and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a killed orphan may wait for a reaper that a container does not run
+
+
+# `reposearcher run` with a localizer that marks its start, then takes its time (no LLM stack to import)
+_SLOW_RUN = """
+import sys, time
+from pathlib import Path
+from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
+from reposearcher_plugin.evaluation import batch
+
+class SlowLocalizer:
+    def localize(self, index, issue, instance_id, repo):
+        (Path(sys.argv[1]) / instance_id).touch()
+        time.sleep(float(sys.argv[2]))
+        trajectory = Trajectory(instance_id, "slow", "default", "none", issue)
+        return LocalizationResult(instance_id, "slow", locations=["shop/pricing.py::total"], trajectory=trajectory)
+
+batch.build_localizer = lambda options: SlowLocalizer()  # the workers are forked: they inherit it
+if sys.argv[3] == "watcher":  # the portable fallback alone, as where prctl does not exist
+    batch._arm_death_signal = lambda: None
+from reposearcher_plugin.cli.main import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from /proc")
+@pytest.mark.parametrize("guard", ["prctl", "watcher"])
+def test_workers_die_with_a_killed_parent(dataset, tmp_path, guard):
+    # kill -9 of the batch parent alone (not its process group): its workers must not run on and write
+    # trajectories for instances that will never get a row
+    out = tmp_path / "preds.jsonl"
+    started = tmp_path / "started"
+    started.mkdir()
+    delay_s = 2.0
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SLOW_RUN,
+            str(started),
+            str(delay_s),
+            guard,
+            *run_args(dataset, out, "--workers", "2"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        finish_at = time.monotonic() + delay_s  # when the workers would write their trajectories
+        workers = _children(process.pid)
+        assert len(workers) == 2 and len(list(started.iterdir())) == 2
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 3
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [pid for pid in workers if _alive(pid)], "workers outlived their parent"
+        time.sleep(max(0.0, finish_at - time.monotonic()) + 0.5)
+        assert list(trajectory_dir(out).iterdir()) == []
+        assert rows(out) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group started here

@@ -310,3 +310,34 @@ def test_service_index_is_built_once(tmp_path):
     index = service._index
     service.call("find_references", {"name": "Session"})
     assert service._index is index
+
+
+def test_start_fails_loudly_when_tree_sitter_cannot_parse(tmp_path):
+    # SWE-agent's tree-sitter 0.21.3 in a shared environment: the server must not start and serve an
+    # empty index ("No class named 'Session'" for every search)
+    from tests.broken_tree_sitter import checkout_venv
+
+    python = checkout_venv(tmp_path / "venv", tree_sitter_021=True)
+    repo = write_tree(tmp_path / "repo", REPO)
+    done = subprocess.run(
+        [str(python), "-m", "reposearcher_plugin.hosts.mcp_server", "--repo", str(repo)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("reposearcher: error: tree-sitter 0.21.3 cannot parse")
+    assert "RepoSearcher needs tree-sitter" in done.stderr
+
+
+def test_client_config_names_the_interpreter_by_its_path(tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    repo = write_tree(tmp_path / "repo", REPO)
+    assert main(["openhands", "mcp", "--repo", str(repo)]) == 0
+    entry = json.loads(capsys.readouterr().out)["mcpServers"]["reposearcher"]
+    assert entry["command"] == os.path.abspath(sys.executable)
+    assert entry["args"] == ["-m", "reposearcher_plugin.hosts.mcp_server", "--repo", str(repo)]
+    assert main(["openhands", "mcp", "--repo", str(repo), "--flat"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"reposearcher"}  # Agent(mcp_config=...)'s form

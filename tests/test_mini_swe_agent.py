@@ -23,6 +23,10 @@ from reposearcher_plugin.evaluation.instances import load_instances
 from reposearcher_plugin.hosts.mini_swe_agent import LocalizeFirstAgent
 from reposearcher_plugin.hosts.mini_swe_agent_swebench import DEFAULT_CONFIG, load_config, run_swebench
 from reposearcher_plugin.workspace import Workspace
+from tests.broken_tree_sitter import (
+    break_runtime,
+    fresh_grammars,  # noqa: F401 (a fixture, used by name)
+)
 from tests.conftest import commit_all, git, write_tree
 
 SHOP = {
@@ -128,6 +132,20 @@ def test_a_failed_localization_leaves_a_note_and_the_agent_runs_anyway(tmp_path)
     assert "nowhere is not a directory" in prompt
     assert EXPECTED_DIFF in info["submission"]
     assert "not a directory" in agent.serialize()["info"]["localization"]["note"]
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+def test_a_tree_sitter_that_cannot_parse_is_named_in_the_note(tmp_path, monkeypatch):
+    # not "the localizer found nothing": an empty index from a runtime that cannot load the grammars
+    repo, _ = make_repo(tmp_path / "repo")
+    config = our_config(tmp_path)
+    break_runtime(monkeypatch, "0.21 Language(ptr, name)")
+    model = RecordingModel(outputs=fix_and_submit())
+    agent = LocalizeFirstAgent(model, LocalEnvironment(cwd=str(repo)), **config["agent"])
+    info = agent.run(ISSUE)
+    prompt = model.received[0][1]["content"]
+    assert "localization failed (GrammarRuntimeError: tree-sitter" in prompt
+    assert "found nothing" not in prompt and EXPECTED_DIFF in info["submission"]
 
 
 def test_a_given_localization_is_used_as_is_and_the_interactive_variant_resolves(tmp_path):

@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.broken_tree_sitter import (
+    break_runtime,
+    fresh_grammars,  # noqa: F401 (a fixture, used by name)
+)
 from tests.conftest import write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,21 +112,126 @@ def test_repository_defaults_to_the_events_working_dir(repo, cache, tmp_path):
 @pytest.mark.parametrize(
     ("stdin", "args", "reason"),
     [
-        ("not json", (), "error"),
-        ("", (), "no hook event on stdin"),
-        (_event(PROMPT, "/nonexistent/repo"), (), "not a directory"),
-        (_event(PROMPT, "."), ("--no-such-flag",), "unrecognized arguments"),
-        (_event(PROMPT, "."), ("--model", "retrieval", "--max-turns", "0"), "--max-turns"),
         (_event("go on", "."), (), "no context: prompt shorter than"),
         (_event(PROMPT, ".", event_type="PreToolUse"), (), "no context: event 'PreToolUse'"),
     ],
 )
-def test_fails_open(stdin: str, args: tuple[str, ...], reason: str):
-    # exit 2 would block the user's message in OpenHands: every problem is exit 0 and no output
+def test_nothing_to_add_is_silent(stdin: str, args: tuple[str, ...], reason: str):
     done = _run_hook(stdin, *args)
     assert done.returncode == 0
     assert done.stdout == ""
     assert reason in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "args", "reason"),
+    [
+        ("not json", (), "Expecting value"),
+        ("", (), "no hook event on stdin"),
+        (_event(PROMPT, "/nonexistent/repo"), (), "repository <repository>: not a directory"),
+        (_event(PROMPT, "."), ("--no-such-flag",), "unrecognized arguments"),
+        (_event(PROMPT, "."), ("--model", "retrieval", "--max-turns", "0"), "--max-turns"),
+    ],
+)
+def test_a_failure_never_blocks_and_tells_the_user(stdin: str, args: tuple[str, ...], reason: str):
+    # OpenHands: exit 2 would block the message. Exit 1 is a failed hook (logged, its event says FAILED)
+    # and the message goes on; the JSON on stdout is still read, and its additionalContext is shown with
+    # the message ("Prompt Extension based on Agent Context"): the user learns it went without a ranking
+    done = _run_hook(stdin, *args)
+    assert done.returncode == 1
+    note = json.loads(done.stdout)["additionalContext"]
+    assert note.startswith("RepoSearcher localization failed; this message went on without it. Reason: ")
+    assert reason in note and "/nonexistent" not in note
+    assert "reposearcher hook: error (prompt passed on without localization)" in done.stderr
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+def test_a_tree_sitter_that_cannot_parse_is_a_failure_not_an_empty_answer(repo, cache, monkeypatch, capsys):
+    import io
+
+    from reposearcher_plugin.hosts.openhands_hook import main
+
+    break_runtime(monkeypatch, "0.21 Language(ptr, name)")
+    status = main(["--repo", str(repo), "--cache-dir", cache], stdin=io.StringIO(_event(PROMPT, repo)))
+    captured = capsys.readouterr()
+    assert status == 1
+    note = json.loads(captured.out)["additionalContext"]
+    assert "RepoSearcher localization failed" in note and "RepoSearcher needs tree-sitter" in note
+
+
+def _fake_python(folder: Path) -> Path:
+    """A ``python`` first on PATH that lacks the package, as in many OpenHands setups."""
+    folder.mkdir()
+    script = folder / "python"
+    script.write_text('#!/bin/sh\necho "No module named reposearcher_plugin" >&2\nexit 1\n')
+    script.chmod(0o755)
+    return folder
+
+
+def test_generated_hook_config_runs_whatever_python_comes_first(repo, cache, tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    target = repo / ".openhands" / "hooks.json"
+    try:
+        assert main(["openhands", "hooks", "--out", str(target), "--top", "3"]) == 0
+        config = json.loads(target.read_text())
+    finally:
+        target.unlink(missing_ok=True)
+        target.parent.rmdir()
+    assert "UserPromptSubmit runs" in capsys.readouterr().err
+    (matcher,) = config["user_prompt_submit"]
+    (hook,) = matcher["hooks"]
+    assert hook["timeout"] == 120 and matcher["matcher"] == "*"
+    command = hook["command"]
+    assert command.startswith(
+        os.path.abspath(sys.executable) + " -m reposearcher_plugin.hosts.openhands_hook"
+    )
+    # run as OpenHands' HookExecutor runs it: shell=True, cwd the workspace, the event on stdin
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{_fake_python(tmp_path / 'bin')}:/usr/bin:/bin"}
+    done = subprocess.run(
+        f"{command} --cache-dir {cache}",
+        shell=True,
+        cwd=repo,
+        env=env,
+        input=_event(PROMPT, repo),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "1. billing/invoice.py::Invoice.total" in _context(done)
+    # what the bare `python` of the old config did there: no context, and nothing said to the user
+    bare = subprocess.run(
+        "python -m reposearcher_plugin.hosts.openhands_hook --top 3",
+        shell=True,
+        cwd=repo,
+        env=env,
+        input=_event(PROMPT, repo),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 1 and bare.stdout == ""
+
+
+def test_generated_hook_config_keeps_other_hooks(tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    target = tmp_path / "hooks.json"
+    guard = {"matcher": "terminal", "hooks": [{"type": "command", "command": "./guard.sh"}]}
+    stale = {"matcher": "*", "hooks": [{"type": "command", "command": f"python -m {HOOK[2]} --top 10"}]}
+    other = {"matcher": "*", "hooks": [{"type": "command", "command": "./log-prompt.sh"}]}
+    target.write_text(json.dumps({"pre_tool_use": [guard], "user_prompt_submit": [stale, other]}))
+    assert main(["openhands", "hooks", "--out", str(target)]) == 0
+    config = json.loads(target.read_text())
+    assert config["pre_tool_use"] == [guard]
+    assert config["user_prompt_submit"][0] == other
+    (ours,) = config["user_prompt_submit"][1:]
+    assert ours["hooks"][0]["command"].startswith(os.path.abspath(sys.executable))
+    # a file in another layout is not merged into blindly
+    target.write_text(json.dumps({"UserPromptSubmit": [stale]}))
+    assert main(["openhands", "hooks", "--out", str(target)]) == 2
+    assert "add the hook by hand" in capsys.readouterr().err
+    assert main(["openhands", "hooks", "--python", str(tmp_path / "nope")]) == 2
 
 
 def test_in_process_main_restores_stdout(repo, cache, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 import os
 import re
@@ -27,9 +28,22 @@ from reposearcher_plugin.hosts.swe_agent import (
     validate_bundle_config,
     write_bundle,
 )
-from reposearcher_plugin.hosts.swe_agent_tool import UsageError, parse_arguments, repository_root
+from reposearcher_plugin.hosts.swe_agent_tool import (
+    NoRepository,
+    UsageError,
+    parse_arguments,
+    repository_root,
+    run,
+)
 from reposearcher_plugin.index import ParseCache, build_index
+from reposearcher_plugin.index.languages import REQUIRED_TREE_SITTER, GrammarRuntimeError, check_grammars
 from reposearcher_plugin.tools import PROFILES, Param, ToolBox, ToolSpec, profile_specs
+from tests.broken_tree_sitter import (
+    BREAKAGES,
+    break_runtime,
+    checkout_venv,
+    fresh_grammars,  # noqa: F401 (a fixture, used by name)
+)
 from tests.conftest import commit_all, git, write_tree
 
 OLD_PYTHON = Path("/root/.pyenv/versions/3.8.18/bin/python")
@@ -210,6 +224,86 @@ def test_repository_root_resolution(repo, tmp_path):
     assert repository_root({"REPOSEARCHER_REPO": str(tmp_path)}, repo) == tmp_path
     assert repository_root({"ROOT": str(repo)}, tmp_path) == repo
     assert repository_root({}, repo / "shop") == repo.resolve()  # a cd into a sub-directory
+    assert repository_root({"REPOSEARCHER_REPO": str(tmp_path)}, Path("/")) == tmp_path  # explicit: enough
+
+
+def test_runner_refuses_a_working_directory_that_is_no_repository(tmp_path, monkeypatch):
+    # ROOT unset and started from / (or $HOME): the working directory is not a repository to index
+    with pytest.raises(NoRepository, match="/ is not inside a git work tree"):
+        repository_root({}, Path("/"))
+    with pytest.raises(NoRepository, match=r"REPOSEARCHER_REPO=.*missing is not a directory"):
+        repository_root({"REPOSEARCHER_REPO": str(tmp_path / "missing")}, tmp_path)
+    loose = write_tree(tmp_path / "loose", REPO_FILES)  # source files, but no git work tree
+    cache = tmp_path / "cache"
+    monkeypatch.chdir(loose)
+    monkeypatch.delenv("ROOT", raising=False)
+    monkeypatch.delenv("REPOSEARCHER_REPO", raising=False)
+    monkeypatch.setenv("REPOSEARCHER_CACHE", str(cache))
+    for argv in (["search_class", "Cart"], ["--warm"]):
+        out = io.StringIO()
+        assert run(argv, out) == 1
+        assert "is not inside a git work tree" in out.getvalue() and "REPOSEARCHER_REPO" in out.getvalue()
+    assert not list(cache.glob("index-*"))  # nothing was indexed
+    monkeypatch.setenv("REPOSEARCHER_REPO", str(loose))  # said explicitly: it is searched
+    out = io.StringIO()
+    assert run(["search_class", "Cart"], out) == 0 and "class Cart" in out.getvalue()
+
+
+# --- start-up self-check: a tree-sitter that cannot parse is an error, never an empty index -------------
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+@pytest.mark.parametrize("kind", sorted(BREAKAGES))
+def test_grammar_check_is_loud(kind, monkeypatch):
+    from importlib.metadata import version
+
+    expected = break_runtime(monkeypatch, kind)
+    with pytest.raises(GrammarRuntimeError) as raised:
+        check_grammars()
+    message = str(raised.value)
+    assert f"tree-sitter {version('tree-sitter')} cannot parse" in message
+    assert expected in message
+    assert "RepoSearcher needs tree-sitter" in message and "<0.27" in message and "pip install" in message
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+def test_grammar_check_passes_and_the_pin_is_pyprojects():
+    import tomllib
+
+    check_grammars()
+    pyproject = tomllib.loads(Path(__file__).resolve().parents[1].joinpath("pyproject.toml").read_text())
+    pins = [dep for dep in pyproject["project"]["dependencies"] if re.match(r"tree-sitter[<>=]", dep)]
+    assert pins == [f"tree-sitter{REQUIRED_TREE_SITTER}"]
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+def test_runner_refuses_to_answer_from_a_broken_tree_sitter(repo, tmp_path, monkeypatch):
+    # what SWE-agent's edit_anthropic does to a shared environment: the tools answered "No class named
+    # 'Cart'." with exit 0 and warm-up printed "indexed 0 files"
+    monkeypatch.setenv("ROOT", str(repo))
+    monkeypatch.delenv("REPOSEARCHER_REPO", raising=False)
+    monkeypatch.setenv("REPOSEARCHER_CACHE", str(tmp_path / "cache"))
+    break_runtime(monkeypatch, "0.21 Language(ptr, name)")
+    for argv in (["search_class", "Cart"], ["--warm"], ["--check"]):
+        out = io.StringIO()
+        assert run(argv, out) == 1, argv
+        text = out.getvalue()
+        assert "error: tree-sitter" in text and "RepoSearcher needs tree-sitter" in text, argv
+        assert "No class named" not in text and "indexed" not in text
+
+
+@pytest.mark.usefixtures("fresh_grammars")
+def test_runner_checks_once_per_runtime(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOT", str(repo))
+    monkeypatch.setenv("REPOSEARCHER_CACHE", str(tmp_path / "cache"))
+    assert run(["--check"], io.StringIO()) == 0
+    assert len(list((tmp_path / "cache" / "grammar-checks").glob("*.ok"))) == 1
+    calls: list[int] = []
+    monkeypatch.setattr("reposearcher_plugin.index.languages.check_grammars", lambda: calls.append(1))
+    out = io.StringIO()
+    assert run(["search_class", "Cart"], out) == 0 and "class Cart" in out.getvalue()
+    assert calls == []  # the stamp of this runtime: no grammar loaded for the check
+    assert run(["--check"], io.StringIO()) == 0 and calls == [1]  # --check always checks
 
 
 # --- installed and called as SWE-agent does --------------------------------------------------------------
@@ -236,7 +330,8 @@ def test_bundle_installs_and_runs_in_swe_rex_with_an_old_python_first(repo, tmp_
     old.mkdir()
     for name in ("python", "python3"):
         (old / name).symlink_to(OLD_PYTHON)
-    path = os.pathsep.join([str(old), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    ours = checkout_venv(tmp_path / "venv")  # a python3.11 that imports this checkout, not what is installed
+    path = os.pathsep.join([str(old), str(ours.parent), "/usr/bin", "/bin"])
     toolbox = ToolBox(build_index(repo, cache=ParseCache(tmp_path / "test-cache"), workers=1))
 
     async def scenario() -> None:
@@ -314,6 +409,36 @@ def test_install_fails_loudly_without_a_usable_python(tmp_path):
     assert done.returncode == 127 and "install.sh" in done.stdout
 
 
+def test_install_refuses_a_python_whose_tree_sitter_is_0_21(repo, tmp_path):
+    # the only Python that imports us has SWE-agent's tree-sitter 0.21.3: install.sh must stop SWE-agent
+    # with the reason, not record it and let the tools index nothing
+    bundle = write_bundle(tmp_path / "reposearcher")
+    python = checkout_venv(tmp_path / "shared-venv", tree_sitter_021=True)
+    script = f"cd {shlex.quote(str(bundle))} && source install.sh; echo status=$?; echo alive"
+    env = {
+        "PATH": "/bin",  # no other Python >= 3.11 with our package
+        "HOME": str(tmp_path),
+        "REPOSEARCHER_PYTHON": str(python),
+        "REPOSEARCHER_CACHE": str(tmp_path / "cache"),
+        "ROOT": str(repo),
+    }
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert "status=1" in done.stdout and "alive" in done.stdout, done.stdout + done.stderr
+    assert "tree-sitter 0.21.3 cannot parse" in done.stderr
+    assert "missing 1 required positional argument: 'name'" in done.stderr
+    assert "no Python here has a tree-sitter that parses" in done.stderr
+    assert not (bundle / "python_path").exists() and "indexed" not in done.stdout
+    # the runner with that Python: the same reason, exit 1, not "No class named 'Cart'." with exit 0
+    done = subprocess.run(
+        [str(python), "-E", "-P", "-m", "reposearcher_plugin.hosts.swe_agent_tool", "search_class", "Cart"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "search_class: error: tree-sitter 0.21.3" in done.stdout
+
+
 # --- localize first: the instances file ------------------------------------------------------------------
 
 
@@ -379,6 +504,51 @@ def test_instances_file_for_swe_agent(tmp_path, capsys):
     assert swe_agent_main(args) == 0
     assert out.read_text() == before and (tmp_path / "instances.predictions.jsonl").exists()
     assert "acme__shop-" not in capsys.readouterr().err
+
+
+def test_localize_first_config_keeps_swe_agents_submit_review():
+    # a --config given alone replaces SWE-agent's default: without its SUBMIT_REVIEW_MESSAGES the
+    # review_on_submit_m bundle's first `submit` ends the run with no review step
+    config = yaml.safe_load(Path("configs/hosts/swe_agent_localize_first.yaml").read_text())
+    tools = config["agent"]["tools"]
+    assert {"path": "tools/review_on_submit_m"} in tools["bundles"]
+    (message,) = tools["registry_variables"]["SUBMIT_REVIEW_MESSAGES"]
+    assert message.startswith("Thank you for your work on this issue.")
+    assert "4. Run the submit command again to confirm." in message
+    # what review_on_submit_m's submit does with it
+    shown = message.replace("{{diff}}", "--- a/shop/cart.py\n+++ b/shop/cart.py")
+    assert "<diff>\n--- a/shop/cart.py\n+++ b/shop/cart.py\n</diff>" in shown
+    # and with no localization the prompt is SWE-agent's own, with no pointer to missing locations
+    template = Template(config["agent"]["templates"]["instance_template"])
+    bare = template.render(working_dir="/testbed", problem_statement="x", localization="")
+    assert "the locations above" not in bare and "relevant to the <pr_description>\n" in bare
+    shown = template.render(working_dir="/testbed", problem_statement="x", localization="1. a.py::f")
+    assert "starting with the locations above" in shown
+
+
+def test_instances_for_a_local_deployment(tmp_path, capsys):
+    repo = write_tree(tmp_path / "repos" / "acme+shop", REPO_FILES)
+    commit = commit_all(repo)
+    row = {"instance_id": "acme__shop-1", "repo": "acme/shop", "base_commit": commit}
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({**row, "problem_statement": "total() ignores the quantity"}) + "\n")
+    out = tmp_path / "instances.jsonl"
+    common = ["instances", "--dataset", str(data), "--repos-dir", str(tmp_path / "repos"), "--offline"]
+    common += ["--cache-dir", str(tmp_path / "snapshots"), "--index-cache-dir", str(tmp_path / "ic")]
+    # SWE-agent's local deployment refuses an image name, and takes a checkout as an absolute repo_name
+    assert swe_agent_main([*common, "--out", str(out), "--image-template", "", "--repo-name", str(repo)]) == 0
+    (written,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written["image_name"] == "" and written["repo_name"] == str(repo)
+    err = capsys.readouterr().err
+    assert "note:" not in err and "--instances.deployment.type local" in err
+    # no image and a bare name: SWE-agent would look for /testbed on this machine; say so
+    assert swe_agent_main([*common, "--out", str(out), "--image-template", ""]) == 0
+    assert "look for the repository at /testbed on this machine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        swe_agent_main(["instances", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--image-template ''" in help_text and "--repo-name /abs/path/to/checkout" in help_text
+    assert "--instances.deployment.type local" in help_text
 
 
 def test_image_names_and_rendering():

@@ -14,6 +14,7 @@ from reposearcher_plugin.cli.localize_cmd import add_localize_commands
 from reposearcher_plugin.cli.mcp_cmd import add_mcp_command
 from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.models_cmd import add_models_commands
+from reposearcher_plugin.cli.openhands_cmd import add_openhands_command
 from reposearcher_plugin.cli.patch_cmd import add_patch_command
 from reposearcher_plugin.cli.rl_cmd import add_rl_commands
 from reposearcher_plugin.cli.show import add_show_command
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mini_command(commands)
     add_swe_agent_command(commands)
     add_mcp_command(commands)
+    add_openhands_command(commands)
     add_rl_commands(commands)
     add_patch_command(commands)
     add_eval_commands(commands)

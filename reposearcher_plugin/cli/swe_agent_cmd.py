@@ -17,6 +17,19 @@ from reposearcher_plugin.cli.options import (
 )
 from reposearcher_plugin.tools import PROFILES
 
+LOCAL_DEPLOYMENT_HELP = """\
+SWE-agent's local deployment (no Docker: the agent works on this machine):
+  reposearcher swe-agent instances --dataset D --repos-dir R --instances ID --out instances.jsonl \\
+      --image-template '' --repo-name /abs/path/to/checkout
+  sweagent run-batch --config configs/hosts/swe_agent_localize_first.yaml \\
+      --instances.type file --instances.path instances.jsonl --instances.deployment.type local
+--image-template '': SWE-agent stops with "Local deployment does not support image_name" otherwise.
+--repo-name /abs/path/to/checkout: a name without a slash means a repository already at /NAME on this
+machine; a path is a local checkout, which SWE-agent copies to /<its directory name> and resets to each
+row's base_commit (it needs a clean git work tree, and write access to /). One checkout serves the
+instances of one repository: select them with --instances. See docs/hosts-swe-agent.md.
+"""
+
 
 def add_swe_agent_command(commands: Any) -> None:
     swe = commands.add_parser(
@@ -54,9 +67,11 @@ def add_swe_agent_command(commands: Any) -> None:
     instances = actions.add_parser(
         "instances",
         help="localize a dataset, then write SWE-agent's instances file with the localization",
-        description="Localize every instance (resumable: predictions go to OUT_STEM.predictions.jsonl and "
-        "a rerun skips what is done), then write one SimpleBatchInstance row per instance with "
+        description="Localize every instance (resumable: predictions go to OUT_STEM.predictions.jsonl and\n"
+        "a rerun skips what is done), then write one SimpleBatchInstance row per instance with\n"
         "extra_fields.localization for {{localization}} in an instance_template.",
+        epilog=LOCAL_DEPLOYMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataset_options(instances)
     instances.add_argument("--out", required=True, help="instances JSONL for sweagent run-batch")
@@ -64,12 +79,14 @@ def add_swe_agent_command(commands: Any) -> None:
     instances.add_argument(
         "--image-template",
         default="docker.io/swebench/sweb.eval.x86_64.{id}:latest",
-        help="image name; {id} is the id with __ -> _1776_ (SWE-bench's images), {instance_id} as is",
+        help="image name; {id} is the id with __ -> _1776_ (SWE-bench's images), {instance_id} as is; "
+        "'' for SWE-agent's local deployment, which refuses any image name",
     )
     instances.add_argument(
         "--repo-name",
         default="testbed",
-        help="repository inside the image, at /REPO_NAME (default testbed, as in SWE-bench images)",
+        help="without a slash: the repository already at /REPO_NAME (default testbed, as in SWE-bench "
+        "images); an absolute path: a local checkout SWE-agent copies in (local deployment)",
     )
     instances.add_argument("--top", type=int, default=10, help="locations shown (default 10)")
     instances.add_argument("--top-files", type=int, default=5, help="files shown (default 5)")
@@ -129,6 +146,13 @@ def cmd_instances(args: argparse.Namespace) -> int:
         if args.workers < 1:
             raise ValueError("--workers must be at least 1")
         swe_bench_image("x__y-1", args.image_template)  # a bad template fails before any work
+        if not args.image_template and "/" not in args.repo_name:
+            print(
+                f"reposearcher: note: no image (a local deployment) and --repo-name {args.repo_name}: "
+                f"SWE-agent will look for the repository at /{args.repo_name} on this machine; give a "
+                "checkout as --repo-name /abs/path/to/checkout",
+                file=sys.stderr,
+            )
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (KeyError, IndexError) as error:
@@ -168,9 +192,10 @@ def cmd_instances(args: argparse.Namespace) -> int:
     )
     if result.missing:
         print(f"  {len(result.missing)} not localized yet: run the same command again", file=sys.stderr)
+    local = "" if args.image_template else " --instances.deployment.type local"
     print(
         "run: sweagent run-batch --config configs/hosts/swe_agent_localize_first.yaml "
-        f"--instances.type file --instances.path {args.out}",
+        f"--instances.type file --instances.path {args.out}{local}",
         file=sys.stderr,
     )
     if result.batch.interrupted:

@@ -10,9 +10,13 @@ prediction — and the batch goes on.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -178,6 +182,39 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
     return result.to_dict()
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool worker initializer: the worker ends when the batch parent does. Otherwise a parent killed with
+    SIGKILL leaves its workers localizing on, writing trajectories for rows that never reach the output.
+
+    Linux: the kernel sends SIGKILL when the thread that forked us exits (with the fork context every
+    worker is forked by the thread calling ``submit``, which holds the pool until it is shut down).
+    Everywhere, also a thread that watches for the parent to change (orphans are re-parented)."""
+    _arm_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-batch-parent", daemon=True).start()
+
+
+def _arm_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this libc: the watcher alone
+        pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)  # at once, from this thread: nothing the worker was doing may still be written
+
+
 def _safe_name(instance_id: str) -> str:
     return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
 
@@ -210,7 +247,9 @@ def run_batch(
     context = multiprocessing.get_context("fork")
     with (
         out.open("a", encoding="utf-8") as sink,
-        ProcessPoolExecutor(max(1, workers), mp_context=context) as pool,
+        ProcessPoolExecutor(
+            max(1, workers), mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+        ) as pool,
     ):
         pending: set[Future[dict[str, Any]]] = set()
         queue = iter(jobs)

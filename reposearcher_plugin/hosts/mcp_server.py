@@ -375,14 +375,26 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     add_localizer_options(parser)  # --profile is among them: the tool profile served
 
 
+def client_config(repo: str | os.PathLike[str], python: str | None = None) -> dict[str, Any]:
+    """The ``mcpServers`` entry that starts this server for ``repo``, with the interpreter by its absolute
+    path (a client's PATH may find a ``python`` without us; it then fails with no word to the user)."""
+    interpreter = os.path.abspath(python or sys.executable)  # a venv's python is a symlink: keep its path
+    args = ["-m", "reposearcher_plugin.hosts.mcp_server", "--repo", os.path.abspath(repo)]
+    return {SERVER_NAME: {"command": interpreter, "args": args}}
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     from reposearcher_plugin.cli.options import localizer_options
+    from reposearcher_plugin.index.languages import GrammarRuntimeError, check_grammars
 
     # our own messages at --log-level; libraries (bm25s, mcp) only when something is wrong
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="reposearcher mcp: %(message)s")
     log.setLevel(args.log_level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
     try:
+        # at start, loudly: a tree-sitter that cannot parse would serve an empty index, every search
+        # answering "No class named ..."
+        check_grammars()
         options = localizer_options(args, serves_tools=True)
         # the tool profile served is the localizer's (flag, then --config, then "default")
         service = ReposearcherService(
@@ -394,7 +406,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
             trajectory_dir=args.trajectory_dir,
         )
         server = build_server(args.repo, service=service)
-    except (McpUnavailable, ValueError) as error:
+    except (McpUnavailable, ValueError, GrammarRuntimeError) as error:
         print(f"reposearcher: error: {error}", file=sys.stderr)
         return 2
     import anyio

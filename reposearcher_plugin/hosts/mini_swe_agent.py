@@ -112,7 +112,10 @@ class _LocalizeFirst:
             root = self._repo_path(settings)
             from reposearcher_plugin.agent.localizers import build_localizer
             from reposearcher_plugin.index import ParseCache, build_index
+            from reposearcher_plugin.index.languages import check_grammars
 
+            # a tree-sitter that cannot parse would index nothing: the note then says why, not "found nothing"
+            check_grammars()
             cache = ParseCache(settings.index_cache_dir) if settings.index_cache_dir else None
             index = build_index(root, cache=cache, workers=settings.index_workers)
             result = build_localizer(settings.options()).localize(index, task, repo=str(root))

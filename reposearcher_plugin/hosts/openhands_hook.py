@@ -7,14 +7,20 @@ is a shell command (``shell=True``, ``cwd`` = the conversation's workspace, ``OP
     {"event_type": "UserPromptSubmit", "tool_name": null, "tool_input": null, "tool_response": null,
      "message": "<the user's text>", "session_id": "...", "working_dir": "...", "metadata": {}}
 
-Exit 0 with a JSON object on stdout is read for ``decision``, ``reason``, ``additionalContext`` and
-``continue``; ``additionalContext`` is appended to the user message's ``extended_content``, which is sent
-to the model with the message. Exit 2 BLOCKS the user's message; any other non-zero status is logged and
-ignored. So this hook fails open: on any problem it exits 0 with nothing on stdout and says why on stderr.
+A JSON object on stdout is read for ``decision``, ``reason``, ``additionalContext`` and ``continue``
+whatever the exit status; ``additionalContext`` is appended to the user message's ``extended_content``,
+which is sent to the model with the message and shown with it ("Prompt Extension based on Agent
+Context"). Exit 2 BLOCKS the user's message; any other non-zero status marks the hook failed (its
+``HookExecutionEvent`` says FAILED, with our stderr) and the message goes on. So this hook fails open:
+nothing to add (another event, a short prompt) is exit 0 with no output; a failure is exit 1, the reason
+on stderr, and a one-line note as the context, so the user sees that the message went without a ranking.
 
 Usage (in ``.openhands/hooks.json`` or ``HookConfig(user_prompt_submit=[...])``)::
 
-    python -m reposearcher_plugin.hosts.openhands_hook [--repo PATH] [--top 10] [--model M ...]
+    /abs/venv/bin/python -m reposearcher_plugin.hosts.openhands_hook [--repo PATH] [--top 10] [--model M ...]
+
+Name the interpreter that has the package by its absolute path (``reposearcher openhands hooks`` writes
+the file that way): a bare ``python`` is whatever comes first on OpenHands' PATH.
 
 Without ``--repo`` the event's ``working_dir`` (then ``$OPENHANDS_PROJECT_DIR``, then the current
 directory) is localized. The offline retrieval localizer is the default: no LLM, no key, about a second.
@@ -25,15 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 EVENT_TYPE = "UserPromptSubmit"
 DEFAULT_TOP = 10
 DEFAULT_MIN_CHARS = 20
+DEFAULT_TIMEOUT_S = 120
+HOOK_MODULE = "reposearcher_plugin.hosts.openhands_hook"
+FAILED_STATUS = 1  # OpenHands: a failed hook, logged; 2 would block the user's message
+_NOTE_REASON_CHARS = 300
 
 
 class _HookSkipped(Exception):
@@ -95,6 +106,7 @@ def localization_context(args: argparse.Namespace, event: dict[str, Any]) -> str
     from reposearcher_plugin.agent.localizers import build_localizer
     from reposearcher_plugin.cli.options import localizer_options
     from reposearcher_plugin.index import ParseCache, build_index
+    from reposearcher_plugin.index.languages import check_grammars
 
     kind = event.get("event_type")
     if kind != EVENT_TYPE:
@@ -104,6 +116,7 @@ def localization_context(args: argparse.Namespace, event: dict[str, Any]) -> str
         raise _HookSkipped(f"prompt shorter than {args.min_chars} characters")
     options = localizer_options(args)
     root = repository_of(args, event)
+    check_grammars()  # a tree-sitter that cannot parse would make "no locations found" of every prompt
     started = time.perf_counter()
     index = build_index(root, cache=ParseCache(args.cache_dir) if args.cache_dir else None)
     result = build_localizer(options).localize(
@@ -142,26 +155,91 @@ def _span(index: Any, location: str) -> str:
     return ""
 
 
+def failure_note(error: BaseException, root: str | None = None) -> str:
+    """The context sent in place of a ranking when the hook failed: the user sees it with the message
+    (and the model can say so), where a message on stderr alone reaches only a log."""
+    reason = str(error) or type(error).__name__
+    if root and os.path.isabs(root) and len(root) > 1:  # the model needs no absolute paths
+        for spelling in sorted({str(Path(root).resolve()), root.rstrip("/")}, key=len, reverse=True):
+            reason = reason.replace(spelling, "<repository>")
+    if len(reason) > _NOTE_REASON_CHARS:
+        reason = reason[: _NOTE_REASON_CHARS - 3] + "..."
+    return f"RepoSearcher localization failed; this message went on without it. Reason: {reason}"
+
+
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     # stdout carries the one JSON answer: anything else printed by accident would make it unreadable
     out = sys.stdout
     sys.stdout = sys.stderr
+    root: str | None = None
     try:
         args = build_parser().parse_args(argv)
-        context = localization_context(args, read_event(stdin or sys.stdin))
+        event = read_event(stdin or sys.stdin)
+        root = args.repo or event.get("working_dir")
+        context = localization_context(args, event)
+        status = 0
     except _HookSkipped as skipped:
         print(f"reposearcher hook: no context: {skipped}", file=sys.stderr)
         return 0
+    except SystemExit as exiting:  # --help
+        if not exiting.code:
+            return 0
+        context, status = failure_note(exiting, None), FAILED_STATUS
     except BaseException as error:  # fail open: a broken hook must never block the user's prompt
         if isinstance(error, KeyboardInterrupt):
             return 0
-        print(f"reposearcher hook: error (prompt passed on unchanged): {error}", file=sys.stderr)
-        return 0
+        print(f"reposearcher hook: error (prompt passed on without localization): {error}", file=sys.stderr)
+        context, status = failure_note(error, root if isinstance(root, str) else None), FAILED_STATUS
     finally:
         sys.stdout = out
     out.write(json.dumps({"additionalContext": context}, ensure_ascii=False) + "\n")
     out.flush()
-    return 0
+    return status
+
+
+def hook_command(python: str | None = None, *, top: int = DEFAULT_TOP, repo: str | None = None) -> str:
+    """The hook's shell command, with the interpreter by its absolute path: OpenHands runs it with
+    ``shell=True``, and a bare ``python`` is whatever its PATH finds first, often one without us."""
+    interpreter = os.path.abspath(python or sys.executable)  # a venv's python is a symlink: keep its path
+    command = [interpreter, "-m", HOOK_MODULE, "--top", str(top)]
+    if repo:
+        command += ["--repo", os.path.abspath(repo)]
+    return shlex.join(command)
+
+
+# HookConfig's fields (openhands/sdk/hooks/config.py); a file in another layout is not merged into
+_HOOK_EVENTS = frozenset(
+    {"pre_tool_use", "post_tool_use", "user_prompt_submit", "session_start", "session_end", "stop"}
+)
+
+
+def hook_config(
+    python: str | None = None,
+    *,
+    top: int = DEFAULT_TOP,
+    repo: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT_S,
+    existing: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``.openhands/hooks.json`` with this hook on every ``UserPromptSubmit``. Given an ``existing``
+    config, its other hooks are kept and an earlier RepoSearcher hook is replaced; raises ValueError for
+    a file in another layout (PascalCase keys, Claude Code's ``{"hooks": ...}``)."""
+    command = hook_command(python, top=top, repo=repo)
+    existing = existing or {}
+    unknown = sorted(set(existing) - _HOOK_EVENTS)
+    if unknown:
+        raise ValueError(
+            f"keys {unknown} are not HookConfig's snake_case events; add the hook by hand: {command}"
+        )
+    config = dict(existing)
+    kept = [
+        matcher
+        for matcher in config.get("user_prompt_submit") or []
+        if not any(HOOK_MODULE in str(hook.get("command", "")) for hook in matcher.get("hooks") or [])
+    ]
+    ours = {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": timeout}]}
+    config["user_prompt_submit"] = [*kept, ours]
+    return config
 
 
 if __name__ == "__main__":

@@ -269,18 +269,28 @@ if [ -n "${BASH_SOURCE:-}" ]; then
 fi
 _rs_check='import sys; assert sys.version_info >= (3, 11); import __MODULE__; print(sys.executable)'
 
-# First Python that imports our runner: $REPOSEARCHER_PYTHON, a venv made earlier, SWE-agent's own
-# standalone Python, then what PATH offers, newest first. The repository's python (3.6-3.9) fails the check.
+# First Python that imports our runner and whose tree-sitter parses with our grammars: $REPOSEARCHER_PYTHON,
+# a venv made earlier, SWE-agent's own standalone Python, then what PATH offers, newest first. The
+# repository's python (3.6-3.9) fails the import. A Python that imports us but fails the grammar check (a
+# shared environment where SWE-agent's edit_anthropic installed tree-sitter 0.21.3) is reported and passed
+# over: its tools would index nothing. Returns 1 when none imports us, 2 when some failed the check.
 _rs_find() {
+    _rs_broken=1
+    _rs_seen=
     for _rs_c in ${REPOSEARCHER_PYTHON:-} "$_rs_bundle/venv/bin/python" /root/python3.11/bin/python3 \
         python3.14 python3.13 python3.12 python3.11 python3 python; do
         command -v "$_rs_c" >/dev/null 2>&1 || continue
-        _rs_out=$("$_rs_c" -E -P -c "$_rs_check" 2>/dev/null) && [ -n "$_rs_out" ] && {
+        _rs_out=$("$_rs_c" -E -P -c "$_rs_check" 2>/dev/null) && [ -n "$_rs_out" ] || continue
+        case "|$_rs_seen|" in *"|$_rs_out|"*) continue ;; esac
+        _rs_seen="$_rs_seen|$_rs_out"
+        if _rs_msg=$("$_rs_out" -E -P -m __MODULE__ --check 2>&1); then
             printf '%s\n' "$_rs_out"
             return 0
-        }
+        fi
+        printf '%s\n  (%s, passed over)\n' "$_rs_msg" "$_rs_out" >&2
+        _rs_broken=2
     done
-    return 1
+    return $_rs_broken
 }
 
 # Else a venv from the first Python >= 3.11, filled offline from the wheels shipped in the bundle.
@@ -303,8 +313,13 @@ _rs_venv() {
     return 1
 }
 
-_rs_py=$(_rs_find) || { _rs_venv && _rs_py=$(_rs_find); }
-if [ -n "$_rs_py" ]; then
+_rs_status=0
+_rs_py=$(_rs_find) || _rs_status=$?
+if [ "$_rs_status" != 0 ] && _rs_venv; then
+    _rs_status=0
+    _rs_py=$(_rs_find) || _rs_status=$?
+fi
+if [ "$_rs_status" = 0 ] && [ -n "$_rs_py" ]; then
     printf '%s\n' "$_rs_py" > "$_rs_bundle/python_path"
     echo "RepoSearcher tools: using $_rs_py"
     # SWE-agent exports ROOT (the repository) before installing tools: index it now, not on the first call
@@ -312,15 +327,22 @@ if [ -n "$_rs_py" ]; then
         "$_rs_py" -E -P -m __MODULE__ --warm || echo "RepoSearcher tools: indexing failed; tools will retry"
     fi
     unset -f _rs_find _rs_venv
-    unset _rs_bundle _rs_check _rs_c _rs_out _rs_py
+    unset _rs_bundle _rs_check _rs_c _rs_out _rs_py _rs_msg _rs_seen _rs_broken _rs_status
     true
 else
-    echo "RepoSearcher tools: no Python >= 3.11 that can import reposearcher_plugin," \
-        "and no usable wheels." >&2
-    echo "  Set REPOSEARCHER_PYTHON, install reposearcher-plugin into a Python >= 3.11 in the image," >&2
-    echo "  or rebuild the bundle with: reposearcher swe-agent bundle --wheels --out DIR" >&2
+    if [ "$_rs_status" = 2 ]; then
+        echo "RepoSearcher tools: no Python here has a tree-sitter that parses with RepoSearcher's" \
+            "grammars (see above); the tools would find nothing." >&2
+        echo "  Reinstall tree-sitter as said above, set REPOSEARCHER_PYTHON to a Python with its own" \
+            "environment, or rebuild the bundle with: reposearcher swe-agent bundle --wheels --out DIR" >&2
+    else
+        echo "RepoSearcher tools: no Python >= 3.11 that can import reposearcher_plugin," \
+            "and no usable wheels." >&2
+        echo "  Set REPOSEARCHER_PYTHON, install reposearcher-plugin into a Python >= 3.11 in the image," >&2
+        echo "  or rebuild the bundle with: reposearcher swe-agent bundle --wheels --out DIR" >&2
+    fi
     unset -f _rs_find _rs_venv
-    unset _rs_bundle _rs_check _rs_c _rs_out _rs_py
+    unset _rs_bundle _rs_check _rs_c _rs_out _rs_py _rs_msg _rs_seen _rs_broken _rs_status
     false
 fi
 """
@@ -353,9 +375,15 @@ How it runs: SWE-agent uploads this directory to `/root/tools/<name>`, puts `bin
 Python >= 3.11 that imports `reposearcher_plugin` and every `bin/<tool>` (POSIX sh) execs it.
 {wheel_note}
 The repository searched is `$REPOSEARCHER_REPO`, else `$ROOT` (SWE-agent sets it to the repository),
-else the git root above the working directory. Indexes are cached under `$REPOSEARCHER_CACHE` (default
+else the git root above the working directory; with none of these the tools refuse rather than index the
+working directory (`/`, say). Indexes are cached under `$REPOSEARCHER_CACHE` (default
 `~/.cache/reposearcher`); `install.sh` builds the index once so the first call is fast
 (`REPOSEARCHER_NO_WARM=1` skips that).
+
+`install.sh` also checks that the chosen Python's tree-sitter parses with our grammars (SWE-agent's
+`edit_anthropic` bundle installs tree-sitter 0.21.3 into the environment first on PATH, which cannot):
+such a Python is passed over with the reason, and with no other it returns non-zero. Each tool call
+repeats the check once per installed runtime, so a later downgrade is an error, not an empty index.
 
 Calling a tool by hand: required arguments positional, optional ones as `--name value` (or positional,
 in order), e.g. `search_class_method QuerySet union --file django/db/models/query.py`; `TOOL --help`

@@ -9,7 +9,9 @@ The repository is indexed through the disk parse cache, so a call costs a warm i
 lookup, and the text printed is exactly what ``ToolBox.call`` returns to every other host.
 
 Exit status: 0 on success, 1 when the tool refused or failed (the text says why), 2 on a usage error.
-``--warm`` only indexes the repository (install.sh runs it so the agent's first call is fast).
+``--warm`` only indexes the repository (install.sh runs it so the agent's first call is fast); ``--check``
+only checks that the installed tree-sitter parses with our grammars (install.sh runs it for every Python
+it considers). Every call checks that too, once per installed runtime (a stamp in the cache directory).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,10 @@ _FALSE = {"false", "0", "no", "n", "off"}
 
 class UsageError(ValueError):
     """The command line does not fit the tool; the message ends with the tool's usage."""
+
+
+class NoRepository(ValueError):
+    """Nothing says which repository to search, and the working directory is not in a git work tree."""
 
 
 def usage(spec: ToolSpec) -> str:
@@ -126,20 +132,53 @@ def _scalar(param: Param, value: str) -> Any:
     return value
 
 
-def repository_root(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Path:
+def repository_root(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
     """``$REPOSEARCHER_REPO``, else SWE-agent's ``$ROOT`` (it exports the repository root there before
-    installing tools), else the nearest directory above the working directory holding ``.git``, else the
-    working directory itself. The agent may ``cd`` into a sub-directory; the index stays the repository's."""
+    installing tools), else the nearest directory above the working directory holding ``.git``. The agent
+    may ``cd`` into a sub-directory; the index stays the repository's. Raises NoRepository otherwise: the
+    working directory itself could be ``/`` or ``$HOME``, and indexing that is never what was meant."""
     environ = os.environ if environ is None else environ
-    for variable in ("REPOSEARCHER_REPO", "ROOT"):
-        value = environ.get(variable, "").strip()
-        if value and Path(value).is_dir():
-            return Path(value)
+    explicit = environ.get("REPOSEARCHER_REPO", "").strip()
+    if explicit:
+        if not Path(explicit).is_dir():
+            raise NoRepository(f"REPOSEARCHER_REPO={explicit} is not a directory")
+        return Path(explicit)
+    root = environ.get("ROOT", "").strip()  # a common name: one that names no directory is not ours
+    if root and Path(root).is_dir():
+        return Path(root)
     here = (cwd or Path.cwd()).resolve()
     for directory in (here, *here.parents):
         if (directory / ".git").exists():
             return directory
-    return here
+    raise NoRepository(
+        f"no repository to search: {here} is not inside a git work tree and neither REPOSEARCHER_REPO "
+        "nor ROOT is set; cd into the repository or set REPOSEARCHER_REPO=/path/to/repository"
+    )
+
+
+def _grammar_stamp() -> Path:
+    from reposearcher_plugin.index.cache import default_cache_dir
+    from reposearcher_plugin.index.languages import grammar_fingerprint
+
+    return default_cache_dir() / "grammar-checks" / f"{grammar_fingerprint()}.ok"
+
+
+def check_runtime(force: bool = False) -> None:
+    """languages.check_grammars, skipped when this exact runtime passed before (this runs once per tool
+    call, and loading every grammar costs about 0.1 s); raises GrammarRuntimeError."""
+    from reposearcher_plugin.index.languages import check_grammars
+
+    stamp = _grammar_stamp()
+    if not force and stamp.exists():
+        return
+    check_grammars()
+    try:  # a read-only cache only costs the next call another check
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        temporary = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+        temporary.write_text("ok\n", encoding="utf-8")
+        os.replace(temporary, stamp)
+    except OSError:
+        pass
 
 
 def _index(root: Path) -> Any:
@@ -152,7 +191,7 @@ def run(argv: Sequence[str], out: Any = None) -> int:
     out = out or sys.stdout
     args = list(argv)
     profile = "default"
-    warm = False
+    warm = check = False
     while args and args[0].startswith("--"):
         option = args.pop(0)
         if option == "--profile" and args:
@@ -161,6 +200,8 @@ def run(argv: Sequence[str], out: Any = None) -> int:
             profile = option.partition("=")[2]
         elif option == "--warm":
             warm = True
+        elif option == "--check":
+            check = True
         else:
             out.write(f"reposearcher tool runner: unknown option {option}\n")
             return 2
@@ -169,13 +210,8 @@ def run(argv: Sequence[str], out: Any = None) -> int:
     except ValueError as error:
         out.write(f"reposearcher tool runner: {error}\n")
         return 2
-    root = repository_root()
-    if warm:
-        index = _index(root)
-        out.write(
-            f"RepoSearcher: indexed {index.stats.files} files of {root} in {index.stats.seconds:.2f} s\n"
-        )
-        return 0
+    if check or warm:
+        return _prepare("RepoSearcher tools", out, warm=warm, force_check=check)
     if not args:
         out.write("usage: python -m reposearcher_plugin.hosts.swe_agent_tool [--profile P] TOOL [ARGS...]\n")
         return 2
@@ -193,6 +229,9 @@ def run(argv: Sequence[str], out: Any = None) -> int:
     from reposearcher_plugin.index.walk import IndexInputError
     from reposearcher_plugin.tools.profiles import ToolBox
 
+    root = _checked_root(name, out)
+    if root is None:
+        return 1
     try:
         index = _index(root)
     except (IndexInputError, OSError) as error:
@@ -201,6 +240,38 @@ def run(argv: Sequence[str], out: Any = None) -> int:
     observation = ToolBox(index, profile).call(name, arguments)
     out.write(observation.text + ("" if observation.text.endswith("\n") else "\n"))
     return 0 if observation.ok else 1
+
+
+def _checked_root(label: str, out: Any, force_check: bool = False) -> Path | None:
+    """The repository, once the runtime check passed; None (the reason written to ``out``) otherwise.
+    Both failures are loud on purpose: an empty index would answer every search "No class named ..."."""
+    from reposearcher_plugin.index.languages import GrammarRuntimeError
+
+    try:
+        check_runtime(force=force_check)
+        return repository_root()
+    except (GrammarRuntimeError, NoRepository) as error:
+        out.write(f"{label}: error: {error}\n")
+    return None
+
+
+def _prepare(label: str, out: Any, *, warm: bool, force_check: bool) -> int:
+    """``--check``: the runtime only (forced, whatever a stamp says); ``--warm``: that, then the index."""
+    if not warm:
+        from reposearcher_plugin.index.languages import GrammarRuntimeError
+
+        try:
+            check_runtime(force=True)
+        except GrammarRuntimeError as error:
+            out.write(f"{label}: error: {error}\n")
+            return 1
+        return 0
+    root = _checked_root(label, out, force_check=force_check)
+    if root is None:
+        return 1
+    index = _index(root)
+    out.write(f"RepoSearcher: indexed {index.stats.files} files of {root} in {index.stats.seconds:.2f} s\n")
+    return 0
 
 
 def main() -> None:
