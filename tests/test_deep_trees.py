@@ -96,3 +96,16 @@ def test_structure_from_inside_the_chain(deep_repo, cache):
     leaf = box.call("show_code", {"file": f"{bottom}/leaf.py", "start_line": 1, "end_line": 9})
     assert leaf.ok and leaf.text.endswith("1 | def leaf():\n2 |     pass")
     assert "leaf" in box.call("search_function", {"function_name": "leaf"}).text
+
+
+def test_a_chain_of_symlinks_longer_than_the_recursion_limit_is_refused(tmp_path, cache):
+    root = tmp_path / "links"
+    root.mkdir()
+    (root / "target.py").write_text("def target():\n    pass\n")
+    previous = "target.py"
+    for number in range(DEPTH):
+        os.symlink(previous, root / f"link{number}.py")
+        previous = f"link{number}.py"
+    box = ToolBox(build_index(root, cache=cache, workers=1))
+    observation = box.call("show_code", {"file": previous, "start_line": 1, "end_line": 2})
+    assert observation.text == f"Error: refused: {previous!r} cannot be resolved (RecursionError)"

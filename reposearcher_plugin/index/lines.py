@@ -29,17 +29,11 @@ _ESCAPES = str.maketrans(
 
 
 def split_lines(text: str) -> list[str]:
-    """The lines of ``text``: split at "\\n", without a CRLF's "\\r"; a final "\\n" starts no new line."""
-    lines = text.split("\n")
-    terminated = lines[-1] == ""
-    if terminated:
+    """The lines of ``text``: split at "\n", without a CRLF's "\r"; a final "\n" starts no new line."""
+    # replacing every CRLF first keeps the work in C; "a\r\r\n" still keeps its first "\r"
+    lines = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
+    if lines[-1] == "":
         lines.pop()
-    if "\r" in text:
-        # only lines followed by "\n" end with a CRLF; an unterminated last line keeps its "\r"
-        ended = len(lines) if terminated else len(lines) - 1
-        for number in range(ended):
-            if lines[number].endswith("\r"):
-                lines[number] = lines[number][:-1]
     return lines
 
 

@@ -65,7 +65,9 @@ def confine(root: Path, path: str) -> str:
     relative = "/".join(parts)
     try:
         resolved = Path(os.path.realpath(root / relative))
-    except (OSError, ValueError) as error:  # a loop of symlinks, a name the file system refuses
+    # a loop of symlinks, a name the file system refuses, or a chain of symlinks longer than the recursion
+    # limit (os.path.realpath recurses once per link; the kernel itself gives up after 40)
+    except (OSError, ValueError, RecursionError) as error:
         raise PathRefused(f"refused: {quoted(path)} cannot be resolved ({type(error).__name__})") from None
     if resolved != root and root not in resolved.parents:
         raise PathRefused(f"refused: {quoted(path)} resolves outside the repository (through a symlink)")
