@@ -396,3 +396,24 @@ def test_identifier_splitting():
     assert split_identifier("get_queryset") == ["get", "queryset"]
     assert split_identifier("HTTPResponseRedirect") == ["http", "response", "redirect"]
     assert split_identifier("parse2Html") == ["parse", "2", "html"]
+
+
+def test_names_with_a_colon_are_repository_paths_not_drive_letters(make_index):
+    index = make_index(
+        {"c:colon.py": "def colon():\n    pass\n", "C:/inside.py": "def inside():\n    pass\n", "ok.py": ""}
+    )
+    box = ToolBox(index)
+    assert box.call("show_code", {"file": "c:colon.py", "start_line": 1, "end_line": 9}).text == (
+        "c:colon.py (lines 1-2 of 2)\n1 | def colon():\n2 |     pass"
+    )
+    assert box.call("get_imports_of_file", {"file": "c:colon.py"}).ok
+    assert box.call("search_function", {"function_name": "inside", "file": "C:/inside.py"}).ok
+    assert box.call("show_code", {"file": "C:\\inside.py", "start_line": 1, "end_line": 9}).ok
+    assert box.call("get_repo_structure", {"path": "C:"}).text == "C:/\n  inside.py"
+    assert box.call("show_code", {"file": "c:nope.py", "start_line": 1, "end_line": 9}).text.startswith(
+        "Error: No file 'c:nope.py'"
+    )
+    # a Windows absolute path still reads as one when the repository has no such directory
+    for absolute in ("D:\\Windows\\win.ini", "d:/etc/passwd", "e:"):
+        observation = box.call("show_code", {"file": absolute, "start_line": 1, "end_line": 9})
+        assert observation.text.startswith("Error: refused:") and "absolute path" in observation.text

@@ -39,6 +39,7 @@ from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
+from reposearcher_plugin.index.lines import split_lines
 from reposearcher_plugin.workspace import Workspace
 from reposearcher_plugin.workspace.git import git
 
@@ -411,7 +412,7 @@ def localized_code(
                 shown.append(path)
     sections = []
     for path, spans in ranges.items():
-        lines = (snapshot / path).read_bytes().decode(*ENCODING).splitlines()
+        lines = split_lines((snapshot / path).read_bytes().decode(*ENCODING))  # the index's lines
         parts = []
         for start, end in _merge(spans):
             end = min(end, len(lines))

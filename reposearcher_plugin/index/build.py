@@ -16,6 +16,7 @@ from pathlib import Path
 from reposearcher_plugin.index.cache import ParseCache
 from reposearcher_plugin.index.languages import PARSER_VERSION, parse_source, parse_tree
 from reposearcher_plugin.index.model import FileParse, encode_parse
+from reposearcher_plugin.index.reading import NotReadable, read_source
 from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, name_map
 from reposearcher_plugin.index.walk import DEFAULT_MAX_FILE_BYTES, SourceFile, resolve_root, scan
 
@@ -24,7 +25,6 @@ Progress = Callable[[int, int], None]  # (files done, files to do)
 # Below this much work a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 64
 _PARALLEL_MIN_BYTES = 1 << 20
-_BINARY_PROBE = 8192
 _SNAPSHOT_FORMAT = 4
 
 
@@ -89,7 +89,7 @@ def _build(
     skipped = dict(listing.skipped)
     new_parses: list[tuple[str, bytes, str]] = []
     by_path = {source.path: source for source in todo}
-    for outcome in _run(_index_chunk, root_path, cache, todo, workers, progress):
+    for outcome in _run(_index_chunk, root_path, cache, todo, workers, progress, max_file_bytes):
         path = outcome[0]
         if outcome[1] is None:
             skipped[path] = outcome[2]
@@ -133,7 +133,7 @@ def parse_floor(
     started = time.perf_counter()
     root_path = resolve_root(root)
     sources = scan(root_path, max_file_bytes).sources
-    count = sum(1 for _ in _run(_parse_only_chunk, root_path, None, sources, workers, None))
+    count = sum(1 for _ in _run(_parse_only_chunk, root_path, None, sources, workers, None, max_file_bytes))
     return time.perf_counter() - started, count
 
 
@@ -156,13 +156,18 @@ def _load_snapshot(
     return snapshot["files"], snapshot.get("names")
 
 
+# (root, cache directory, max file bytes, (path, language module) of each file): one worker's share
+Job = tuple[str, str | None, int, list[tuple[str, str]]]
+
+
 def _run(
-    task: Callable[[tuple[str, str | None, list[tuple[str, str]]]], list[tuple]],
+    task: Callable[[Job], list[tuple]],
     root: Path,
     cache: ParseCache | None,
     sources: Sequence[SourceFile],
     workers: int | None,
     progress: Progress | None,
+    max_file_bytes: int,
 ) -> Iterator[tuple]:
     total = len(sources)
     if progress:
@@ -175,7 +180,9 @@ def _run(
     chunks = _chunks(sources, 1 if small or workers == 1 else workers)
     done = 0
     if small or workers == 1:
-        results: Iterator[list[tuple]] = map(task, ((str(root), cache_dir, chunk) for chunk in chunks))
+        results: Iterator[list[tuple]] = map(
+            task, ((str(root), cache_dir, max_file_bytes, chunk) for chunk in chunks)
+        )
         for outcomes in results:
             done += len(outcomes)
             if progress:
@@ -184,7 +191,7 @@ def _run(
         return
     # fork: workers inherit the loaded grammars; nothing in this process holds threads at this point.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for outcomes in pool.map(task, ((str(root), cache_dir, chunk) for chunk in chunks)):
+        for outcomes in pool.map(task, ((str(root), cache_dir, max_file_bytes, chunk) for chunk in chunks)):
             done += len(outcomes)
             if progress:
                 progress(done, total)
@@ -208,24 +215,21 @@ def _chunks(sources: Sequence[SourceFile], workers: int) -> list[list[tuple[str,
 _worker_caches: dict[str, ParseCache] = {}
 
 
-def _index_chunk(job: tuple[str, str | None, list[tuple[str, str]]]) -> list[tuple]:
+def _index_chunk(job: Job) -> list[tuple]:
     """Read, hash, look up and (when new) parse each file. Returns per file either
     ``(path, digest, cache key, encoded FileParse, entity names, freshly parsed)`` or
     ``(path, None, skip reason)``."""
-    root, cache_dir, items = job
+    root, cache_dir, max_file_bytes, items = job
     cache = None
     if cache_dir is not None:
         cache = _worker_caches.get(cache_dir) or _worker_caches.setdefault(cache_dir, ParseCache(cache_dir))
     outcomes: list[tuple] = []
     for path, module in items:
+        # the walk's stat is older than this read: the file may have grown or become a FIFO since
         try:
-            with open(os.path.join(root, path), "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            outcomes.append((path, None, f"unreadable: {error.strerror}"))
-            continue
-        if b"\0" in data[:_BINARY_PROBE]:
-            outcomes.append((path, None, "binary"))
+            data = read_source(os.path.join(root, path), max_file_bytes)
+        except NotReadable as refused:
+            outcomes.append((path, None, refused.reason))
             continue
         digest = hashlib.sha1(data).hexdigest()
         key = f"{PARSER_VERSION}:{module}:{digest}"
@@ -244,9 +248,11 @@ def _index_chunk(job: tuple[str, str | None, list[tuple[str, str]]]) -> list[tup
     return outcomes
 
 
-def _parse_only_chunk(job: tuple[str, str | None, list[tuple[str, str]]]) -> list[tuple]:
-    root, _, items = job
+def _parse_only_chunk(job: Job) -> list[tuple]:
+    root, _, max_file_bytes, items = job
     for path, module in items:
-        with open(os.path.join(root, path), "rb") as handle:
-            parse_tree(module, path, handle.read())
+        try:
+            parse_tree(module, path, read_source(os.path.join(root, path), max_file_bytes))
+        except NotReadable:
+            continue  # not parsed by a build either
     return [(path,) for path, _ in items]

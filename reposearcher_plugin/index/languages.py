@@ -21,6 +21,7 @@ from typing import Any
 
 import tree_sitter
 
+from reposearcher_plugin.index.lines import line_count
 from reposearcher_plugin.index.model import FileParse
 
 # module name -> extensions it parses; imported lazily so a Python-only repository never loads the others
@@ -39,7 +40,8 @@ def _parser_version() -> str:
     """A hash of the extraction code itself: a cached parse made by other code is never reused."""
     here = Path(__file__).parent
     digest = hashlib.sha1(tree_sitter.__version__.encode() if hasattr(tree_sitter, "__version__") else b"")
-    for source in sorted([*here.glob("lang_*.py"), here / "languages.py", here / "model.py"]):
+    extraction = [*here.glob("lang_*.py"), here / "languages.py", here / "lines.py", here / "model.py"]
+    for source in sorted(extraction):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -88,7 +90,7 @@ def parse_source(module_name: str, path: str, source: bytes) -> FileParse:
             lossy = True
     return FileParse(
         language=_load(module_name).NAME,
-        lines=source.count(b"\n") + (0 if source.endswith(b"\n") or not source else 1),
+        lines=line_count(source),
         entities=tuple(entities),
         imports=tuple(imports),
         variables=tuple(variables),

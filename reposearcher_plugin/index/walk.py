@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reposearcher_plugin.index.languages import module_for
+from reposearcher_plugin.index.reading import special_kind
 
 # Directories that never hold a repository's own source: VCS data, caches, environments, vendored
 # packages. Other hidden directories (.github, a test fixture's .hidden/) are indexed like any other.
@@ -96,6 +97,9 @@ def scan(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Scan:
                         subdirectories.append((relative + "/", entry.path))
                 elif entry.is_symlink():
                     result.skipped[relative] = "symlink (not followed)"
+                else:  # a FIFO, socket or device: listed with its kind, never opened
+                    kind = special_kind(entry.stat(follow_symlinks=False).st_mode)
+                    result.skipped[relative] = f"not a regular file ({kind})"
             except OSError as error:
                 result.skipped[relative] = f"unreadable: {error.strerror}"
         pending.extend(subdirectories)

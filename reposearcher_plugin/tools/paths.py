@@ -14,9 +14,23 @@ class PathRefused(ValueError):
     path a file system could hold (a NUL byte, an over-long name)."""
 
 
-def _shown(path: str) -> str:
-    """A model-written path as an error message quotes it: cut, so a megabyte argument stays out."""
-    return repr(path) if len(path) <= 200 else repr(path[:200]) + f" (cut; {len(path)} characters)"
+ECHO_CHARS = 200
+
+
+def quoted(text: str, limit: int = ECHO_CHARS) -> str:
+    """A model-written argument as an observation quotes it: cut, so a megabyte argument stays out."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f" (cut; {len(text)} characters)"
+
+
+def _drive_letter_outside(root: Path, text: str) -> bool:
+    """``C:/x`` or ``C:`` names a Windows drive unless the repository holds a ``C:`` of its own. Only the
+    message depends on it: on POSIX such a path stays under the root, and the checks below still hold.
+    ``c:colon.py`` (no separator after the colon) is a plain file name."""
+    if not (len(text) > 1 and text[1] == ":" and text[0].isascii() and text[0].isalpha()):
+        return False
+    if len(text) > 2 and text[2] != "/":
+        return False
+    return not os.path.lexists(root / text[:2])
 
 
 def confine(root: Path, path: str) -> str:
@@ -29,12 +43,12 @@ def confine(root: Path, path: str) -> str:
     if not text or text in (".", "./", "/"):
         return ""
     if "\0" in text:
-        raise PathRefused(f"refused: {_shown(path)} contains a NUL character")
+        raise PathRefused(f"refused: {quoted(path)} contains a NUL character")
     if len(text) > MAX_PATH_CHARS:
-        raise PathRefused(f"refused: {_shown(path)} is longer than {MAX_PATH_CHARS} characters")
-    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise PathRefused(f"refused: {quoted(path)} is longer than {MAX_PATH_CHARS} characters")
+    if text.startswith("/") or _drive_letter_outside(root, text):
         raise PathRefused(
-            f"refused: {_shown(path)} is an absolute path; give a path relative to the repository root"
+            f"refused: {quoted(path)} is an absolute path; give a path relative to the repository root"
         )
     parts: list[str] = []
     for part in text.split("/"):
@@ -42,17 +56,19 @@ def confine(root: Path, path: str) -> str:
             continue
         if part == "..":
             if not parts:
-                raise PathRefused(f"refused: {_shown(path)} leaves the repository root")
+                raise PathRefused(f"refused: {quoted(path)} leaves the repository root")
             parts.pop()
             continue
         if len(os.fsencode(part)) > MAX_NAME_BYTES:
-            raise PathRefused(f"refused: {_shown(path)} has a name longer than {MAX_NAME_BYTES} bytes")
+            raise PathRefused(f"refused: {quoted(path)} has a name longer than {MAX_NAME_BYTES} bytes")
         parts.append(part)
     relative = "/".join(parts)
     try:
         resolved = Path(os.path.realpath(root / relative))
-    except (OSError, ValueError) as error:  # a loop of symlinks, a name the file system refuses
-        raise PathRefused(f"refused: {_shown(path)} cannot be resolved ({type(error).__name__})") from None
+    # a loop of symlinks, a name the file system refuses, or a chain of symlinks longer than the recursion
+    # limit (os.path.realpath recurses once per link; the kernel itself gives up after 40)
+    except (OSError, ValueError, RecursionError) as error:
+        raise PathRefused(f"refused: {quoted(path)} cannot be resolved ({type(error).__name__})") from None
     if resolved != root and root not in resolved.parents:
-        raise PathRefused(f"refused: {_shown(path)} resolves outside the repository (through a symlink)")
+        raise PathRefused(f"refused: {quoted(path)} resolves outside the repository (through a symlink)")
     return relative

@@ -8,13 +8,15 @@ answers with the closest names so the model can recover in one more call.
 from __future__ import annotations
 
 import difflib
-import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, Entity, RepoIndex, entity_id
-from reposearcher_plugin.tools.paths import PathRefused, confine
+from reposearcher_plugin.index.lines import shown_line, split_lines
+from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, NotReadable, read_source
+from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
 
 # Tokenization lives with the search index; STOPWORDS, code_tokens and split_identifier are re-exported
 # here, where callers have always found them.
@@ -31,20 +33,74 @@ MAX_STRUCTURE_LINES = 400
 MAX_REFERENCES = 80
 MAX_CANDIDATES = 10
 MAX_LINE_CHARS = 300
+MAX_LISTED_LOCATIONS = 10
+MAX_SUGGESTED_NAME_CHARS = 200  # no definition's name is longer; only shorter names get close matches
+# show_code reads no file larger than this (an indexed source file is always readable): a log of
+# hundreds of megabytes would cost seconds and gigabytes to answer one call
+MAX_SHOW_BYTES = 16 << 20
+# What the line cache may hold, estimated as below (within 10 % of tracemalloc's count): a long-lived
+# server keeps its tools for hours, and every file it ever showed stayed in memory before (80 MB grew to
+# 732 MB). Django's source fits (37 MiB by this estimate); the verl adapter keeps up to 8 tool sets.
+LINE_CACHE_BYTES = 64 << 20
+# an estimate of a line's own cost beyond its text: a str object's header and its slot in the list
+_LINE_OVERHEAD_BYTES = 57
 
 
 class ToolFailure(Exception):
     """A tool call that cannot be answered; its message is the observation."""
 
 
+class LineCache:
+    """The lines of recently read files, the least recently used dropped first once their estimated size
+    passes ``limit`` bytes. A file larger than the whole cache is not kept. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._entries: OrderedDict[str, tuple[list[str], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def paths(self) -> list[str]:
+        """The cached files, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
+    def get(self, path: str) -> list[str] | None:
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None:
+                return None
+            self._entries.move_to_end(path)
+            return entry[0]
+
+    def put(self, path: str, lines: list[str], cost: int) -> None:
+        with self._lock:
+            if path in self._entries or cost > self.limit:
+                return
+            self._entries[path] = (lines, cost)
+            self.bytes += cost
+            while self.bytes > self.limit:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
+
+
 class RepoTools:
     """Implementations of every tool of every profile, over one index."""
 
-    def __init__(self, index: RepoIndex) -> None:
+    def __init__(
+        self,
+        index: RepoIndex,
+        *,
+        max_file_bytes: int = MAX_SHOW_BYTES,
+        line_cache_bytes: int = LINE_CACHE_BYTES,
+    ) -> None:
         self.index = index
         self.root: Path = index.root
-        self._lines: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
+        self.max_file_bytes = max_file_bytes
+        self.line_cache = LineCache(line_cache_bytes)
         # the BM25 index over definitions, shared with the retrieval localizer; built on first search
         self.search = EntitySearch(index, self.lines)
 
@@ -73,21 +129,22 @@ class RepoTools:
             tail = path.rsplit("/", 1)[-1]
             close = [known for known in self.index.files if known.rsplit("/", 1)[-1] == tail][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ToolFailure(f"No file {path!r} in the repository.{hint}")
+        raise ToolFailure(f"No file {quoted(path)} in the repository.{hint}")
 
     def lines(self, path: str) -> list[str]:
-        cached = self._lines.get(path)
-        if cached is None:
-            try:
-                data = (self.root / path).read_bytes()
-            except OSError as error:
-                raise ToolFailure(f"{path} cannot be read: {error.strerror}") from None
-            if b"\0" in data[:8192]:
-                raise ToolFailure(f"{path} is a binary file")
-            cached = data.decode("utf-8", "replace").splitlines()
-            with self._lock:
-                self._lines[path] = cached
-        return cached
+        """The lines of ``path`` by the index's line model (``index.lines``), so spans and views agree."""
+        cached = self.line_cache.get(path)
+        if cached is not None:
+            return cached
+        indexed = self.index.files.get(path)
+        limit = max(self.max_file_bytes, indexed.size) if indexed is not None else self.max_file_bytes
+        try:
+            data = read_source(self.root / path, limit)
+        except NotReadable as refused:
+            raise ToolFailure(_refusal(path, refused, limit)) from None
+        lines = split_lines(data.decode("utf-8", "replace"))
+        self.line_cache.put(path, lines, len(data) + _LINE_OVERHEAD_BYTES * len(lines))
+        return lines
 
     def numbered(self, path: str, start: int, end: int) -> str:
         lines = self.lines(path)
@@ -97,7 +154,7 @@ class RepoTools:
             text = lines[number - 1]
             if len(text) > MAX_LINE_CHARS:
                 text = text[:MAX_LINE_CHARS] + " ...[line cut]"
-            out.append(f"{number:>{width}} | {text}")
+            out.append(f"{number:>{width}} | {shown_line(text)}")
         return "\n".join(out)
 
     def raw(self, path: str, entity: Entity) -> str:
@@ -137,24 +194,27 @@ class RepoTools:
                 first += 1
             signature = lines[first - 1].strip() if first <= len(lines) else member.name
             decorated = f"  @{' @'.join(member.decorators)}" if member.decorators else ""
-            parts.append(f"  {member.start}-{member.end}: {signature[:MAX_LINE_CHARS]}{decorated}")
+            parts.append(
+                f"  {member.start}-{member.end}: {shown_line(signature[:MAX_LINE_CHARS])}{decorated}"
+            )
         return "\n".join(parts)
 
     def _not_found(self, what: str, name: str, kinds: tuple[str, ...], file: str | None) -> str:
         names = self.index.names()
         lowered = name.rsplit(".", 1)[-1].lower()
         close = [known for known in names if known.lower() == lowered]
-        close += difflib.get_close_matches(name.rsplit(".", 1)[-1], names, n=6, cutoff=0.75)
+        if len(lowered) <= MAX_SUGGESTED_NAME_CHARS:  # difflib's cost grows with the name's length
+            close += difflib.get_close_matches(name.rsplit(".", 1)[-1], names, n=6, cutoff=0.75)
         suggestions: list[str] = []
         for candidate in dict.fromkeys(close):
             for path, entity in self.index.lookup(candidate, (CLASS, FUNCTION, METHOD))[:3]:
                 suggestions.append(f"  {entity_id(path, entity.qualname)} ({entity.kind})")
         where = f" in {file}" if file else ""
-        message = f"No {what} named {name!r}{where}."
+        message = f"No {what} named {quoted(name)}{where}."
         other_kinds = [k for k in (CLASS, FUNCTION, METHOD) if k not in kinds]
         elsewhere = self.index.lookup(name, tuple(other_kinds), file)
         if elsewhere:
-            message += f" {name!r} exists as:\n" + "\n".join(
+            message += f" {quoted(name)} exists as:\n" + "\n".join(
                 f"  {entity_id(p, e.qualname)} ({e.kind})" for p, e in elsewhere[:MAX_CANDIDATES]
             )
         elif file and self.index.lookup(name, kinds):
@@ -191,24 +251,8 @@ class RepoTools:
         if not sources and not others:
             if base in self.index.files:
                 raise ToolFailure(f"{base} is a file; see its definitions with show_code or search_code")
-            raise ToolFailure(f"No directory {path!r} in the repository")
-        # directories are dicts, files are None
-        tree: dict[str, dict | None] = {}
-        other_counts: dict[str, int] = {}
-        for file in sources:
-            *directories, name = file[len(prefix) :].split("/")
-            node = tree
-            for part in directories:
-                node = node.setdefault(part, {})  # type: ignore[assignment]
-            node[name] = None
-        for file in others:
-            parent = file[len(prefix) :].rpartition("/")[0]
-            other_counts[parent] = other_counts.get(parent, 0) + 1
-            node = tree
-            for part in parent.split("/") if parent else ():
-                node = node.setdefault(part, {})  # type: ignore[assignment]
-        out = [f"{base or '.'}/"]
-        self._render_tree(tree, "", 1, depth, out, other_counts)
+            raise ToolFailure(f"No directory {quoted(path)} in the repository")
+        out = [f"{base or '.'}/", *_render_structure(sources, others, len(prefix), depth)]
         if len(out) > MAX_STRUCTURE_LINES:
             hidden = len(out) - MAX_STRUCTURE_LINES
             out = [
@@ -216,27 +260,6 @@ class RepoTools:
                 f"... [cut: {hidden} more lines; pass a subdirectory or less depth]",
             ]
         return "\n".join(out)
-
-    def _render_tree(
-        self, node: dict, relative: str, level: int, depth: int, out: list[str], others: dict[str, int]
-    ) -> None:
-        indent = "  " * level
-        for name in sorted(name for name, child in node.items() if child is not None):
-            child_path = f"{relative}/{name}" if relative else name
-            if level < depth:
-                out.append(f"{indent}{name}/")
-                self._render_tree(node[name], child_path, level + 1, depth, out, others)
-            else:
-                sources = _count_files(node[name])
-                extra = sum(n for d, n in others.items() if d == child_path or d.startswith(child_path + "/"))
-                counts = [_plural(sources, "source file")] if sources else []
-                counts += [_plural(extra, "other file")] if extra else []
-                out.append(f"{indent}{name}/ ({', '.join(counts)})")
-        for name in sorted(name for name, child in node.items() if child is None):
-            out.append(f"{indent}{name}")
-        extra = others.get(relative, 0)
-        if extra:
-            out.append(f"{indent}(+{_plural(extra, 'other file')})")
 
     def get_imports_of_file(self, file: str) -> str:
         path = self.file_arg(file)
@@ -281,7 +304,7 @@ class RepoTools:
             {member.name for owner_path, owner in owners for member in self.index.members(owner_path, owner)}
         )
         close = difflib.get_close_matches(method_name, available, n=5, cutoff=0.6)
-        message = f"Class {class_name!r} has no method {method_name!r}."
+        message = f"Class {quoted(class_name)} has no method {quoted(method_name)}."
         if close:
             message += f" Closest: {', '.join(close)}."
         if available:
@@ -323,21 +346,20 @@ class RepoTools:
         if not documents:
             return "The repository has no indexed definitions."
         if not self.search.known(tokens):
-            return f"No definition matches {query!r}."
-        out = [f"Top matches for {query!r}:"]
+            return f"No definition matches {quoted(query)}."
+        out = [f"Top matches for {quoted(query)}:"]
         for rank, (doc, score) in enumerate(self.search.top(tokens, k), start=1):
             if score <= 0:
                 break
             path, entity = documents[doc]
             doc_line = f" — {entity.doc.splitlines()[0][:120]}" if entity.doc else ""
             out.append(f"{rank:>2}. {self._header(path, entity)} score={score:.2f}{doc_line}")
-        return "\n".join(out) if len(out) > 1 else f"No definition matches {query!r}."
+        return "\n".join(out) if len(out) > 1 else f"No definition matches {quoted(query)}."
 
     def find_references(self, name: str) -> str:
         word = name.strip().rsplit(".", 1)[-1]
         if not _IDENTIFIER.fullmatch(word):
-            raise ToolFailure(f"find_references needs an identifier, got {name!r}")
-        pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])")
+            raise ToolFailure(f"find_references needs an identifier, got {quoted(name)}")
         hits: list[str] = []
         total = 0
         files_with_hits = 0
@@ -348,17 +370,17 @@ class RepoTools:
                 continue
             found_here = False
             for number, text in enumerate(lines, start=1):
-                if word in text and pattern.search(text):
+                if word in text and _has_whole_word(text, word):
                     total += 1
                     found_here = True
                     if len(hits) < MAX_REFERENCES:
                         owner = self.index.enclosing(path, number)
                         where = f" [{owner.qualname}]" if owner else ""
-                        hits.append(f"  {path}:{number}{where}: {text.strip()[:MAX_LINE_CHARS]}")
+                        hits.append(f"  {path}:{number}{where}: {shown_line(text.strip()[:MAX_LINE_CHARS])}")
             files_with_hits += found_here
         if not total:
-            return f"No references to {word!r} in the repository's source files."
-        head = f"{total} references to {word!r} in {_plural(files_with_hits, 'file')}"
+            return f"No references to {quoted(word)} in the repository's source files."
+        head = f"{total} references to {quoted(word)} in {_plural(files_with_hits, 'file')}"
         if total > len(hits):
             head += f" (showing the first {len(hits)}; narrow with search_code or show_code)"
         return head + ":\n" + "\n".join(hits)
@@ -370,7 +392,10 @@ class RepoTools:
         unknown = [location for location in cleaned if not self.location_exists(location)]
         message = f"Submitted {_plural(len(cleaned), 'location')}."
         if unknown:
-            message += f" Not found in the index (kept as given): {', '.join(unknown)}"
+            listed = [_cut(location, 120) for location in unknown[:MAX_LISTED_LOCATIONS]]
+            if len(unknown) > MAX_LISTED_LOCATIONS:
+                listed.append(f"and {len(unknown) - MAX_LISTED_LOCATIONS} more")
+            message += f" Not found in the index (kept as given): {', '.join(listed)}"
         return message
 
     def location_exists(self, location: str) -> bool:
@@ -414,8 +439,89 @@ class RepoTools:
         return "exit"
 
 
-def _count_files(node: dict) -> int:
-    return sum(1 if child is None else _count_files(child) for child in node.values())
+def _render_structure(sources: list[str], others: list[str], cut: int, depth: int) -> list[str]:
+    """The indented tree of ``sources`` and ``others`` (paths with their first ``cut`` characters dropped),
+    directories expanded ``depth`` levels deep and counted below that: subdirectories first, then source
+    files, then a count of the other files, each sorted.
+
+    Nothing recurses: a repository can hold a directory chain deeper than Python's recursion limit.
+    """
+    # directories are dicts, built only down to `depth` levels; files are None where they are shown
+    tree: dict[str, dict | None] = {}
+    direct_others: dict[str, int] = {}  # shown directory -> other files directly in it
+    below: dict[str, list[int]] = {}  # directory at the cut -> [source files, other files] under it
+    for files, column in ((sources, 0), (others, 1)):
+        for file in files:
+            *directories, name = file[cut:].split("/")
+            node = tree
+            for part in directories[:depth]:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            if len(directories) >= depth:
+                below.setdefault("/".join(directories[:depth]), [0, 0])[column] += 1
+            elif column == 0:
+                node[name] = None
+            else:
+                parent = "/".join(directories)
+                direct_others[parent] = direct_others.get(parent, 0) + 1
+    out: list[str] = []
+    # lines still to print, and (directory node, its path, its level) still to expand, in reverse order
+    pending: list[str | tuple[dict, str, int]] = [(tree, "", 1)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        node, relative, level = item
+        indent = "  " * level
+        here: list[str | tuple[dict, str, int]] = []
+        for name in sorted(name for name, child in node.items() if child is not None):
+            child_path = f"{relative}/{name}" if relative else name
+            if level < depth:
+                here += [f"{indent}{name}/", (node[name], child_path, level + 1)]
+            else:
+                source_count, other_count = below[child_path]
+                counts = [_plural(source_count, "source file")] if source_count else []
+                counts += [_plural(other_count, "other file")] if other_count else []
+                here.append(f"{indent}{name}/ ({', '.join(counts)})")
+        here += [f"{indent}{name}" for name in sorted(name for name, child in node.items() if child is None)]
+        extra = direct_others.get(relative, 0)
+        if extra:
+            here.append(f"{indent}(+{_plural(extra, 'other file')})")
+        pending.extend(reversed(here))
+    return out
+
+
+def _refusal(path: str, refused: NotReadable, limit: int) -> str:
+    """What a model is told about a file ``read_source`` refused."""
+    if refused.kind == BINARY:
+        return f"{path} is a binary file"
+    if refused.kind == TOO_LARGE:
+        size = f"{refused.size} bytes" if refused.size is not None else f"more than {limit} bytes"
+        return f"{path} is too large to show ({size}; the limit is {limit} bytes)"
+    if refused.kind == UNREADABLE:
+        return f"{path} cannot be read: {refused.detail}"
+    return f"{path} cannot be shown: {refused.reason}"
+
+
+_WORD_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _has_whole_word(text: str, word: str) -> bool:
+    """``word`` occurs in ``text`` not inside a longer identifier. (A regular expression built around the
+    word costs seconds to compile for a megabyte-long one; this costs one find per occurrence.)"""
+    start = text.find(word)
+    while start != -1:
+        end = start + len(word)
+        if (start == 0 or text[start - 1] not in _WORD_CHARACTERS) and (
+            end == len(text) or text[end] not in _WORD_CHARACTERS
+        ):
+            return True
+        start = text.find(word, start + 1)
+    return False
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... (cut; {len(text)} characters)"
 
 
 def _plural(count: int, noun: str) -> str:
