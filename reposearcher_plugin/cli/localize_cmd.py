@@ -143,7 +143,9 @@ def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+    from reposearcher_plugin.index.languages import check_grammars
 
+    check_grammars()  # here, once: in the workers every instance would become the same error row
     try:
         options = localizer_options(args)
         if args.workers < 1:

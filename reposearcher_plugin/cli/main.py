@@ -21,6 +21,7 @@ from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
 from reposearcher_plugin.extras import missing_extra_message
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
+from reposearcher_plugin.index.languages import GrammarRuntimeError
 from reposearcher_plugin.index.walk import IndexInputError
 from reposearcher_plugin.tools import PROFILES, ToolBox, hermes_tools_prompt, openai_tools, profile_specs
 
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CommandError, IndexInputError) as error:
+    except (CommandError, IndexInputError, GrammarRuntimeError) as error:
         print(f"reposearcher: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `reposearcher index --entities | head`

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
-from reposearcher_plugin.index.languages import PARSER_VERSION, parse_source, parse_tree
+from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, parse_source, parse_tree
 from reposearcher_plugin.index.model import FileParse, encode_parse
 from reposearcher_plugin.index.reading import NotReadable, read_source
 from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, name_map
@@ -48,7 +48,10 @@ def build_index(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     progress: Progress | None = None,
 ) -> RepoIndex:
-    """Index ``root``; with the cache on, unchanged files are reused and only changed ones are parsed."""
+    """Index ``root``; with the cache on, unchanged files are reused and only changed ones are parsed.
+    Raises GrammarRuntimeError when the installed tree-sitter cannot parse (checked once per process):
+    every file would fail to parse and the index would silently come out empty."""
+    check_grammars()
     # The build allocates many small objects and no reference cycles: collector passes triggered by the
     # allocation count would only add pauses (measured: up to 40 ms on a warm Django load).
     collecting = gc.isenabled()
