@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reposearcher_plugin.extras import EXTRA_OF_MODULE, install_hint, missing_extra_message
+from tests.broken_tree_sitter import fresh_grammars  # noqa: F401 (a fixture, used by name)
 from tests.conftest import write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +160,21 @@ def test_a_long_entity_id_wraps_in_its_cell_and_is_never_cut():
     Console(file=screen, width=40).print(ranked_table("where", [long_id, "a.py::f"]))
     cells = [line.split("│")[2].strip() for line in screen.getvalue().splitlines() if line.count("│") == 3]
     assert "".join(cells).startswith(long_id) and "…" not in screen.getvalue()
+
+
+def test_no_command_indexes_into_an_empty_result_with_a_broken_tree_sitter(
+    small_repo,
+    tmp_path,
+    monkeypatch,
+    capsys,
+    fresh_grammars,  # noqa: F811
+):
+    from reposearcher_plugin.cli.main import main
+    from tests.broken_tree_sitter import break_runtime
+
+    issue = tmp_path / "issue.md"
+    issue.write_text("Cart.total is wrong\n")
+    break_runtime(monkeypatch, "0.21 Language(ptr, name)")
+    assert main(["localize", "--repo", str(small_repo), "--issue", str(issue)]) == 2
+    error = capsys.readouterr().err
+    assert "reposearcher: error: " in error and "tree-sitter" in error and "Traceback" not in error
