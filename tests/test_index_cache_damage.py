@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -10,6 +11,7 @@ import random
 import resource
 import signal
 import sqlite3
+import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -395,3 +397,24 @@ def test_a_forked_process_opens_its_own_connection(tmp_path):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert cache._connection is inherited  # the parent's connection is untouched
+
+
+def test_the_command_line_meets_a_damaged_and_an_unusable_cache_with_one_line_each(tmp_path):
+    root = write_tree(tmp_path / "repo", TREE)
+    damaged = ParseCache(tmp_path / "damaged")
+    damaged.directory.mkdir()
+    damaged.path.write_bytes(b"\x00garbage" * 1000)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for cache_dir, expected in ((damaged.directory, "is damaged"), (blocker, "indexing without a cache")):
+        env = dict(os.environ, REPOSEARCHER_CACHE=str(cache_dir))
+        run = subprocess.run(
+            ["reposearcher", "index", str(root), "--json"], capture_output=True, text=True, env=env
+        )
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["files"] == len(TREE)
+        assert "Traceback" not in run.stderr
+        assert [line for line in run.stderr.splitlines() if "index cache" in line] == [
+            line for line in run.stderr.splitlines() if expected in line
+        ]
+        assert len([line for line in run.stderr.splitlines() if expected in line]) == 1, run.stderr
