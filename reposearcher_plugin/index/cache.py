@@ -8,9 +8,9 @@ One SQLite file holds two tables:
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
   tree loads with one read and no hashing.
 
-SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout)
-without lock files of our own. What it cannot give is trust in bytes a disk, a copy or another program
-changed, so the cache never believes what it reads:
+SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout).
+What it cannot give is trust in bytes a disk, a copy or another program changed, so the cache never
+believes what it reads:
 
 - every row carries a CRC-32 of its key and values, checked on each read: a row that fails is a miss (the
   file is parsed again and the row replaced), never a wrong name or span. CRC-32 catches every change of
@@ -20,9 +20,13 @@ changed, so the cache never believes what it reads:
 - a file SQLite reports as damaged, or one of another schema, is renamed ``<name>.damaged-<time>-<pid>``
   with one warning and a new store is started. Renames happen under an exclusive ``flock`` of a lock file
   beside the store and only while the file at the path is still the one found damaged, so processes that
-  meet the same damage at once move it aside once, and none moves aside the store another just started;
+  meet the same damage at once move it aside once, and none moves aside the store another just started.
+  Stores are opened under the shared lock, so no rename falls between SQLite opening a file and its
+  journal. The newest ``KEEP_DAMAGED`` damaged stores are kept for inspection;
 - a cache that cannot be opened or written (its path is a file, its directory is read-only, the disk is
-  full) is given up for the rest of the process's use of it, with one warning: the index is built without.
+  full) is given up by that ``ParseCache`` object, with one warning per process: the index is built
+  without it. A new ``ParseCache`` tries again (the disk may have room by then).
+- a connection is never used across ``fork()`` (SQLite forbids it): a forked worker opens its own.
 
 A ``ParseCache`` never raises for the state of its files: each method answers "nothing cached" instead.
 """
