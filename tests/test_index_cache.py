@@ -68,7 +68,7 @@ def test_corrupt_cache_file_is_set_aside_and_rebuilt(tmp_path):
     cache.path.write_bytes(b"this is not a sqlite database" * 100)
     index = build_index(root, cache=cache, workers=1)
     assert index.stats.parsed == 40
-    assert cache.path.with_suffix(".corrupt").exists()
+    assert len(list(cache.directory.glob(f"{cache.path.name}.damaged-*"))) == 1
     assert build_index(root, cache=ParseCache(tmp_path / "cache"), workers=1).stats.unchanged == 40
 
 

@@ -8,24 +8,80 @@ One SQLite file holds two tables:
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
   tree loads with one read and no hashing.
 
-SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout)
-without lock files of our own. A corrupt or foreign cache file is moved aside and rebuilt, never fatal.
+SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout).
+What it cannot give is trust in bytes a disk, a copy or another program changed, so the cache never
+believes what it reads:
+
+- every row carries a CRC-32 of its key and values, checked on each read: a row that fails is a miss (the
+  file is parsed again and the row replaced), never a wrong name or span. CRC-32 catches every change of
+  up to 32 adjacent bits and all but 2**-32 of the others, at a fraction of a warm load's time;
+- the file names its schema (``application_id`` and ``user_version``): one that is not this cache of this
+  schema is never read as one;
+- a file SQLite reports as damaged, or one of another schema, is renamed ``<name>.damaged-<time>-<pid>``
+  with one warning and a new store is started. Renames happen under an exclusive ``flock`` of a lock file
+  beside the store and only while the file at the path is still the one found damaged, so processes that
+  meet the same damage at once move it aside once, and none moves aside the store another just started.
+  Stores are opened under the shared lock, so no rename falls between SQLite opening a file and its
+  journal. The newest ``KEEP_DAMAGED`` damaged stores are kept for inspection;
+- a cache that cannot be opened or written (its path is a file, its directory is read-only, the disk is
+  full) is given up by that ``ParseCache`` object, with one warning per process: the index is built
+  without it. A new ``ParseCache`` tries again (the disk may have room by then).
+- a connection is never used across ``fork()`` (SQLite forbids it): a forked worker opens its own.
+
+A ``ParseCache`` never raises for the state of its files: each method answers "nothing cached" instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
+import marshal
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-SCHEMA_VERSION = "3"
+# Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
+# marshal format is part of the name: rows written by another Python's marshal may not load here.
+SCHEMA_VERSION = "4"
+_APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
+_USER_VERSION = int(SCHEMA_VERSION)
 # A snapshot row holds a whole tree's index (about 6 MB for Django); batch runs index one tree per commit,
 # so only the most recently used ones are kept. Content-addressed parses stay: they are what other
 # commits reuse.
 MAX_SNAPSHOTS = 24
+KEEP_DAMAGED = 2  # damaged stores kept for inspection; older ones are deleted so damage cannot fill a disk
 _USE_RESOLUTION_S = 600
+
+log = logging.getLogger("reposearcher.index.cache")
+
+# Primary SQLite result codes that mean "this file is not a store we can read": the store is set aside.
+# Every other failure (read-only, cannot open, I/O error, disk full, locked too long) means the cache
+# cannot be used here and now: indexing goes on without it.
+_DAMAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_FORMAT,
+        sqlite3.SQLITE_ERROR,  # "no such table / column": a schema the header claims but the file lacks
+        sqlite3.SQLITE_MISMATCH,
+        sqlite3.SQLITE_SCHEMA,
+        sqlite3.SQLITE_TOOBIG,
+        sqlite3.SQLITE_RANGE,
+    }
+)
+
+_warned: set[tuple[str, str]] = set()  # (store path, kind): warnings already given by this process
+# Connections inherited over fork(): SQLite forbids using them in the child, and closing them there could
+# checkpoint and delete a journal the parent still uses. Kept referenced so they are never closed.
+_inherited: list[sqlite3.Connection] = []
+
+_Result = TypeVar("_Result")
 
 
 def default_cache_dir() -> Path:
@@ -36,83 +92,332 @@ def default_cache_dir() -> Path:
     return Path(base) / "reposearcher"
 
 
+class _Damaged(Exception):
+    """The open store is not a usable cache of this schema."""
+
+
+class _Unusable(Exception):
+    """The cache cannot be opened or written here."""
+
+
 class ParseCache:
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
-        self.path = self.directory / f"index-v{SCHEMA_VERSION}.sqlite"
+        self.path = self.directory / f"index-v{SCHEMA_VERSION}-m{marshal.version}.sqlite"
+        self._lock_path = Path(f"{self.path}.lock")
         self._connection: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file the connection opened
+        self._pid = os.getpid()
+        self._disabled = False
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None:
-            return self._connection
-        self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = self._open()
-        except sqlite3.DatabaseError:
-            # Not a database we can use (truncated, foreign): keep it for inspection and start afresh.
-            os.replace(self.path, self.path.with_suffix(".corrupt"))
-            connection = self._open()
-        self._connection = connection
-        return connection
+    @property
+    def usable(self) -> bool:
+        """False once the cache was found unusable here: every call then answers "nothing cached"."""
+        return not self._disabled
 
-    def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS parses"
-            " (key TEXT PRIMARY KEY, data BLOB NOT NULL, names TEXT NOT NULL)"
-        )
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS snapshots"
-            " (root TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL)"
-        )
-        return connection
+    # --- the public operations: each answers "nothing cached" rather than raise ---------------------------
+
+    def get_parse(self, key: str) -> tuple[bytes, str] | None:
+        """(encoded FileParse, "\n"-joined entity names) for a cache key, when stored intact."""
+
+        def read(connection: sqlite3.Connection) -> tuple[bytes, str] | None:
+            row = connection.execute(
+                "SELECT key, data, names, crc FROM parses WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            stored_key, data, names, crc = row
+            if stored_key != key.encode() or not _intact(crc, stored_key, data, names):
+                self._warn_damaged_row()
+                return None  # a miss: the file is parsed again and its row replaced
+            return bytes(data), bytes(names).decode()
+
+        return self._run(read, None)
+
+    def put_parses(self, items: Iterable[tuple[str, bytes, str]]) -> None:
+        rows = [
+            (key, data, names, _checksum(key.encode(), data, names.encode())) for key, data, names in items
+        ]
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.executemany(
+                    "INSERT OR REPLACE INTO parses (key, data, names, crc) VALUES (?, ?, ?, ?)", rows
+                )
+
+        self._run(write, None, writing=True)
+
+    def get_snapshot(self, root: str) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(
+                "SELECT root, data, used, crc FROM snapshots WHERE root = ?", (root,)
+            ).fetchone()
+            if row is None:
+                return None
+            stored_root, data, used, crc = row
+            if stored_root != root.encode() or not _intact(crc, stored_root, data):
+                self._warn_damaged_row()
+                with contextlib.suppress(sqlite3.Error):  # a snapshot that stays bad would warn each run
+                    connection.execute("DELETE FROM snapshots WHERE root = ? AND crc IS ?", (root, crc))
+                return None
+            now = time.time()
+            if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
+                # (not on every load: that write would cost more than the load itself)
+                with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
+                    connection.execute("UPDATE snapshots SET used = ? WHERE root = ?", (now, root))
+            return bytes(data)
+
+        return self._run(read, None, writing=True)
+
+    def put_snapshot(self, root: str, data: bytes) -> None:
+        crc = _checksum(root.encode(), data)
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.execute(
+                    "INSERT OR REPLACE INTO snapshots (root, data, used, crc) VALUES (?, ?, ?, ?)",
+                    (root, data, time.time(), crc),
+                )
+                connection.execute(
+                    "DELETE FROM snapshots WHERE root NOT IN "
+                    "(SELECT root FROM snapshots ORDER BY used DESC LIMIT ?)",
+                    (MAX_SNAPSHOTS,),
+                )
+            # Move the freshly written pages from the write-ahead log into the database now, while we are
+            # writing anyway, rather than making the next load read them through the log.
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self._run(write, None, writing=True)
+
+    def snapshot_roots(self) -> list[str]:
+        def read(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute("SELECT root FROM snapshots ORDER BY used DESC").fetchall()
+            return [bytes(row[0]).decode(errors="replace") for row in rows]
+
+        return self._run(read, [])
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            if self._pid == os.getpid():
+                self._connection.close()
+            else:
+                _inherited.append(self._connection)
             self._connection = None
 
-    def get_parse(self, key: str) -> tuple[bytes, str] | None:
-        """(encoded FileParse, "\n"-joined entity names) for a cache key."""
-        row = self._connect().execute("SELECT data, names FROM parses WHERE key = ?", (key,)).fetchone()
-        return (row[0], row[1]) if row else None
+    # --- opening, damage and failure ---------------------------------------------------------------------
 
-    def put_parses(self, items: Iterable[tuple[str, bytes, str]]) -> None:
-        connection = self._connect()
-        with _transaction(connection):
-            connection.executemany("INSERT OR REPLACE INTO parses (key, data, names) VALUES (?, ?, ?)", items)
+    def _run(
+        self, operation: Callable[[sqlite3.Connection], _Result], nothing: _Result, *, writing: bool = False
+    ) -> _Result:
+        """``operation`` on an open store; on damage the store is set aside and the operation tried once
+        more on a new one; when the cache cannot be used, ``nothing``."""
+        for attempt in range(2):
+            if self._disabled:
+                return nothing
+            try:
+                connection = self._connect(check_replaced=writing)
+                return operation(connection)
+            except _Unusable as error:
+                self._disable(str(error))
+            except (_Damaged, sqlite3.DatabaseError, UnicodeDecodeError) as error:
+                # (UnicodeDecodeError: SQLite quoting damaged schema text in its message)
+                if isinstance(error, sqlite3.DatabaseError) and not _is_damage(error):
+                    self._disable(_describe(error))
+                    continue
+                identity = self._identity
+                self._drop_connection()
+                try:
+                    self._set_aside(identity, _describe(error))
+                except OSError as move_error:
+                    self._disable(f"cannot move the damaged store aside: {move_error.strerror or move_error}")
+                if attempt == 1:
+                    self._disable(f"still damaged after starting a new store: {_describe(error)}")
+        return nothing
 
-    def get_snapshot(self, root: str) -> bytes | None:
-        connection = self._connect()
-        row = connection.execute("SELECT data, used FROM snapshots WHERE root = ?", (root,)).fetchone()
-        if row is None:
-            return None
-        now = time.time()
-        if now - row[1] > _USE_RESOLUTION_S:  # a write on every load would cost more than the load itself
-            connection.execute("UPDATE snapshots SET used = ? WHERE root = ?", (now, root))
-        return row[0]
+    def _connect(self, *, check_replaced: bool = False) -> sqlite3.Connection:
+        if self._connection is not None and self._pid != os.getpid():
+            _inherited.append(self._connection)  # never used nor closed in this process
+            self._connection = None
+        if self._connection is not None and check_replaced and _identity(self.path) != self._identity:
+            # Another process set the store aside since we opened it: what we write must reach the new one.
+            self._drop_connection()
+        if self._connection is None:
+            self._connection = self._open()
+            self._pid = os.getpid()
+        return self._connection
 
-    def put_snapshot(self, root: str, data: bytes) -> None:
-        connection = self._connect()
-        with _transaction(connection):
-            connection.execute(
-                "INSERT OR REPLACE INTO snapshots (root, data, used) VALUES (?, ?, ?)",
-                (root, data, time.time()),
-            )
-            connection.execute(
-                "DELETE FROM snapshots WHERE root NOT IN "
-                "(SELECT root FROM snapshots ORDER BY used DESC LIMIT ?)",
-                (MAX_SNAPSHOTS,),
-            )
-        # Move the freshly written pages from the write-ahead log into the database now, while we are
-        # writing anyway, rather than making the next load read them through the log.
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _Unusable(f"cannot create its directory: {error.strerror or error}") from None
+        # Under a shared lock, so no store is set aside while this process opens it (between SQLite
+        # opening the file and its journal, a rename would pair one file with another's journal).
+        with self._locked(fcntl.LOCK_SH):
+            try:
+                connection = sqlite3.connect(
+                    self.path, timeout=60, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as error:
+                raise _Unusable(_describe(error)) from None
+            self._identity = _identity(self.path)
+            try:
+                # Raw bytes out, so a damaged text value is a checksum mismatch rather than a decode error.
+                connection.text_factory = bytes
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute("PRAGMA cell_size_check=ON")  # meet damaged b-tree pages as errors
+                _ensure_schema(connection)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
-    def snapshot_roots(self) -> list[str]:
-        rows = self._connect().execute("SELECT root FROM snapshots ORDER BY used DESC").fetchall()
-        return [row[0] for row in rows]
+    @contextlib.contextmanager
+    def _locked(self, operation: int) -> Iterator[None]:
+        try:
+            handle = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise _Unusable(f"cannot create its lock file: {error.strerror or error}") from None
+        try:
+            try:
+                fcntl.flock(handle, operation)
+            except OSError as error:  # a file system without locks: SQLite's own WAL locking fails there too
+                raise _Unusable(f"cannot lock its lock file: {error.strerror or error}") from None
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+
+    def _set_aside(self, identity: tuple[int, int] | None, reason: str) -> None:
+        """Rename the damaged store (and its journal files) out of the way, unless it is gone already."""
+        try:
+            with self._locked(fcntl.LOCK_EX):
+                if identity is None or _identity(self.path) != identity:
+                    return  # another process moved it aside first (and may have started the new store)
+                stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+                aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{os.getpid()}")
+                os.replace(self.path, aside)
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+                self._prune_damaged()
+        except _Unusable as error:
+            raise OSError(str(error)) from None
+        log.warning(
+            "index cache %s is damaged (%s); moved it to %s and started a new one",
+            self.path,
+            reason,
+            aside.name,
+        )
+
+    def _prune_damaged(self) -> None:
+        # By name, which starts with the time it was set aside (its mtime is that of its last write).
+        kept = sorted(self.directory.glob(f"{self.path.name}.damaged-*[0-9]"))
+        for old in kept[:-KEEP_DAMAGED]:
+            for path in (old, Path(f"{old}-wal"), Path(f"{old}-shm")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.close()
+            self._connection = None
+        self._identity = None
+
+    def _disable(self, reason: str) -> None:
+        self._disabled = True
+        self._drop_connection()
+        _warn_once(
+            self.path,
+            "unusable",
+            "index cache %s cannot be used (%s); indexing without a cache",
+            self.directory,
+            reason,
+        )
+
+    def _warn_damaged_row(self) -> None:
+        _warn_once(
+            self.path,
+            "row",
+            "index cache %s holds damaged entries; they are ignored, parsed again and replaced",
+            self.path,
+        )
+
+
+def _ensure_schema(connection: sqlite3.Connection) -> None:
+    """Accept this cache's schema, create it in an empty file, and refuse anything else as damage."""
+    if _schema_state(connection) == "ours":
+        return
+    with _transaction(connection):  # decided again under the write lock: another process may be creating it
+        state = _schema_state(connection)
+        if state == "ours":
+            return
+        if state == "foreign":
+            raise _Damaged("not a cache of this schema")
+        connection.execute(
+            "CREATE TABLE parses"
+            " (key TEXT PRIMARY KEY, data BLOB NOT NULL, names TEXT NOT NULL, crc INTEGER NOT NULL)"
+        )
+        connection.execute(
+            "CREATE TABLE snapshots"
+            " (root TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)"
+        )
+        connection.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+        connection.execute(f"PRAGMA user_version = {_USER_VERSION}")
+
+
+def _schema_state(connection: sqlite3.Connection) -> str:
+    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    user_version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if (application_id, user_version) == (_APPLICATION_ID, _USER_VERSION):
+        return "ours"
+    has_objects = connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+    if application_id == 0 and user_version == 0 and not has_objects:
+        return "empty"
+    return "foreign"
+
+
+def _checksum(*fields: bytes) -> int:
+    """CRC-32 over each field's length and bytes (the lengths keep bytes from moving between fields)."""
+    crc = 0
+    for field in fields:
+        crc = zlib.crc32(len(field).to_bytes(8, "little"), crc)
+        crc = zlib.crc32(field, crc)
+    return crc
+
+
+def _intact(crc: object, *fields: object) -> bool:
+    if not isinstance(crc, int) or not all(isinstance(field, bytes) for field in fields):
+        return False
+    return _checksum(*fields) == crc  # type: ignore[arg-type]
+
+
+def _is_damage(error: sqlite3.DatabaseError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:  # raised by the sqlite3 module itself about what it read
+        return not isinstance(error, sqlite3.OperationalError)
+    return code & 0xFF in _DAMAGE_CODES
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "SQLite reports damaged text"
+    return str(error) or type(error).__name__
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _warn_once(path: Path, kind: str, message: str, *args: object) -> None:
+    if (str(path), kind) not in _warned:
+        _warned.add((str(path), kind))
+        log.warning(message, *args)
 
 
 class _transaction:
@@ -125,4 +430,8 @@ class _transaction:
         self.connection.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self.connection.execute("COMMIT")
+        else:
+            with contextlib.suppress(sqlite3.Error):  # the error that got us here is the one to report
+                self.connection.execute("ROLLBACK")
