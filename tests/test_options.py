@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,32 @@ def test_shipped_configs_load(name, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     options = parse("--config", str(CONFIGS / name))
     assert options.model
+
+
+@pytest.mark.parametrize("spelling", ["vllm-native", "vllm-native.yaml", "configs/agent/vllm-native.yaml"])
+def test_a_packaged_config_is_found_by_name_from_any_folder(spelling, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the clone's root: the name still resolves, to the package's copy
+    assert parse("--config", spelling) == parse("--config", str(CONFIGS / "vllm-native.yaml"))
+
+
+def test_an_unknown_config_name_lists_the_packaged_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"No such file, nor a packaged agent config .*vllm-native"):
+        parse("--config", "vllm-natve")
+
+
+def test_the_package_carries_every_config_of_the_repository():
+    from importlib.resources import files
+
+    packaged = files("reposearcher_plugin") / "configs"
+    top = Path(__file__).resolve().parent.parent / "configs"
+    assert top.is_symlink() and top.resolve() == Path(str(packaged)).resolve()
+    project = tomllib.loads((top.parent / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["reposearcher_plugin"]
+    shipped = {str(path.relative_to(top.resolve())) for path in top.resolve().rglob("*") if path.is_file()}
+    declared = {
+        str(path.relative_to(top.resolve()))
+        for pattern in patterns
+        for path in top.resolve().glob(pattern.removeprefix("configs/"))
+    }
+    assert shipped == declared

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -562,3 +563,41 @@ def test_image_names_and_rendering():
     )
     assert render_localization({"error": "boom", "locations": ["a.py::f"]}) == ""
     assert render_localization({"found_files": ["a.py"]}) == "Files, most likely first:\n1. a.py"
+
+
+def test_bundle_wheel_builds_from_an_installed_distribution_without_a_checkout(tmp_path, monkeypatch):
+    """Installed from a wheel there is no pyproject.toml beside the package: the wheel source is the
+    installed package plus a pyproject written from the installed metadata (configs included)."""
+    import zipfile
+
+    import reposearcher_plugin
+    from reposearcher_plugin.hosts.swe_agent import _wheel_source
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(reposearcher_plugin.__file__).parent, site / "reposearcher_plugin")
+    monkeypatch.setattr(reposearcher_plugin, "__file__", str(site / "reposearcher_plugin" / "__init__.py"))
+    (tmp_path / "scratch").mkdir()
+    source = _wheel_source(tmp_path / "scratch")
+    project = (source / "pyproject.toml").read_text()
+    assert 'name = "reposearcher-plugin"' in project and "tree-sitter" in project and "litellm" not in project
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "w"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "w").glob("reposearcher_plugin-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "reposearcher_plugin/configs/hosts/swe_agent_localize_first.yaml" in names
+    assert "reposearcher_plugin/hosts/swe_agent_tool.py" in names

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.localizers import RETRIEVAL_MODELS, LocalizerOptions
+from reposearcher_plugin.packaged import config_path, packaged_configs
 from reposearcher_plugin.tools import PROFILES
 
 GIB = 1 << 30
@@ -45,7 +45,9 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--config",
         metavar="YAML",
-        help="localizer options from a YAML mapping of LocalizerOptions fields (see configs/agent/)",
+        help="localizer options: a YAML file of LocalizerOptions fields, or a packaged one by name ("
+        + ", ".join(packaged_configs("agent"))
+        + ")",
     )
     group.add_argument(
         "--model",
@@ -121,9 +123,9 @@ def read_localizer_config(path: str) -> tuple[dict[str, Any], str | None]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(config_path(path, "agent").read_text(encoding="utf-8")) or {}
     except OSError as error:
-        raise ValueError(f"--config {path}: {error.strerror}") from None
+        raise ValueError(f"--config {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
         raise ValueError(f"--config {path}: not valid YAML ({error})") from None
     if not isinstance(data, dict):

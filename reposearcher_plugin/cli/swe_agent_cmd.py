@@ -15,6 +15,7 @@ from reposearcher_plugin.cli.options import (
     select_instances,
     workspace_from_args,
 )
+from reposearcher_plugin.packaged import config_path
 from reposearcher_plugin.tools import PROFILES
 
 LOCAL_DEPLOYMENT_HELP = """\
@@ -193,8 +194,9 @@ def cmd_instances(args: argparse.Namespace) -> int:
     if result.missing:
         print(f"  {len(result.missing)} not localized yet: run the same command again", file=sys.stderr)
     local = "" if args.image_template else " --instances.deployment.type local"
+    config = config_path("swe_agent_localize_first", "hosts")  # the packaged copy: works from any folder
     print(
-        "run: sweagent run-batch --config configs/hosts/swe_agent_localize_first.yaml "
+        f"run: sweagent run-batch --config {config} "
         f"--instances.type file --instances.path {args.out}{local}",
         file=sys.stderr,
     )

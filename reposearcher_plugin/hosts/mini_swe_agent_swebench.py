@@ -37,11 +37,10 @@ from typing import Any
 
 from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.packaged import config_path
 from reposearcher_plugin.workspace import Workspace
 
-DEFAULT_CONFIG = (
-    Path(__file__).resolve().parents[2] / "configs" / "hosts" / "mini_swe_agent_localize_first.yaml"
-)
+DEFAULT_CONFIG = config_path("mini_swe_agent_localize_first", "hosts")
 DEFAULT_AGENT_CLASS = "reposearcher_plugin.hosts.mini_swe_agent.LocalizeFirstAgent"
 # What mini-swe-agent's benchmarks/swebench.yaml sets for the SWE-bench images: commands run in /testbed
 # under a non-login bash that still activates the image's conda env through ~/.bashrc.
@@ -61,10 +60,6 @@ def load_config(specs: Sequence[str | Path] = ()) -> dict[str, Any]:
 
     specs = list(specs)
     if all(isinstance(spec, str) and "=" in spec for spec in specs):
-        if not DEFAULT_CONFIG.is_file():
-            raise FileNotFoundError(
-                f"{DEFAULT_CONFIG} is missing (installed without the repository's configs/?): pass --config"
-            )
         specs.insert(0, DEFAULT_CONFIG)
     return recursive_merge(*(get_config_from_spec(spec) for spec in specs))
 

@@ -454,15 +454,46 @@ def runtime_requirements() -> list[str]:
     return kept
 
 
-def _project_source() -> Path:
+def _wheel_source(scratch: Path) -> Path:
+    """A source tree to build our wheel from: a copy of the checkout's, or, when installed from a wheel
+    (no pyproject.toml beside the package), the installed package with a pyproject.toml written from
+    the installed distribution's metadata. A copy either way: an in-tree build leaves build/ behind."""
+    from importlib import metadata
+
     import reposearcher_plugin
 
-    root = Path(reposearcher_plugin.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file():
-        raise ValueError(
-            f"--wheels builds reposearcher-plugin from its source checkout; none found above {root}"
-        )
-    return root
+    package = Path(reposearcher_plugin.__file__).resolve().parent
+    source = scratch / "src"
+    source.mkdir()
+    shutil.copytree(
+        package, source / "reposearcher_plugin", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file():
+        for name in ("pyproject.toml", "README.md"):
+            if (checkout / name).exists():
+                shutil.copy2(checkout / name, source / name)
+        return source
+    installed = metadata.distribution("reposearcher-plugin")
+    base = [req for req in installed.requires or [] if "extra ==" not in req]  # what the tools import
+    project = [
+        "[build-system]",
+        'requires = ["setuptools>=68"]',
+        'build-backend = "setuptools.build_meta"',
+        "[project]",
+        f"name = {json.dumps(installed.metadata['Name'])}",
+        f"version = {json.dumps(installed.version)}",
+        f"requires-python = {json.dumps(installed.metadata.get('Requires-Python') or '>=3.11')}",
+        f"dependencies = {json.dumps(base)}",
+        "[project.scripts]",
+        'reposearcher = "reposearcher_plugin.cli.main:main"',
+        "[tool.setuptools.packages.find]",
+        'include = ["reposearcher_plugin*"]',
+        "[tool.setuptools.package-data]",
+        'reposearcher_plugin = ["configs/*/*"]',
+    ]
+    (source / "pyproject.toml").write_text("\n".join(project) + "\n", encoding="utf-8")
+    return source
 
 
 def build_wheels(
@@ -472,25 +503,15 @@ def build_wheels(
     platform: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """reposearcher-plugin (built from this checkout) and the wheels its tools need, into ``target``,
-    with the ``requirements.txt`` install.sh reads. Without a target version/platform the wheels fit the
-    Python running this (3.11 on Linux x86-64 matches SWE-agent's ``/root/python3.11``)."""
+    """reposearcher-plugin (built from this checkout or this installation) and the wheels its tools
+    need, into ``target``, with the ``requirements.txt`` install.sh reads. Without a target
+    version/platform the wheels fit the Python running this (3.11 on Linux x86-64 matches SWE-agent's
+    ``/root/python3.11``)."""
     say = log or (lambda _message: None)
     target.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory(prefix="reposearcher-wheel-") as scratch:
-        # build from a copy: an in-tree setuptools build leaves build/ in the checkout
-        source = Path(scratch) / "src"
-        root = _project_source()
-        source.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            if (root / name).exists():
-                shutil.copy2(root / name, source / name)
-        shutil.copytree(
-            root / "reposearcher_plugin",
-            source / "reposearcher_plugin",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        )
+        source = _wheel_source(Path(scratch))
         say("building the reposearcher-plugin wheel")
         _pip([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(target), str(source)])
     requirements = runtime_requirements()
