@@ -265,6 +265,7 @@ def test_failed_clone_says_what_was_tried(tmp_path):
     with pytest.raises(RepositoryNotFound) as error:
         ws.checkout("acme/gone", "main")
     assert f"file://{tmp_path}/no/acme/gone" in str(error.value) and "failed" in str(error.value)
+    assert "put a clone or mirror of it there" in str(error.value)  # --repos-dir was given: say what's next
 
 
 def test_blobs_missing_from_a_mirror_fail_unless_allowed(tmp_path):

@@ -106,9 +106,15 @@ def ensure_clone(clones_dir: Path, repo: str, remote_template: str, looked: list
         )
         if result.returncode != 0:
             where = ", ".join(str(path) for path in looked) or "no repositories directory given"
+            what_to_do = (
+                "Offline, put a clone or mirror of it there (DIR/owner__name or DIR/owner+name), or map the "
+                "name to a fork with --repo-alias."
+                if looked
+                else "Offline, pass --repos-dir with a clone or mirror of it."
+            )
             raise RepositoryNotFound(
                 f"repository {repo} not found locally (looked in {where}) and cloning {url} failed: "
-                f"{last_line(result.stderr)}. Offline, pass --repos-dir with a clone or mirror of it."
+                f"{last_line(result.stderr)}. {what_to_do}"
             )
         # a bare clone fetches no branches on later fetches unless told to
         git(temporary, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*")
