@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -258,6 +260,29 @@ def test_an_answer_that_names_the_escaped_path_keeps_it():
     assert answer.files == [ODD, LITERAL]
     assert answer.locations == [f"{ODD}::Odd.frobnicate", f"{LITERAL}::Literal"]
     assert LocalizationResult("i", "m", locations=answer.locations).to_dict()["found_files"] == [ODD, LITERAL]
+
+
+def test_a_snapshot_missing_the_odd_blob_records_its_repository_path(tmp_path):
+    from reposearcher_plugin.workspace import Workspace
+
+    work = odd_repository(tmp_path / "src")
+    commit = git(work, "rev-parse", "HEAD").strip()
+    mirror = tmp_path / "repos" / "acme+odd"
+    shutil.copytree(work / ".git", mirror)  # loose objects, so one can be taken away
+    blob = (
+        subprocess.run(
+            ["git", "rev-parse", f"{commit}:".encode() + b"pkg/bad_\xff.py"],
+            cwd=work,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    (mirror / "objects" / blob[:2] / blob[2:]).unlink()
+    workspace = Workspace(tmp_path / "repos", cache_dir=tmp_path / "snapshots", online=False)
+    tree = workspace.checkout("acme/odd", commit, allow_missing=True)
+    assert workspace.missing(tree) == [ODD]
 
 
 # --- writers: text a model wrote ---------------------------------------------------------------------
