@@ -29,6 +29,7 @@ from reposearcher_plugin.index.names import (
     path_bytes,
     repo_path,
     repo_path_from_bytes,
+    repo_path_from_git,
     utf8_text,
 )
 from reposearcher_plugin.tools import ToolBox, confine
@@ -283,6 +284,32 @@ def test_a_snapshot_missing_the_odd_blob_records_its_repository_path(tmp_path):
     workspace = Workspace(tmp_path / "repos", cache_dir=tmp_path / "snapshots", online=False)
     tree = workspace.checkout("acme/odd", commit, allow_missing=True)
     assert workspace.missing(tree) == [ODD]
+
+
+def test_gold_from_a_git_patch_names_the_files_as_the_index_does(odd, cache):
+    """git quotes such names in diff headers (``"a/pkg/bad_\\377.py"``, core.quotePath): gold must
+    read them as the same repository path, or a right prediction never matches."""
+    from reposearcher_plugin.evaluation.gold import derive_gold
+    from reposearcher_plugin.evaluation.instances import Instance
+
+    (odd / "pkg" / "café.py").write_text("def brew():\n    return 1\n")
+    commit = commit_all(odd, "café")
+    source = os.path.join(os.fsencode(odd), b"pkg", b"bad_\xff.py")
+    with open(source, "rb") as handle:
+        original = handle.read()
+    with open(source, "wb") as handle:
+        handle.write(original.replace(b"level * 2", b"level * 3"))
+    (odd / "pkg" / "café.py").write_text("def brew():\n    return 2\n")
+    git(odd, "add", "-A")
+    patch = git(odd, "diff", "--cached")
+    assert '"a/pkg/bad_\\377.py"' in patch and '"b/pkg/caf\\303\\251.py"' in patch
+    git(odd, "reset", "-q", "--hard")
+    index = build_index(odd, cache=cache, workers=1)
+    gold = derive_gold(Instance("odd-1", "acme/odd", commit, ISSUE, patch=patch), index)
+    assert gold == [f"{ODD}::Odd.frobnicate", "pkg/café.py::brew"]
+    assert repo_path_from_git('"pkg/caf\\303\\251 \\"x\\".py"') == 'pkg/café "x".py'
+    assert repo_path_from_git('"a/new\\nline\\\\.py"') == r"a/new\x0aline\\.py"
+    assert repo_path_from_git("plain/path.py") == "plain/path.py"
 
 
 # --- writers: text a model wrote ---------------------------------------------------------------------

@@ -24,6 +24,8 @@ from typing import Any
 _NEEDS_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff]")
 _ESCAPE = re.compile(r"\\(\\|x[0-9a-fA-F]{2})?")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_GIT_ESCAPE = re.compile(r'\\([abtnvfr"\\]|[0-3][0-7]{2})?')
+_GIT_CHARACTERS = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -63,6 +65,26 @@ def path_bytes(path: str) -> bytes:
         position = match.end()
     out += path[position:].encode("utf-8", "surrogateescape")
     return bytes(out)
+
+
+def repo_path_from_git(name: str) -> str:
+    """A path as git writes it in a diff header as a repository path. git puts a name holding anything
+    but printable ASCII in double quotes, with C escapes and octal bytes (core.quotePath, the default):
+    ``"pkg/caf\\303\\251.py"``. Anything else is taken as written."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+    out = bytearray()
+    position = 0
+    body = name[1:-1]
+    for match in _GIT_ESCAPE.finditer(body):
+        out += body[position : match.start()].encode("utf-8", "surrogateescape")
+        escape = match.group(1)
+        if escape is None:  # not git's quoting after all
+            return name
+        out += bytes((int(escape, 8) if escape[0].isdigit() else _GIT_CHARACTERS[escape],))
+        position = match.end()
+    out += body[position:].encode("utf-8", "surrogateescape")
+    return repo_path_from_bytes(bytes(out))
 
 
 def os_path(path: str) -> str:
