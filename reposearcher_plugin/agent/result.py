@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, name_of, unique
+from reposearcher_plugin.index.names import utf8_value
 
 TRAJECTORY_FORMAT = "reposearcher-trajectory/1"
 
@@ -63,7 +64,8 @@ class Trajectory:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": TRAJECTORY_FORMAT, **asdict(self)}
+        # UTF-8-clean (index/names.py): whatever a model wrote, every writer of it can encode it
+        return utf8_value({"format": TRAJECTORY_FORMAT, **asdict(self)})
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
@@ -126,4 +128,6 @@ class LocalizationResult:
         }
         if self.error:
             row["error"] = self.error
-        return row
+        # paths are repository paths already (index/names.py); model-written text may still hold a lone
+        # surrogate, which would stop the JSON-lines writer, the MCP transport and every later rerun
+        return utf8_value(row)

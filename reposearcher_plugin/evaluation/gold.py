@@ -46,6 +46,7 @@ from reposearcher_plugin.evaluation import gold_source
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.index import Entity, ParseCache, RepoIndex, build_index, entity_id, innermost
 from reposearcher_plugin.index.languages import module_for, parse_source
+from reposearcher_plugin.index.names import os_path, repo_path_from_git
 from reposearcher_plugin.workspace import Workspace, WorkspaceError
 
 Progress = Callable[[int, int], None]  # (instances done, instances to do)
@@ -114,8 +115,9 @@ def _strip_prefix(name: str, prefix: str) -> str:
 def _file_attributions(
     instance_id: str, patched: unidiff.PatchedFile, index: RepoIndex, include_non_source: bool
 ) -> list[Attribution]:
-    old_path = _strip_prefix(patched.source_file, "a/")
-    new_path = _strip_prefix(patched.target_file, "b/")
+    # as repository paths (index/names.py), which is how the index and every prediction name files
+    old_path = _strip_prefix(repo_path_from_git(patched.source_file), "a/")
+    new_path = _strip_prefix(repo_path_from_git(patched.target_file), "b/")
 
     def whole(note: str) -> list[Attribution]:
         return [Attribution(old_path, "file", 0, "", old_path, 0, note)]
@@ -167,7 +169,7 @@ def _file_attributions(
 
 def _read_base(instance_id: str, index: RepoIndex, path: str) -> str:
     try:
-        data = (index.root / path).read_bytes()
+        data = (index.root / os_path(path)).read_bytes()
     except OSError as error:
         raise GoldError(
             f"{instance_id}: the patch edits {path}, which the base tree {index.root} lacks "

@@ -37,6 +37,7 @@ from typing import Any
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
 from reposearcher_plugin.extras import install_hint
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
+from reposearcher_plugin.index.names import utf8_text
 from reposearcher_plugin.tools import FINAL_TOOLS, Param, ToolArgumentError, ToolBox, ToolSpec, profile_specs
 
 log = logging.getLogger("reposearcher.mcp")
@@ -74,6 +75,10 @@ class ToolOutcome:
 
     texts: tuple[str, ...]
     is_error: bool = False
+
+    def __post_init__(self) -> None:
+        # the transport serializes strictly: one lone surrogate (in an error message, say) ends the server
+        object.__setattr__(self, "texts", tuple(utf8_text(text) for text in self.texts))
 
 
 class ReposearcherService:

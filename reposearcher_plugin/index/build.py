@@ -16,6 +16,7 @@ from pathlib import Path
 from reposearcher_plugin.index.cache import ParseCache
 from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, parse_source, parse_tree
 from reposearcher_plugin.index.model import FileParse, encode_parse
+from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
 from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, name_map
 from reposearcher_plugin.index.walk import DEFAULT_MAX_FILE_BYTES, SourceFile, resolve_root, scan
@@ -230,7 +231,7 @@ def _index_chunk(job: Job) -> list[tuple]:
     for path, module in items:
         # the walk's stat is older than this read: the file may have grown or become a FIFO since
         try:
-            data = read_source(os.path.join(root, path), max_file_bytes)
+            data = read_source(os.path.join(root, os_path(path)), max_file_bytes)
         except NotReadable as refused:
             outcomes.append((path, None, refused.reason))
             continue
@@ -255,7 +256,7 @@ def _parse_only_chunk(job: Job) -> list[tuple]:
     root, _, max_file_bytes, items = job
     for path, module in items:
         try:
-            parse_tree(module, path, read_source(os.path.join(root, path), max_file_bytes))
+            parse_tree(module, path, read_source(os.path.join(root, os_path(path)), max_file_bytes))
         except NotReadable:
             continue  # not parsed by a build either
     return [(path,) for path, _ in items]

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reposearcher_plugin.index.names import slashed
+
 SEPARATOR = "::"
 
 
 def normalize_path(path: str) -> str:
-    """``./a\\b.py`` and ``/a/b.py`` become ``a/b.py``: outputs are relative to the repository root."""
-    path = path.strip().replace("\\", "/")
+    """``./a\\b.py`` and ``/a/b.py`` become ``a/b.py``: outputs are relative to the repository root.
+    Backslashes that escape a non-UTF-8 name (``bad_\\xff.py``, index/names.py) are kept."""
+    path = slashed(path.strip())
     while "//" in path:
         path = path.replace("//", "/")
     while path.startswith("./"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reposearcher_plugin.index.languages import module_for
+from reposearcher_plugin.index.names import repo_path
 from reposearcher_plugin.index.reading import special_kind
 
 # Directories that never hold a repository's own source: VCS data, caches, environments, vendored
@@ -44,7 +45,7 @@ class IndexInputError(ValueError):
 
 @dataclass
 class SourceFile:
-    path: str  # relative to the root, "/"-separated
+    path: str  # relative to the root, "/"-separated, as a repository path (index/names.py)
     module: str  # the language module that parses it
     size: int
     mtime_ns: int
@@ -79,7 +80,8 @@ def scan(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Scan:
             continue
         subdirectories = []
         for entry in entries:
-            relative = prefix + entry.name
+            # the name as a repository path (index/names.py): never a surrogate, whatever the bytes
+            relative = prefix + repo_path(entry.name)
             # The entry type comes from readdir (no system call); only source files are stat'ed.
             try:
                 if entry.is_file(follow_symlinks=False):

@@ -23,6 +23,7 @@ from reposearcher_plugin.evaluation.gold import GoldError, derive_gold
 from reposearcher_plugin.evaluation.instances import DatasetError, Instance, load_instances
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.index.locations import normalize_location, unique
+from reposearcher_plugin.index.names import utf8_value
 from reposearcher_plugin.rl.reward import DATA_SOURCE
 from reposearcher_plugin.rl.toolset import tool_names
 from reposearcher_plugin.tools import RepoTools, profile_specs
@@ -202,7 +203,8 @@ def write_parquet(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
         raise ValueError(f"no rows to write to {path}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(list(rows)), path)
+    # pyarrow refuses a lone surrogate (model-written text): write it as its \\uXXXX escape (index/names.py)
+    pq.write_table(pa.Table.from_pylist([utf8_value(dict(row)) for row in rows]), path)
     return path
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from reposearcher_plugin.index.names import is_escaped_form, os_path, repo_path
+
 MAX_NAME_BYTES = 255  # one path component, as file systems allow
 MAX_PATH_CHARS = 4096
 
@@ -34,14 +36,20 @@ def _drive_letter_outside(root: Path, text: str) -> bool:
 
 
 def confine(root: Path, path: str) -> str:
-    """Return ``path`` as a clean "/"-separated path relative to ``root`` ("" for the root itself).
+    """Return ``path`` as a clean "/"-separated repository path (index/names.py) relative to ``root``
+    ("" for the root itself).
 
-    Accepts what models write (``./a/b.py``, ``a\\b.py``, a trailing slash) and refuses anything that would
-    leave the root, including symlinks that resolve outside it.
+    Accepts what models write (``./a/b.py``, ``a\\b.py``, a trailing slash, a name escaped as the index
+    writes it, ``bad_\\xff.py``) and refuses anything that would leave the root, including symlinks that
+    resolve outside it.
     """
-    text = path.strip().replace("\\", "/")
+    text = _filesystem_form(root, path.strip())
     if not text or text in (".", "./", "/"):
         return ""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        raise PathRefused(f"refused: {quoted(path)} is no file name (it holds a lone surrogate)") from None
     if "\0" in text:
         raise PathRefused(f"refused: {quoted(path)} contains a NUL character")
     if len(text) > MAX_PATH_CHARS:
@@ -71,4 +79,20 @@ def confine(root: Path, path: str) -> str:
         raise PathRefused(f"refused: {quoted(path)} cannot be resolved ({type(error).__name__})") from None
     if resolved != root and root not in resolved.parents:
         raise PathRefused(f"refused: {quoted(path)} resolves outside the repository (through a symlink)")
-    return relative
+    return repo_path(relative)
+
+
+def _filesystem_form(root: Path, text: str) -> str:
+    """``text`` in the form ``os`` functions take. A backslash either belongs to an escape of a repository
+    path (``\\xff``, ``\\\\``) or, as in the Windows paths models write, separates directories. A text whose
+    every backslash is such an escape is read as one, unless only the other reading names something
+    that exists (``arch\\x86``: a directory ``x86`` rather than a file whose name ends in byte 0x86)."""
+    if "\\" not in text:
+        return text
+    windows = text.replace("\\", "/")
+    if not is_escaped_form(text):
+        return windows
+    escaped = os_path(text)
+    if os.path.lexists(os.path.join(root, escaped)) or not os.path.lexists(os.path.join(root, windows)):
+        return escaped
+    return windows

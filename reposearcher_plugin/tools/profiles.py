@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reposearcher_plugin.index import RepoIndex
+from reposearcher_plugin.index.names import utf8_text
 from reposearcher_plugin.tools.repo_tools import RepoTools, ToolFailure
 from reposearcher_plugin.tools.spec import Param, ToolArgumentError, ToolSpec
 
@@ -127,6 +128,11 @@ class Observation:
     tool: str
     text: str
     ok: bool  # False when the call was refused or failed; the text then says why
+
+    def __post_init__(self) -> None:
+        # Every host encodes the text as UTF-8 (MCP, JSON rows, an LLM request): a lone surrogate, which
+        # only an echoed model-written argument can still carry, must not reach them raw.
+        object.__setattr__(self, "text", utf8_text(self.text))
 
 
 def profile_specs(profile: str) -> tuple[ToolSpec, ...]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, Entity, RepoIndex, entity_id
 from reposearcher_plugin.index.lines import shown_line, split_lines
+from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, NotReadable, read_source
 from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
 
@@ -121,7 +122,7 @@ class RepoTools:
         if path in set(self.index.other_files):
             raise ToolFailure(
                 f"{path} is not a source file the index parses; view it with show_code({path!r}, 1, 100)"
-                if (self.root / path).is_file()
+                if self._on_disk(path).is_file()
                 else f"{path} cannot be read"
             )
         close = difflib.get_close_matches(path, list(self.index.files), n=5, cutoff=0.6)
@@ -131,6 +132,10 @@ class RepoTools:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ToolFailure(f"No file {quoted(path)} in the repository.{hint}")
 
+    def _on_disk(self, path: str) -> Path:
+        """Where a repository path (index/names.py: non-UTF-8 bytes escaped) lies on the file system."""
+        return self.root / os_path(path)
+
     def lines(self, path: str) -> list[str]:
         """The lines of ``path`` by the index's line model (``index.lines``), so spans and views agree."""
         cached = self.line_cache.get(path)
@@ -139,7 +144,7 @@ class RepoTools:
         indexed = self.index.files.get(path)
         limit = max(self.max_file_bytes, indexed.size) if indexed is not None else self.max_file_bytes
         try:
-            data = read_source(self.root / path, limit)
+            data = read_source(self._on_disk(path), limit)
         except NotReadable as refused:
             raise ToolFailure(_refusal(path, refused, limit)) from None
         lines = split_lines(data.decode("utf-8", "replace"))
@@ -317,7 +322,7 @@ class RepoTools:
             path = confine(self.root, file)
         except PathRefused as refused:
             raise ToolFailure(str(refused)) from None
-        if path not in self.index.files and not (self.root / path).is_file():
+        if path not in self.index.files and not self._on_disk(path).is_file():
             self.file_arg(file)  # raises with suggestions
         lines = self.lines(path)
         total = len(lines)

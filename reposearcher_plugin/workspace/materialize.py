@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from reposearcher_plugin.index.names import repo_path
 from reposearcher_plugin.workspace.errors import WorkspaceError
 from reposearcher_plugin.workspace.git import git, git_env
 
@@ -40,7 +41,8 @@ class TreeEntry(NamedTuple):
 class Materialized(NamedTuple):
     files: int
     bytes: int  # approximate disk use: every file and directory rounded up to 4 KiB blocks
-    missing: tuple[str, ...] = ()  # paths whose blobs the repository lacks (only with allow_missing)
+    # repository paths (index/names.py) whose blobs the repository lacks (only with allow_missing)
+    missing: tuple[str, ...] = ()
 
 
 def list_tree(git_dir: Path, commit: str) -> list[TreeEntry]:
@@ -112,12 +114,12 @@ def materialize(git_dir: Path, commit: str, target: Path, *, allow_missing: bool
             for entry in blobs:
                 header = out.readline().split()
                 if header[-1:] == [b"missing"] and allow_missing:
-                    missing.append(entry.path)
+                    missing.append(repo_path(entry.path))  # written to a UTF-8 marker file
                     continue
                 if len(header) != 3 or header[1] != b"blob":
                     raise WorkspaceError(
-                        f"object {entry.oid} ({entry.path}) of commit {commit} is missing from {git_dir} "
-                        "(a mirror without its largest blobs?)"
+                        f"object {entry.oid} ({repo_path(entry.path)}) of commit {commit} is missing from "
+                        f"{git_dir} (a mirror without its largest blobs?)"
                     )
                 size = int(header[2])
                 data = out.read(size)
