@@ -363,3 +363,14 @@ def test_paths_escape_name_by_name(names):
 @given(st.text(max_size=30))
 def test_utf8_text_always_encodes(text):
     assert utf8_text(text).encode("utf-8").decode("utf-8") == utf8_text(text)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_swe_bench_predictions_with_surrogates_in_the_patch_are_written(tmp_path, suffix):
+    from reposearcher_plugin.hosts.mini_swe_agent_swebench import Predictions
+
+    predictions = Predictions(tmp_path / f"preds{suffix}")
+    patch = "--- a/bad_\udcff.py\n+++ b/bad_\udcff.py\n"  # what a diff of a non-UTF-8 file decodes to
+    predictions.add({"instance_id": "i1", "model_patch": patch, "model_name_or_path": "m"})
+    text = (tmp_path / f"preds{suffix}").read_text(encoding="utf-8")
+    assert "bad_\\\\udcff.py" in text and predictions.finished() == {"i1"}

@@ -196,8 +196,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
     local = "" if args.image_template else " --instances.deployment.type local"
     config = config_path("swe_agent_localize_first", "hosts")  # the packaged copy: works from any folder
     print(
-        f"run: sweagent run-batch --config {config} "
-        f"--instances.type file --instances.path {args.out}{local}",
+        f"run: sweagent run-batch --config {config} --instances.type file --instances.path {args.out}{local}",
         file=sys.stderr,
     )
     if result.batch.interrupted:

@@ -37,6 +37,7 @@ from typing import Any
 
 from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.index.names import utf8_value
 from reposearcher_plugin.packaged import config_path
 from reposearcher_plugin.workspace import Workspace
 
@@ -92,6 +93,7 @@ class Predictions:
         return set(rows)
 
     def add(self, row: dict[str, Any]) -> None:
+        row = utf8_value(row)  # a patch of a file that is not UTF-8 holds surrogates: UTF-8 cannot write them
         with self.lock:
             if self.jsonl:
                 with self.path.open("a", encoding="utf-8") as handle:
