@@ -109,7 +109,8 @@ def closed_port() -> int:
 
 def mistakes(reposearcher: list[str], work: Path, shared: Path, base_install: bool) -> list[Check]:
     scratch = work / "inputs"
-    scratch.mkdir(exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # a rerun must not find the last run's rows
+    scratch.mkdir()
     (scratch / "empty").mkdir(exist_ok=True)
     repo = scratch / "repo"
     (repo / "shop").mkdir(parents=True, exist_ok=True)
