@@ -301,3 +301,24 @@ def test_ipython_frames_are_read():
         ("~/src/seaborn/_core/plot.py", 1254, "Plotter._setup_scales"),
         ("~/venv/site-packages/django/db/models/query_utils.py", 0, "__and__"),
     ]
+
+
+def test_a_long_issue_is_cut_and_the_evidence_says_so(make_index, monkeypatch):
+    """Past MAX_RANKED_ISSUE_CHARS only the head is ranked (issue 12, item 4): every localizer that ranks
+    (CLI, MCP ``localize``, the OpenHands hook, batch runs) goes through RetrievalLocalizer.rank."""
+    from reposearcher_plugin.agent import retrieval
+    from reposearcher_plugin.agent.localizers import RankingLocalizer
+
+    index = make_index({"pkg/__init__.py": "", "pkg/query.py": QUERYSET})
+    head = "QuerySet.union() drops the ordering\n"
+    tail = "log line with union intersection order_by\n" * 200  # 8,600 characters
+    monkeypatch.setattr(retrieval, "MAX_RANKED_ISSUE_CHARS", 2_000)
+    for plain in (False, True):
+        ranking = RetrievalLocalizer(index, plain=plain).rank(head + tail)
+        cut = ranking.evidence["issue_cut"]
+        assert cut["issue_chars"] == len(head + tail) and 1_500 <= cut["ranked_chars"] <= 2_000
+        assert "only its first" in cut["note"] and (head + tail)[cut["ranked_chars"]] == "\n"
+        assert "issue_cut" not in RetrievalLocalizer(index, plain=plain).rank(head).evidence
+    result = RankingLocalizer("retrieval").localize(index, head + tail, instance_id="long")
+    assert result.trajectory.evidence["issue_cut"]["issue_chars"] == len(head + tail)
+    assert result.locations[0] == "pkg/query.py::QuerySet.union"

@@ -116,6 +116,78 @@ def test_options_ground_truth_forms_and_file_weight():
         RewardConfig.from_options({"metric": "ndcg"})
 
 
+ROW = {"index": 3, "split": "train", "instance_id": "shop__shop-1"}
+
+
+@pytest.mark.parametrize(
+    "ground_truth, field",
+    [
+        ("[not json", "reward_model.ground_truth is not a JSON list"),
+        pytest.param("[" * 5000, "nested too deeply", id="deep-json"),
+        ('["shop/cart.py::Cart", 7]', r"reward_model.ground_truth\[1\] must be an entity id"),
+        ({"shop/cart.py::Cart": 1}, "reward_model.ground_truth must be a list of entity ids, got dict"),
+        (7, "got int"),
+        (np.array(7), "got int"),
+        ([["shop/cart.py::Cart"]], r"ground_truth\[0\] must be an entity id"),
+    ],
+)
+def test_malformed_ground_truth_names_the_row_and_the_field(ground_truth, field):
+    """A dataset error names its row and field; before, it was a bare JSONDecodeError, RecursionError,
+    or a dict's keys were taken for gold without a word (issue 12, item 10)."""
+    with pytest.raises(ValueError, match=field) as raised:
+        compute_score("reposearcher", BOTH, ground_truth, extra_info=ROW)
+    assert str(raised.value).startswith("reward for row 3 of train (shop__shop-1): ")
+
+
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"file_weight": "heavy"}, "extra_info.reward.file_weight must be a number, got 'heavy'"),
+        ({"file_weight": 2}, r"extra_info.reward.file_weight must be within \[0, 1\], got 2"),
+        ({"file_weight": float("nan")}, "file_weight must be a finite number"),
+        ({"file_weight": True}, "file_weight must be a number, got True"),
+        ({"format_penalty": [0.1]}, r"format_penalty must be a number, got \[0.1\]"),
+        ({"max_invalid_calls": "many"}, "max_invalid_calls must be a number"),
+        ({"max_invalid_calls": 2.5}, "max_invalid_calls must be a whole number, 0 or more, got 2.5"),
+        ({"metric": 5}, "extra_info.reward.metric must be a metric name such as ndcg@5, got 5"),
+        ({"metric": "ndcg"}, "extra_info.reward.metric: unknown metric 'ndcg'"),
+    ],
+)
+def test_malformed_reward_options_name_the_row_and_the_field(options, field):
+    """Before: TypeError from ``min(calls, "many")``, ValueError from ``float("heavy")`` with no field
+    named, a bool weight taken as 1.0, NaN accepted (issue 12, item 10)."""
+    with pytest.raises(ValueError, match=field) as raised:
+        compute_score("reposearcher", BOTH, GOLD, extra_info={**ROW, "reward": options})
+    assert "row 3 of train (shop__shop-1)" in str(raised.value)
+    with pytest.raises(ValueError, match=field.replace("extra_info.reward.", "reward_kwargs.")):
+        compute_score("reposearcher", BOTH, GOLD, extra_info=ROW, **options)
+
+
+def test_reward_options_that_are_not_a_mapping_or_rows_without_an_index():
+    with pytest.raises(
+        ValueError, match=r"extra_info\.reward must be a mapping of reward options, got 'ndcg@5'"
+    ):
+        compute_score("reposearcher", BOTH, GOLD, extra_info={"reward": "ndcg@5"})
+    with pytest.raises(ValueError, match=r"^reward for a row without extra_info\.index: "):
+        compute_score("reposearcher", BOTH, "[", extra_info={})
+    with pytest.raises(ValueError, match="extra_info must be a mapping"):
+        compute_score("reposearcher", BOTH, GOLD, extra_info=["index", 3])
+    # numeric strings (command-line overrides) and whole floats still read
+    config = RewardConfig.from_options({"file_weight": "0.5", "max_invalid_calls": 4.0})
+    assert config.file_weight == 0.5 and config.max_invalid_calls == 4
+    assert compute_score("reposearcher", BOTH, np.array("shop/pricing.py::total"))["recall@5"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [float("inf"), float("nan"), -4, "x", np.array([1, 2]), pytest.param(10**400, id="10**400")],
+)
+def test_a_bad_invalid_call_count_counts_nothing_or_is_bounded(reported):
+    """int(float("inf")) raised OverflowError, a negative count was a bonus, 10**400 overflowed float()."""
+    result = compute_score("reposearcher", BOTH, GOLD, extra_info={"invalid_tool_calls": reported})
+    assert 0.0 <= result["invalid_calls"] <= 1e6 and result["score"] == 1.0
+
+
 def test_messages_and_text_agree():
     messages = [
         {"role": "system", "content": "s"},

@@ -1,10 +1,14 @@
 """Reading model replies: tool calls (native function calling or hermes ``<tool_call>`` text) and answers.
 
-One parser for inference, SFT filtering and the RL reward. The answer grammar is the ToolTrain /
-Agentless one — a fenced block of file path lines, each followed by ``function: Class.method``,
-``function: func`` or ``class: C`` lines — and entity ids (``path.py::Class.method``, optionally written
-``Top_1 : path.py::Class.method``). Bad model output never raises: a call that cannot be read becomes a
-:class:`ParsedCall` with an ``error`` the model is shown, an answer that cannot be read is empty and says why.
+One parser for inference, SFT filtering and the RL reward, so it reads any text in linear time: a regular
+expression here never has two ways to match the same characters, and never rescans the rest of the text
+from each of many starting points (``<think>.*?</think>`` did, from every unclosed ``<think>``).
+
+The answer grammar is the ToolTrain / Agentless one — a fenced block of file path lines, each followed
+by ``function: Class.method``, ``function: func`` or ``class: C`` lines — and entity ids
+(``path.py::Class.method``, optionally written ``Top_1 : path.py::Class.method``). Bad model output
+never raises: a call that cannot be read becomes a :class:`ParsedCall` with an ``error`` the model is
+shown, an answer that cannot be read is empty and says why.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from reposearcher_plugin.index.locations import (
     SEPARATOR,
     entity_name_of_line,
     split_location,
-    unique,
 )
 
 TOOL_CALL_OPEN = "<tool_call>"
@@ -28,7 +31,8 @@ TOOL_CALL_CLOSE = "</tool_call>"
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
 _RANK_PREFIX = re.compile(r"^\s*(?:[-*]\s+|\d+[.)]\s+|top[_ ]?\d+\s*[:.)-]\s*)", re.IGNORECASE)
 _PATH = re.compile(r"^[\w.\-/\\]+\.[A-Za-z0-9_]+$")
 
@@ -45,9 +49,12 @@ class ParsedCall:
 
     def key(self) -> str:
         """Identity of a call for spotting repeats: name plus canonical arguments."""
-        if self.arguments is None:
-            return f"{self.name}\0{self.raw_arguments}"
-        return f"{self.name}\0{json.dumps(self.arguments, sort_keys=True)}"
+        if self.arguments is not None:
+            try:
+                return f"{self.name}\0{json.dumps(self.arguments, sort_keys=True)}"
+            except (RecursionError, TypeError, ValueError):  # nested near the decoder's limit
+                pass
+        return f"{self.name}\0{self.raw_arguments}"
 
 
 def load_json(text: str) -> tuple[Any, str | None]:
@@ -188,8 +195,10 @@ def _json_calls(text: str, params_of: Mapping[str, Sequence[str]]) -> list[tuple
 
 def _list_start(text: str, brace: int) -> int:
     """Where a JSON list holding the object at ``brace`` begins (``[{"name": ...}, ...]``), else ``brace``."""
-    before = text[:brace].rstrip()
-    return len(before) - 1 if before.endswith("[") else brace
+    before = brace
+    while before > 0 and text[before - 1].isspace():  # no copy of the text before: it may be megabytes
+        before -= 1
+    return before - 1 if before > 0 and text[before - 1] == "[" else brace
 
 
 def _name_and_arguments(item: Any, params_of: Mapping[str, Sequence[str]]) -> tuple[str, Any] | None:
@@ -205,8 +214,9 @@ def _name_and_arguments(item: Any, params_of: Mapping[str, Sequence[str]]) -> tu
     return name, raw
 
 
+# the trailing blanks are possessive: ``[ \t]*;?[ \t]*`` could split a run of them in every way (quadratic)
 _PY_CALL_LINE = re.compile(
-    r"^[ \t]*`{0,3}(?:[A-Za-z_]\w*\.)?([A-Za-z_]\w*)\(.*\)`{0,3}[ \t]*;?[ \t]*$", re.MULTILINE
+    r"^[ \t]*`{0,3}(?:[A-Za-z_]\w*\.)?([A-Za-z_]\w*)\(.*\)`{0,3}[ \t]*+;?[ \t]*+$", re.MULTILINE
 )
 
 
@@ -251,6 +261,10 @@ def _python_call(line: str, params_of: Mapping[str, Sequence[str]]) -> tuple[str
     return name, arguments
 
 
+# possessive: a fence's info string and the blanks after it cannot trade characters (quadratic on blanks)
+_EMPTY_FENCE = re.compile(r"```[^\n`]*+\s*+```")
+
+
 def _cut_spans(text: str, spans: list[tuple[int, int]]) -> str:
     """The text without the given spans, and without fences left empty by the cut."""
     parts, position = [], 0
@@ -259,9 +273,7 @@ def _cut_spans(text: str, spans: list[tuple[int, int]]) -> str:
             parts.append(text[position:start])
             position = end
     parts.append(text[position:])
-    rest = "".join(parts)
-    rest = re.sub(r"```[^\n`]*\s*```", "", rest)
-    return rest.strip()
+    return _EMPTY_FENCE.sub("", "".join(parts)).strip()
 
 
 def _guess_name(body: str) -> str:
@@ -293,13 +305,29 @@ class Answer:
         return not (self.files or self.locations)
 
 
+def drop_thinking(text: str) -> str:
+    """The text without its ``<think>...</think>`` sections; an unclosed ``<think>`` and what follows it
+    stay. Found with ``str.find``: when one ``<think>`` has no close after it, no later one has either,
+    so the scan stops there instead of looking for a close from every later ``<think>``."""
+    kept: list[str] = []
+    position = 0
+    while (start := text.find(THINK_OPEN, position)) >= 0:
+        end = text.find(THINK_CLOSE, start + len(THINK_OPEN))
+        if end < 0:
+            break
+        kept.append(text[position:start])
+        position = end + len(THINK_CLOSE)
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def answer_blocks(text: str) -> tuple[list[str], bool]:
     """The places an answer may be written, last first, and whether any was fenced.
 
     ``<think>`` sections are dropped (reasoning quotes candidates it then rejects); an ``<answer>`` tag
     narrows the search; fenced blocks are preferred, and only without one is the bare text read.
     """
-    text = _THINK.sub("", text)
+    text = drop_thinking(text)
     tagged = _ANSWER_TAG.findall(text)
     if tagged:
         text = tagged[-1]
@@ -326,16 +354,29 @@ def parse_answer(text: str) -> Answer:
     return Answer(problem=problem)
 
 
+# Every ``function:`` line repeats its file's path, so without bounds a long "path" and many such lines
+# made the answer quadratically larger than the reply (a 100 KB reply could yield 200 MB of locations).
+MAX_PATH_CHARS = 1024  # no repository path comes near; Windows' MAX_PATH is 260
+MAX_ANSWER_ITEMS = 1000  # files, and locations: an answer ranks a handful; the rest is not read
+
+
 def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
     """Agentless lines (path, then ``function:`` / ``class:`` lines) and entity ids, in written order.
 
     ``strict`` (used for unfenced prose) accepts only lines that are nothing but a location, so that
-    sentences which merely mention a file are not taken for an answer.
+    sentences which merely mention a file are not taken for an answer. At most MAX_ANSWER_ITEMS files
+    and as many locations are read (``problem`` says when there were more).
     """
-    files: list[str] = []
-    locations: list[str] = []
+    files: dict[str, None] = {}  # in order, each once
+    locations: dict[str, None] = {}
     current: str | None = None
     for raw in lines:
+        if len(files) >= MAX_ANSWER_ITEMS or len(locations) >= MAX_ANSWER_ITEMS:
+            return Answer(
+                files=list(files),
+                locations=list(locations),
+                problem=f"the answer reached {MAX_ANSWER_ITEMS:,} files or locations; no more were read",
+            )
         # quoted and comma-separated (a JSON list written line by line) reads the same
         line = _RANK_PREFIX.sub("", raw.strip().strip("`").rstrip(",").strip().strip("\"'")).strip()
         if not line:
@@ -343,16 +384,16 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
         name = entity_name_of_line(line)
         if name is not None:  # a keyword line: function: / class: / method: / variable: ...
             if name and current is not None:
-                locations.append(f"{current}{SEPARATOR}{name}")
+                locations[f"{current}{SEPARATOR}{name}"] = None
             continue
         path, qualname = split_location(line if strict else line.split()[0])
         if not _looks_like_path(path):
             continue
-        files.append(path)
+        files[path] = None
         current = path
         if qualname:
-            locations.append(f"{path}{SEPARATOR}{qualname}")
-    return Answer(files=unique(files), locations=unique(locations))
+            locations[f"{path}{SEPARATOR}{qualname}"] = None
+    return Answer(files=list(files), locations=list(locations))
 
 
 _MAX_JSON_ANSWER = 200_000  # characters; a longer block is read line by line
@@ -376,4 +417,4 @@ def _json_locations(block: str) -> list[str] | None:
 
 
 def _looks_like_path(text: str) -> bool:
-    return bool(_PATH.match(text)) and not text.startswith(".")
+    return len(text) <= MAX_PATH_CHARS and bool(_PATH.match(text)) and not text.startswith(".")

@@ -17,10 +17,11 @@ sample to return the same keys, so the result always holds the same float-valued
 
 from __future__ import annotations
 
-import json
+import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from reposearcher_plugin.agent.parse import (
@@ -42,6 +43,7 @@ SUBMIT = "submit"
 _SPECIAL = re.compile(r"<\|im_end\|>|<\|im_start\|>|<\|endoftext\|>|<\|eot_id\|>")
 _RESPONSE_OPEN = "<tool_response>"
 _RESPONSE_END = re.compile(r"</tool_response>(?=\s*(?:<tool_response>|assistant\n|user\n|\Z))")
+_NEXT_RESPONSE = re.compile(r"\s*<tool_response>")
 _ROLE_HEADER = re.compile(r"^\s*(?:assistant|user)\n")
 
 
@@ -56,22 +58,74 @@ class RewardConfig:
     max_invalid_calls: int = 10  # the penalty stops growing here, so one bad rollout cannot swamp a batch
 
     @classmethod
-    def from_options(cls, *sources: Mapping[str, Any] | None) -> RewardConfig:
-        """Later sources win; unknown keys are ignored (extra_info carries much else)."""
-        known = {item.name: item.type for item in fields(cls)}
+    def from_options(cls, *sources: Mapping[str, Any] | None, prefixes: Sequence[str] = ()) -> RewardConfig:
+        """Later sources win; unknown keys are ignored (extra_info carries much else). A bad value is a
+        ValueError naming its field: ``prefixes`` (one per source, e.g. ``extra_info.reward.``) say where
+        each source came from."""
         values: dict[str, Any] = {}
-        for source in sources:
-            for key, value in (source or {}).items():
-                if key in known and value is not None:
-                    values[key] = value
-        config = cls(**values)
-        try:
-            parse_metric(config.metric)
-        except MetricError as error:
-            raise ValueError(f"reward metric: {error}") from None
-        if not 0.0 <= float(config.file_weight) <= 1.0:
-            raise ValueError(f"reward file_weight must be within [0, 1], got {config.file_weight}")
-        return config
+        for number, source in enumerate(sources):
+            prefix = prefixes[number] if number < len(prefixes) else "reward "
+            if source is None:
+                continue
+            if not isinstance(source, Mapping):
+                where = prefix.rstrip(". ") or "reward options"
+                raise ValueError(f"{where} must be a mapping of reward options, got {_shown(source)}")
+            for key, value in source.items():
+                if key in _OPTION_READERS and value is not None:
+                    values[key] = _OPTION_READERS[key](f"{prefix}{key}", value)
+        return cls(**values)
+
+
+def _metric_option(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a metric name such as ndcg@5, got {_shown(value)}")
+    try:
+        parse_metric(value)
+    except MetricError as error:
+        raise ValueError(f"{name}: {error}") from None
+    return value
+
+
+def _number_option(name: str, value: Any) -> float:
+    # numeric strings pass (command-line overrides); bools do not: True is no weight anyone meant
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise ValueError(f"{name} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number, got {_shown(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {_shown(value)}")
+    return number
+
+
+def _weight_option(name: str, value: Any) -> float:
+    number = _number_option(name, value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be within [0, 1], got {_shown(value)}")
+    return number
+
+
+def _count_option(name: str, value: Any) -> int:
+    number = _number_option(name, value)
+    if number < 0 or not number.is_integer():
+        raise ValueError(f"{name} must be a whole number, 0 or more, got {_shown(value)}")
+    return int(number)
+
+
+_OPTION_READERS = {
+    "metric": _metric_option,
+    "file_weight": _weight_option,
+    "format_penalty": _number_option,
+    "invalid_call_penalty": _number_option,
+    "max_invalid_calls": _count_option,
+}
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short (a dataset cell can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 @dataclass
@@ -101,8 +155,9 @@ def assistant_turns(solution_str: str) -> tuple[list[str], bool]:
         turns.append(_strip_header(_drop_user_header(text[position:start])))
         end = None
         for end_match in _RESPONSE_END.finditer(text, start):
-            following = text[end_match.end() :].lstrip()
-            if not following.startswith(_RESPONSE_OPEN):
+            # the next block of the same user turn, matched in place: a copy of the rest of the text
+            # per tool result made this quadratic in the number of results
+            if not _NEXT_RESPONSE.match(text, end_match.end()):
                 end = end_match
                 break
         if end is None:  # cut off inside a tool result: no final turn
@@ -186,19 +241,28 @@ def answer_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Answer,
     return read_answer(text, submitted), invalid
 
 
-def gold_items(ground_truth: Any) -> list[str]:
-    """Gold as verl hands it over: a list, a numpy array, or a JSON string of a list."""
+def gold_items(ground_truth: Any, name: str = "ground truth") -> list[str]:
+    """Gold as verl hands it over: a list, a numpy array, or a JSON string of a list. Anything else is a
+    ValueError that says what is wrong with the field ``name``."""
+    if hasattr(ground_truth, "tolist"):  # a numpy array (a 0-d one holds a plain value)
+        ground_truth = ground_truth.tolist()
     if isinstance(ground_truth, str):
         text = ground_truth.strip()
         if text.startswith("["):
-            ground_truth = json.loads(text)
+            ground_truth, problem = load_json(text)
+            if problem:
+                raise ValueError(f"{name} is not a JSON list of entity ids ({problem})")
         else:
             ground_truth = [item for item in re.split(r"[\n,]", text) if item.strip()]
-    if hasattr(ground_truth, "tolist"):
-        ground_truth = ground_truth.tolist()
-    if not isinstance(ground_truth, Iterable):
-        raise ValueError(f"ground truth must be a list of entity ids, got {type(ground_truth).__name__}")
-    return unique(normalize_location(str(item)) for item in ground_truth if str(item).strip())
+    if isinstance(ground_truth, (Mapping, bytes)) or not isinstance(ground_truth, Iterable):
+        raise ValueError(f"{name} must be a list of entity ids, got {type(ground_truth).__name__}")
+    items: list[str] = []
+    for number, item in enumerate(ground_truth):
+        if not isinstance(item, str):
+            raise ValueError(f"{name}[{number}] must be an entity id (a string), got {_shown(item)}")
+        if item.strip():
+            items.append(normalize_location(item))
+    return unique(items)
 
 
 def score_answer(
@@ -245,16 +309,43 @@ def compute_score(
     Options come from ``reward_kwargs`` (``kwargs``) and, per row, from ``extra_info["reward"]`` (a
     mapping; row options win). ``extra_info["invalid_tool_calls"]`` (what a tool adapter stores in the
     agent loop's ``extra_fields``, which verl merges into ``extra_info``) adds to the unreadable calls
-    found in the text.
+    found in the text. A malformed row (its ground truth, its reward options) is a ValueError that names
+    the row (``extra_info`` index, split and instance id) and the field.
     """
-    extra_info = extra_info or {}
-    row_options = extra_info.get("reward") if isinstance(extra_info.get("reward"), Mapping) else None
-    config = RewardConfig.from_options(kwargs, row_options)
+    if extra_info is None:
+        extra_info = {}
+    if not isinstance(extra_info, Mapping):
+        raise ValueError(f"reward: extra_info must be a mapping, got {_shown(extra_info)}")
+    try:
+        config = RewardConfig.from_options(
+            kwargs, extra_info.get("reward"), prefixes=("reward_kwargs.", "extra_info.reward.")
+        )
+        gold = gold_items(ground_truth, "reward_model.ground_truth")
+    except ValueError as error:
+        # a dataset error: say which row, so that it can be found and fixed
+        raise ValueError(f"reward for {_row_label(extra_info)}: {error}") from None
     final = final_turn(solution_str)
     answer = read_answer(final.text, final.submitted)
-    reported = extra_info.get("invalid_tool_calls") or 0
+    return score_answer(answer, gold, config, final.invalid_calls + _reported_calls(extra_info))
+
+
+def _row_label(extra_info: Mapping[str, Any]) -> str:
+    """``row 12 of train (django__django-11099)`` from what the dataset builder put in extra_info."""
+    values = (extra_info.get(key) for key in ("index", "split", "instance_id"))
+    index, split, instance = ("" if value is None else str(value) for value in values)
+    label = f"row {index[:40]}" if index else "a row without extra_info.index"
+    if split:
+        label += f" of {split[:40]}"
+    if instance:
+        label += f" ({instance[:100]})"
+    return label
+
+
+def _reported_calls(extra_info: Mapping[str, Any]) -> int:
+    """``extra_info["invalid_tool_calls"]`` as a count; what is not one (or is negative) counts 0, and a
+    count past any rollout's (10**6) counts that much, so that it stays a float."""
+    reported = extra_info.get("invalid_tool_calls")
     try:
-        reported = int(reported)
-    except (TypeError, ValueError):
-        reported = 0
-    return score_answer(answer, gold_items(ground_truth), config, final.invalid_calls + reported)
+        return min(max(0, int(reported or 0)), 10**6)
+    except (TypeError, ValueError, OverflowError):  # an array's truth value; int(float("inf"))
+        return 0
