@@ -38,6 +38,7 @@ class ScriptedLLM(litellm.CustomLLM):
                 "messages": kwargs["messages"],
                 "tools": options.get("tools"),
                 "tool_choice": options.get("tool_choice"),
+                "max_tokens": options.get("max_tokens"),
             }
         )
         if not self.replies:

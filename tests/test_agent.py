@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reposearcher_plugin.agent.loop import REPEATED_NOTE, Agent, AgentConfig
+from reposearcher_plugin.agent.loop import ANSWER_MAX_TOKENS, REPEATED_NOTE, Agent, AgentConfig
 from reposearcher_plugin.agent.policy import LiteLLMPolicy
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from tests.scripted_llm import litellm, scripted_model
@@ -163,6 +163,8 @@ def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
     assert handler.requests[2]["tools"] == handler.requests[1]["tools"] is not None
     earlier = handler.requests[1]["messages"]
     assert handler.requests[2]["messages"][: len(earlier)] == earlier
+    # the answer turn's reply is capped: a small model rambling to the search cap outlasts its grace
+    assert handler.requests[1]["max_tokens"] == 4096 and handler.requests[2]["max_tokens"] == ANSWER_MAX_TOKENS
     assert "Do not call any more tools" in handler.requests[2]["messages"][-1]["content"]
     assert result.locations[0] == "shop/pricing.py::total"
     assert "budget spent" in result.trajectory.steps[-1].note

@@ -46,6 +46,9 @@ DROPPED_OBSERVATION = (
 STALLED = (
     "Your last {turns} replies only repeated earlier calls or made calls that failed, so the search is over."
 )
+# an answer of ten entity ids and a reason fits in ~250 tokens; a small model that rambles to a 1,024-token
+# cap in the answer turn (at ~14 tokens/s on a CPU) would outlast the answer turn's grace
+ANSWER_MAX_TOKENS = 512
 ANSWER_ONLY = "Reply with nothing but the final answer: one ``` block of locations.\n{answer_format}"
 NOT_IN_REPOSITORY = (
     "None of the locations in your answer exist in this repository: {paths}. Do not guess paths: search "
@@ -301,7 +304,11 @@ class _Run:
             wire = chat.to_wire(conversation[start:], self.config.tool_format)
             try:
                 reply = self.policy.complete(
-                    wire, tools, deadline=self._deadline(with_tools), allow_calls=with_tools
+                    wire,
+                    tools,
+                    deadline=self._deadline(with_tools),
+                    allow_calls=with_tools,
+                    max_tokens=None if with_tools else ANSWER_MAX_TOKENS,
                 )
                 break
             except PolicyError as error:

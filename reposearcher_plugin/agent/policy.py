@@ -47,6 +47,7 @@ class Policy(Protocol):
         tools: list[dict[str, Any]] | None,
         deadline: float | None = None,
         allow_calls: bool = True,
+        max_tokens: int | None = None,
     ) -> Reply: ...
 
 
@@ -126,18 +127,20 @@ class LiteLLMPolicy:
         tools: list[dict[str, Any]] | None,
         deadline: float | None = None,
         allow_calls: bool = True,
+        max_tokens: int | None = None,
     ) -> Reply:
-        """One reply. ``deadline`` (a ``time.perf_counter()`` value) bounds the request and its retries:
-        on a slow local server one reply can take longer than the whole run may, and a retry after a
-        timeout would pay the same cost again. ``allow_calls=False`` still sends ``tools`` (with
-        ``tool_choice="none"``): the prompt then starts as the search turns' did, so a server's prefix
-        cache serves it, and the model sees the tool list it was trained with."""
+        """One reply, of at most ``max_tokens`` (when given, under the policy's own cap). ``deadline`` (a
+        ``time.perf_counter()`` value) bounds the request and its retries: on a slow local server one reply
+        can take longer than the whole run may, and a retry after a timeout would pay the same cost again.
+        ``allow_calls=False`` still sends ``tools`` (with ``tool_choice="none"``): the prompt then starts
+        as the search turns' did, so a server's prefix cache serves it, and the model sees the tool list
+        it was trained with."""
         litellm = import_litellm()
         request: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": self.temperature,
-            "max_tokens": self.max_output_tokens,
+            "max_tokens": min(self.max_output_tokens, max_tokens or self.max_output_tokens),
             "timeout": self.timeout_s,
             "num_retries": 0,  # retries are ours, so that they are counted and backed off the same way
             "max_retries": 0,  # ... and not the OpenAI client's either (2 hidden retries by default)
