@@ -386,6 +386,8 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
             if name and current is not None:
                 locations[f"{current}{SEPARATOR}{name}"] = None
             continue
+        if "." not in line:  # a path has a suffix: the cheap test first (a reply can be many lines)
+            continue
         path, qualname = split_location(line if strict else line.split()[0])
         if not _looks_like_path(path):
             continue
