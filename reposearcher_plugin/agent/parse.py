@@ -378,13 +378,18 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
                 problem=f"the answer reached {MAX_ANSWER_ITEMS:,} files or locations; no more were read",
             )
         # quoted and comma-separated (a JSON list written line by line) reads the same
-        line = _RANK_PREFIX.sub("", raw.strip().strip("`").rstrip(",").strip().strip("\"'")).strip()
+        line = raw.strip().strip("`").rstrip(",").strip().strip("\"'")
+        if rank := _RANK_PREFIX.match(line):  # a match at the start, not a search through the line
+            line = line[rank.end() :]
+        line = line.strip()
         if not line:
             continue
         name = entity_name_of_line(line)
         if name is not None:  # a keyword line: function: / class: / method: / variable: ...
             if name and current is not None:
                 locations[f"{current}{SEPARATOR}{name}"] = None
+            continue
+        if "." not in line:  # a path has a suffix: the cheap test first (a reply can be many lines)
             continue
         path, qualname = split_location(line if strict else line.split()[0])
         if not _looks_like_path(path):
