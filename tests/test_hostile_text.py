@@ -304,8 +304,8 @@ def test_many_unclosed_think_tags():
 
 
 def test_a_user_turn_of_many_tool_results():
-    """One user turn of 60,000 tool results (2.2 MB): about 7 s before (a copy of the rest of the text per
-    result), tens of milliseconds now."""
+    """One user turn of 60,000 tool results (2.2 MB): a copy of the rest of the text per result before,
+    1.7 s for 30,000 of them, so about 7 s here; tens of milliseconds now."""
     results = "<tool_response>\nok\n</tool_response>\n" * 60_000
     rollout = f"assistant\nlooking\nuser\n{results}assistant\n```\npkg/mod.py::Cls.meth\n```"
     turns, truncated = assistant_turns(rollout)
@@ -349,7 +349,8 @@ def test_blanks_after_a_fence_left_by_a_cut_call():
 
 
 def test_a_path_of_many_dot_slashes():
-    """``./`` 300,000 times before a file name: about 5 s before (a slice per ``./``), 30 ms now."""
+    """``./`` 300,000 times before a file name: a slice per ``./`` before, 2.2 s for 200,000 of them, so
+    about 5 s here; 30 ms now."""
     written = "./" * 300_000 + "pkg/mod.py"
     assert normalize_path(written) == "pkg/mod.py"
     assert parse_answer(f"```\n{written}\n```").files == ["pkg/mod.py"]
