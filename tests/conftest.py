@@ -5,8 +5,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
+
+# time budgets are a benchmark's job (eval/), never a test's: hypothesis' 200 ms per-example deadline only
+# makes property tests fail on a loaded machine
+settings.register_profile("reposearcher", deadline=None)
+settings.load_profile("reposearcher")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # a clone without ../shared beside it (a newcomer's checkout) skips these and says why, instead of failing
