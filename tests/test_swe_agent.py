@@ -318,9 +318,16 @@ async def _session_run(runtime: Any, command: str, timeout: float = 60) -> tuple
 
 
 @pytest.mark.skipif(not OLD_PYTHON.exists(), reason="needs pyenv's Python 3.8")
-def test_bundle_installs_and_runs_in_swe_rex_with_an_old_python_first(repo, tmp_path):
+def test_bundle_installs_and_runs_in_swe_rex_with_an_old_python_first(repo, tmp_path, monkeypatch):
     from swerex.deployment.local import LocalDeployment
     from swerex.runtime.abstract import CreateBashSessionRequest, UploadRequest
+
+    # swe-rex's session is an interactive bash: it must not read the user's start-up files (a pyenv
+    # PROMPT_COMMAND in ~/.bashrc printed "pyenv: command not found" into every tool output here)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for variable in ("PROMPT_COMMAND", "BASH_ENV", "ENV"):
+        monkeypatch.delenv(variable, raising=False)
 
     bundle = write_bundle(tmp_path / "build" / "reposearcher")
     config = yaml.safe_load((bundle / "config.yaml").read_text())
