@@ -123,6 +123,7 @@ def mistakes(reposearcher: list[str], work: Path, shared: Path, base_install: bo
     dataset, gold = str(lite / "test.jsonl"), str(lite / "gold_functions.json")
     preds = str(REPO / "eval" / "results" / "lite_retrieval" / "retrieval.jsonl")
     local = ["localize", "--repo", str(repo), "--issue", str(issue)]
+    eval_loc = [*reposearcher, "eval", "loc", "--dataset", dataset, "--gold", gold]
     refused = f"http://127.0.0.1:{closed_port()}/v1"
     checks = [
         Check("--version", [*reposearcher, "--version"], 0, "reposearcher "),
@@ -148,13 +149,7 @@ def mistakes(reposearcher: list[str], work: Path, shared: Path, base_install: bo
         Check(
             "--plot x.txt",
             [
-                *reposearcher,
-                "eval",
-                "loc",
-                "--dataset",
-                dataset,
-                "--gold",
-                gold,
+                *eval_loc,
                 "--predictions",
                 preds,
                 "--plot",
