@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -146,12 +147,15 @@ def test_malformed_and_unknown_calls_get_errors_the_model_can_fix(index):
     assert result.locations[0] == "shop/pricing.py::total"
 
 
-def test_repeated_call_returns_earlier_observation_with_note(index):
+def test_repeated_call_is_answered_with_a_note_not_its_result_again(index):
+    """The earlier result is still in the conversation: sending it again only grows the prompt."""
     call = ("search_function", {"function_name": "discount"})
-    result, _ = run(index, [{"tool_calls": [call]}, {"tool_calls": [call]}, ANSWER])
+    result, handler = run(index, [{"tool_calls": [call]}, {"tool_calls": [call]}, ANSWER])
     first, second = observations(result)
-    assert second == f"{first}\n{REPEATED_NOTE}"
+    assert "def discount" in first and second == REPEATED_NOTE
     assert result.trajectory.steps[1].calls[0].repeated
+    last_request = [m.get("content") or "" for m in handler.requests[-1]["messages"]]
+    assert sum("def discount" in text for text in last_request) == 1
 
 
 def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
@@ -164,7 +168,9 @@ def test_budget_exhaustion_gives_one_last_turn_without_tools(index):
     earlier = handler.requests[1]["messages"]
     assert handler.requests[2]["messages"][: len(earlier)] == earlier
     # the answer turn's reply is capped: a small model rambling to the search cap outlasts its grace
-    assert handler.requests[1]["max_tokens"] == 4096 and handler.requests[2]["max_tokens"] == ANSWER_MAX_TOKENS
+    assert (
+        handler.requests[1]["max_tokens"] == 4096 and handler.requests[2]["max_tokens"] == ANSWER_MAX_TOKENS
+    )
     assert "Do not call any more tools" in handler.requests[2]["messages"][-1]["content"]
     assert result.locations[0] == "shop/pricing.py::total"
     assert "budget spent" in result.trajectory.steps[-1].note
@@ -477,3 +483,31 @@ def test_an_invented_answer_is_sent_back_to_search_once(index):
     result, handler = run(index, [submitted, correct])
     assert "src/shop/checkout.py" in handler.requests[1]["messages"][-1]["content"]
     assert result.locations == ["shop/pricing.py::total"]
+
+
+def test_trimming_goes_below_the_budget_so_the_prompt_prefix_stays_put(make_index):
+    """Once a request outgrows the window, enough old observations go that the next turns fit as they
+    are: dropping just enough would change the prompt's prefix (and lose the server's prompt cache)
+    on every turn."""
+    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+
+    big = make_index({"big.py": "".join(f"def f{n}(value):\n    return value + {n}\n\n" for n in range(400))})
+    views = [
+        {"tool_calls": [("show_code", {"file": "big.py", "start_line": 1 + 40 * n, "end_line": 40 + 40 * n})]}
+        for n in range(10)
+    ]
+    # the prompt and schemas take ~1,500 tokens, each view ~300; the budget is 2,936 (the window less
+    # the reply's room): about five views fit, and each trim makes room for about three more
+    model, handler = scripted_model([*views, ANSWER], chars_per_token=4)
+    policy = LiteLLMPolicy(model, retries=0, backoff_s=0.0)
+    Agent(policy, AgentConfig(context_window=6000, max_turns=20)).localize(big, ISSUE, instance_id="big")
+
+    def dropped_mask(request: dict) -> tuple[bool, ...]:
+        return tuple(
+            m.get("content") == DROPPED_OBSERVATION for m in request["messages"] if m["role"] == "tool"
+        )
+
+    masks = [dropped_mask(request) for request in handler.requests]
+    changes = [i for i in range(1, len(masks)) if masks[i][: len(masks[i - 1])] != masks[i - 1]]
+    assert len(changes) >= 2, changes
+    assert all(later - earlier > 1 for earlier, later in itertools.pairwise(changes)), changes

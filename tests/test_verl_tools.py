@@ -454,8 +454,8 @@ def test_2048_concurrent_calls_across_repositories(repos, tmp_path, max_cached):
 
 
 def test_repeated_call_in_a_trajectory_answers_as_inference(repos, tmp_path):
-    """Within one trajectory (one AgentData) an identical call returns the earlier observation with the
-    inference loop's note; another trajectory runs it afresh."""
+    """Within one trajectory (one AgentData) an identical call gets the inference loop's note instead of
+    its result again; another trajectory runs it afresh."""
     from reposearcher_plugin.agent.loop import REPEATED_NOTE
 
     repos_dir, commits = repos
@@ -480,7 +480,7 @@ def test_repeated_call_in_a_trajectory_answers_as_inference(repos, tmp_path):
     expected = box.call("search_function", {"function_name": "purge"}).text
     assert asyncio.run(run(first, "search_function", {"function_name": "purge"})) == expected
     again = asyncio.run(run(first, "search_function", {"function_name": "purge"}))
-    assert again == f"{expected}\n{REPEATED_NOTE}"
+    assert again == REPEATED_NOTE
     assert asyncio.run(run(second, "search_function", {"function_name": "purge"})) == expected
     # a failed call is not remembered: correcting nothing and retrying runs it again
     bad = {"file": "shop/nope.py", "start_line": 1, "end_line": 2}

@@ -1,14 +1,15 @@
 """The search loop: ask the model, run its tool calls, repeat until it answers or a budget runs out.
 
-Every reply's tool calls run (up to a cap), in order. A call identical to an earlier one gets the
-earlier observation back with a note; a call that cannot be run (bad JSON, unknown tool, wrong
-arguments) gets an error observation the model can act on. When a budget (turns, tokens, wall time)
-runs out, or the model stalls (turn after turn of repeated or failing calls), the model gets one last
-turn, without tools, to answer, and one more that asks for nothing but the answer. Old observations
-are dropped before the conversation outgrows the model's context window. Weak models still end
-without an answer: then the locations their tool calls returned, ranked by the offline default, are
-the result, and the trajectory says so. An LLM failure that survives the policy's retries ends the run
-with the error recorded; the result keeps whatever was found before.
+Every reply's tool calls run (up to a cap), in order. A call identical to an earlier one is not run
+again: it gets a note that its result is already in the conversation. A call that cannot be run (bad
+JSON, unknown tool, wrong arguments) gets an error observation the model can act on. When a budget
+(turns, tokens, wall time) runs out, or the model stalls (turn after turn of repeated or failing
+calls), the model gets one last turn, without tools, to answer, and one more that asks for nothing
+but the answer. Old observations are dropped before the conversation outgrows the model's context
+window. Weak models still end without an answer: then the locations their tool calls returned,
+ranked by the offline default, are the result, and the trajectory says so. An LLM failure that
+survives the policy's retries ends the run with the error recorded; the result keeps whatever was
+found before.
 """
 
 from __future__ import annotations
@@ -35,9 +36,14 @@ from reposearcher_plugin.index import RepoIndex
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, split_location
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
 
+# A repeated call gets this note alone, not its earlier result again: that result is still in the
+# conversation (a dropped one is forgotten, so its call runs afresh), and weak models that repeat whole
+# turns of calls would otherwise grow the prompt by thousands of tokens a turn for nothing (measured
+# with a 0.5B on llama.cpp: three turns of the same nine calls took the prompt from 4k to 11k tokens).
 REPEATED_NOTE = (
-    "[Note: you already made this exact call; its earlier result is repeated here. Repeating a call "
-    "brings nothing new: call another tool or other arguments, or give your final answer.]"
+    "[Not run again: you already made this exact call, and its result is unchanged in the conversation "
+    "above. Repeating a call brings nothing new: call another tool or other arguments, or give your "
+    "final answer.]"
 )
 DROPPED_OBSERVATION = (
     "[This earlier observation was removed to fit the model's context window; call the tool again if "
@@ -49,6 +55,7 @@ STALLED = (
 # an answer of ten entity ids and a reason fits in ~250 tokens; a small model that rambles to a 1,024-token
 # cap in the answer turn (at ~14 tokens/s on a CPU) would outlast the answer turn's grace
 ANSWER_MAX_TOKENS = 512
+LOW_WATER = 0.75  # share of the context budget a request is trimmed down to once it outgrows it
 ANSWER_ONLY = "Reply with nothing but the final answer: one ``` block of locations.\n{answer_format}"
 NOT_IN_REPOSITORY = (
     "None of the locations in your answer exist in this repository: {paths}. Do not guess paths: search "
@@ -118,7 +125,7 @@ class _Run:
         self.started = time.perf_counter()
         self.tokens = 0
         self.calls = 0
-        self.seen: dict[str, str] = {}  # call identity -> observation, for repeated calls
+        self.seen: set[str] = set()  # identities of the calls whose observations the model still has
         # id() of a tool message -> its call's identity, to forget dropped observations (call ids are not
         # unique across turns on every server)
         self.call_keys: dict[int, str] = {}
@@ -321,7 +328,8 @@ class _Run:
                 step.error = str(error)
                 if error.out_of_time and with_tools:
                     raise _TimeUp from error
-                raise _StageOver(f"LLM error in stage {stage!r}: {error}") from error
+                turn = "" if with_tools else ", answer turn"
+                raise _StageOver(f"LLM error in stage {stage!r}{turn}: {error}") from error
         if dropped:
             step.note = f"{dropped} old observation(s) dropped to fit the context window"
         step.content = reply.content
@@ -353,10 +361,14 @@ class _Run:
         tools: list[dict[str, Any]] | None,
         everything: bool,
     ) -> int:
-        """Drop the oldest observations of this stage until the request fits; returns how many.
+        """Drop the oldest observations of this stage when the request would not fit; returns how many.
 
-        The newest turn's observations stay (the model is answering them). ``everything`` drops all the
-        older ones regardless of the estimate: the server said the request did not fit."""
+        Once over the budget, observations go until the request is down to ``LOW_WATER`` of it: every
+        drop changes the prompt's prefix and so throws away the server's prompt cache from the first
+        dropped message on, and dropping just enough would do that again on every following turn (a
+        0.5B on two cores re-read 9k tokens, two minutes, per turn). The newest turn's observations stay
+        (the model is answering them). ``everything`` drops all the older ones regardless of the
+        estimate: the server said the request did not fit."""
         budget = self._context_budget()
         if budget is None and not everything:
             return 0
@@ -365,15 +377,18 @@ class _Run:
         margin = 1.1  # the estimate is a ratio of characters; keep room for its error
         wire = chat.to_wire(messages, self.config.tool_format)
         size = margin * self.tokens_per_char * _wire_chars(wire, tools)
+        if not everything and (budget is None or size <= budget):
+            return 0
+        target = None if budget is None else LOW_WATER * budget
         dropped = 0
         for message in messages[:newest]:
-            if not everything and (budget is None or size <= budget):
+            if not everything and (target is None or size <= target):
                 break
             if message["role"] != "tool" or message["content"] == DROPPED_OBSERVATION:
                 continue
             size -= margin * self.tokens_per_char * (len(message["content"]) - len(DROPPED_OBSERVATION))
             message["content"] = DROPPED_OBSERVATION
-            self.seen.pop(self.call_keys.pop(id(message), ""), None)  # the call may run again
+            self.seen.discard(self.call_keys.pop(id(message), ""))  # the call may run again
             dropped += 1
         return dropped
 
@@ -405,14 +420,14 @@ class _Run:
             elif final is not None:
                 text = f"Not run: {final.name} already ended the search."
             elif call.key() in self.seen and call.name not in FINAL_TOOLS:
-                text, ok, repeated = f"{self.seen[call.key()]}\n{REPEATED_NOTE}", True, True
+                text, ok, repeated = REPEATED_NOTE, True, True
             else:
                 observation = self.tools.call(call.name, call.arguments)
                 text, ok = self._clip(observation.text), observation.ok
                 if ok and call.name in FINAL_TOOLS:
                     final = call
                 elif ok:
-                    self.seen[call.key()] = text
+                    self.seen.add(call.key())
             self.calls += 1
             message = chat.tool_message(call, text)
             if call.key() in self.seen and not repeated:

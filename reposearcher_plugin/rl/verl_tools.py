@@ -379,7 +379,7 @@ class RepoSearcherTool(BaseTool):
         # per trajectory (verl's AgentData, passed to execute): call arguments -> observation, so that a
         # repeated identical call answers as inference does (earlier observation plus a note); weak keys
         # let a finished trajectory's entries go with it
-        self._seen: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+        self._seen: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._ids = itertools.count()
         # create_kwargs -> (cache key, builder), memoized: resolving a repo_path is a few system calls,
         # as long as the lookup itself; bounded, since a long run sees many commits
@@ -430,8 +430,7 @@ class RepoSearcherTool(BaseTool):
             seen = self._seen_calls(kwargs.get("agent_data"))
             key = json.dumps(parameters, sort_keys=True, default=str) if seen is not None else ""
             if seen is not None and key in seen:
-                repeated = f"{seen[key]}\n{REPEATED_NOTE}"
-                return ToolResponse(text=repeated), 0.0, {"ok": True, "tool": self.name}
+                return ToolResponse(text=REPEATED_NOTE), 0.0, {"ok": True, "tool": self.name}
             if self.offload:
                 loop = asyncio.get_running_loop()
                 observation = await loop.run_in_executor(None, instance.box.call, self.name, parameters)
@@ -443,16 +442,16 @@ class RepoSearcherTool(BaseTool):
             return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
         text = clip_observation(observation.text, self.max_observation_chars)
         if seen is not None and observation.ok and self.name not in FINAL_TOOLS:
-            seen[key] = text
+            seen.add(key)
         if observation.ok and instance.answer_prompt:
             text = f"{text}\n\n{instance.answer_prompt}"
         return ToolResponse(text=text), 0.0, {"ok": observation.ok, "tool": self.name}
 
-    def _seen_calls(self, agent_data: Any) -> dict[str, str] | None:
+    def _seen_calls(self, agent_data: Any) -> set[str] | None:
         if agent_data is None:
             return None  # called outside an agent loop: no trajectory to remember calls for
         try:
-            return self._seen.setdefault(agent_data, {})
+            return self._seen.setdefault(agent_data, set())
         except TypeError:  # not weak-referenceable: do without the repeat note rather than fail
             return None
 
