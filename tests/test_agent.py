@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from reposearcher_plugin.agent.loop import ANSWER_MAX_TOKENS, REPEATED_NOTE, Agent, AgentConfig
+from reposearcher_plugin.agent.loop import ANSWER_MAX_TOKENS, Agent, AgentConfig
 from reposearcher_plugin.agent.policy import LiteLLMPolicy
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
+from reposearcher_plugin.tools.session import REPEATED_NOTE
 from tests.scripted_llm import litellm, scripted_model
 
 REPO = {
@@ -414,6 +415,24 @@ def test_tooltrain_two_stages(index):
         "get_code_of_class_function",
         "exit",
     }
+
+
+def test_rl_profiles_run_one_stage_and_ask_for_the_answer_inside_exit(index):
+    """``tooltrain-rl`` is the conversation RL trains: one stage, no submit, and the answer asked for in
+    the observation of ``exit`` (verl's loop can only return a tool response there)."""
+    from reposearcher_plugin.agent.chat import ANSWER_FORMAT
+
+    call = ("get_code_of_file_function", {"file_name": "shop/pricing.py", "func_name": "total"})
+    result, handler = run(
+        index, [{"tool_calls": [call]}, {"tool_calls": [("exit", {})]}, ANSWER], profile="tooltrain-rl"
+    )
+    assert {step.stage for step in result.trajectory.steps} == {"search"}
+    last = handler.requests[-1]["messages"]
+    assert last[-1]["role"] == "tool" and last[-1]["content"].endswith(f"\n\n{ANSWER_FORMAT}")
+    assert result.locations[0] == "shop/pricing.py::total"
+    _, handler = run(index, [ANSWER], profile="default-rl")
+    assert "submit" not in {tool["function"]["name"] for tool in handler.requests[0]["tools"]}
+    assert "`submit`" not in handler.requests[0]["messages"][0]["content"]
 
 
 def test_trajectory_round_trips(index, tmp_path):

@@ -18,12 +18,11 @@ from verl.experimental.agent_loop.tool_parser import FunctionCall
 from verl.tools.schemas import OpenAIFunctionToolSchema
 from verl.tools.tool_registry import initialize_tools_from_config
 
-from reposearcher_plugin.agent.loop import _Run
+from reposearcher_plugin.agent.loop import AgentConfig
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.rl import verl_tools
 from reposearcher_plugin.rl.verl_tools import (
     RepoSearcherTool,
-    clip_observation,
     index_cache,
     tool_config,
     tool_names,
@@ -31,6 +30,7 @@ from reposearcher_plugin.rl.verl_tools import (
     write_tool_config,
 )
 from reposearcher_plugin.tools import ToolBox, profile_specs
+from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, clip_observation
 from reposearcher_plugin.workspace import Workspace
 from tests.conftest import git, write_tree
 
@@ -400,11 +400,13 @@ def test_repo_path_without_git_and_settings_from_create_kwargs(repos, tmp_path):
 
 
 def test_observations_are_cut_like_the_inference_loop():
+    """One cut (tools/session.py) for the loop and the adapter, at one default length."""
     text = "x" * 50
-    for limit in (20, 50):
-        run = SimpleNamespace(config=SimpleNamespace(max_observation_chars=limit))
-        assert clip_observation(text, limit) == _Run._clip(run, text)
+    assert (
+        clip_observation(text, 20) == "x" * 20 + "\n[... observation cut: 30 more characters; ask for less]"
+    )
     assert clip_observation(text, 50) == text
+    assert AgentConfig().max_observation_chars == MAX_OBSERVATION_CHARS
 
 
 # --- concurrency --------------------------------------------------------------------------------------
@@ -456,7 +458,7 @@ def test_2048_concurrent_calls_across_repositories(repos, tmp_path, max_cached):
 def test_repeated_call_in_a_trajectory_answers_as_inference(repos, tmp_path):
     """Within one trajectory (one AgentData) an identical call gets the inference loop's note instead of
     its result again; another trajectory runs it afresh."""
-    from reposearcher_plugin.agent.loop import REPEATED_NOTE
+    from reposearcher_plugin.tools.session import REPEATED_NOTE
 
     repos_dir, commits = repos
     tools = load_tools(write_tool_config(tmp_path / "t.yaml", **settings(repos_dir, tmp_path)))

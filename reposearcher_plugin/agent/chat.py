@@ -13,111 +13,92 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.parse import ParsedCall, render_hermes_call
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, RepoIndex
-from reposearcher_plugin.tools import ToolSpec, hermes_tools_prompt
+from reposearcher_plugin.tools import TWO_STAGE_PROFILES, RepoTools, ToolSpec, hermes_tools_prompt
 
 TOOL_FORMATS = ("native", "hermes")
 MAX_ISSUE_CHARS = 20_000  # longer issues are mostly logs; the head carries the report
+OVERVIEW_DEPTH = 2  # directory levels of the repository overview in the default prompt
 
-ANSWER_FORMAT = """Write the final answer as one ``` block: each file on its own line, followed by the
-functions, methods or classes in it that must change, most likely first:
-```
-path/to/file.py
-function: ClassName.method_name
-function: top_level_function
-class: ClassName
-```
-Entity ids such as path/to/file.py::ClassName.method_name are accepted too."""
-
-DEFAULT_SYSTEM = """You are RepoSearcher, an expert at finding where in a code repository an issue must be
-fixed. You will be given an issue and an overview of the repository. Use the tools to look at the code: follow
-names, tracebacks and imports from the issue to the definitions that must change. Do not guess names;
-look them up. Several tool calls in one reply are fine.
-
-{how_to_answer}
-{answer_format}"""
-
-SUBMIT_OR_REPLY = (
-    "When you know the answer, either call `submit` with the ranked locations, or stop calling tools and\n"
-    "reply with the answer."
-)
-REPLY_ONLY = "When you know the answer, stop calling tools and reply with the answer."
+# template name -> the variables it is rendered with (an override may use any of them, and no others)
+PROMPT_VARIABLES: dict[str, tuple[str, ...]] = {
+    "answer_format": (),
+    "default_system": ("how_to_answer", "answer_format"),
+    "submit_or_reply": (),
+    "reply_only": (),
+    "default_user": ("issue", "overview", "hints", "top_k"),
+    "hints": ("locations",),
+    "final_turn": ("reason", "answer_format"),
+    # the tooltrain profile: the two stages of the official RepoSearcher flow (files, then functions),
+    # with its tools, for models trained by the official code; wording ours, structure and formats theirs
+    "files_system": ("top_k",),
+    "files_user": ("issue", "overview"),
+    "files_answer": ("top_k",),
+    "functions_system": ("top_k",),
+    "functions_user": ("issue", "skeletons"),
+    "functions_answer": ("top_k",),
+}
+PROMPT_NAMES = tuple(PROMPT_VARIABLES)
 
 
-DEFAULT_USER = """<issue>
-{issue}
-</issue>
+class Prompts:
+    """The prompt templates: Jinja files named ``<name>.jinja``, the packaged ones in ``agent/prompts/``
+    unless ``directory`` holds a file of the same name (so a user changes a prompt without code).
 
-<repository_overview>
-{overview}
-</repository_overview>
+    Templates are rendered as written: no HTML escaping, one trailing newline of a file dropped, and an
+    unknown variable is an error, not an empty string."""
 
-{hints}Find the functions, methods and classes that must change to resolve the issue (up to {top_k}, most
-likely first). Start by looking at what the issue names."""
+    def __init__(self, directory: str | Path | None = None) -> None:
+        import jinja2
 
-HINTS = """<search_hints>
-An index search ranked these definitions highest for the issue. They are leads to check, not answers:
-{locations}
-</search_hints>
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(PACKAGED_PROMPTS))]
+        if directory is not None:
+            folder = Path(directory)
+            if not folder.is_dir():
+                raise ValueError(f"prompts directory {folder} does not exist")
+            unknown = sorted(p.stem for p in folder.glob("*.jinja") if p.stem not in PROMPT_NAMES)
+            if unknown:
+                raise ValueError(
+                    f"unknown prompt template(s) in {folder}: {', '.join(unknown)}; "
+                    f"the templates are: {', '.join(PROMPT_NAMES)}"
+                )
+            loaders.insert(0, jinja2.FileSystemLoader(str(folder)))
+        self.directory = directory
+        self._environment = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+        if directory is not None:  # a broken override fails here, not in the middle of a batch
+            for name, variables in PROMPT_VARIABLES.items():
+                try:
+                    self.render(name, **{variable: f"<{variable}>" for variable in variables})
+                except jinja2.TemplateError as error:
+                    where = f"{Path(directory) / name}.jinja"
+                    raise ValueError(
+                        f"prompt template {where}: {error} (its variables: {', '.join(variables) or 'none'})"
+                    ) from None
 
-"""
+    def render(self, name: str, **values: Any) -> str:
+        if name not in PROMPT_NAMES:
+            raise ValueError(f"unknown prompt {name!r}; the prompts are: {', '.join(PROMPT_NAMES)}")
+        return self._environment.get_template(f"{name}.jinja").render(**values)
 
-FINAL_TURN = """{reason} Do not call any more tools. Give your final answer now.
-{answer_format}"""
 
-# The tooltrain profile: the two stages of the official RepoSearcher flow (files, then functions), with
-# its tools, for models trained by the official code. Wording is ours; structure and formats are theirs.
-FILES_SYSTEM = """You will be given a bug report and the list of the repository's files, and tools to read
-the source code. Find the top-{top_k} files most likely to need changes to fix the bug.
-When you have the information you need, call `exit`."""
+PACKAGED_PROMPTS = Path(__file__).parent / "prompts"
+_DEFAULT_PROMPTS: list[Prompts] = []
 
-FILES_USER = """The bug report is as follows:
-```
-### GitHub Problem Description ###
-{issue}
 
-###
-
-### Candidate Files ###
-{overview}
-
-###
-```
-Locate the faulty files step by step, reasoning and calling functions. Avoid identical calls."""
-
-FILES_ANSWER = """Based on the information gathered, give the complete paths of the top-{top_k} most likely
-culprit files, one per line, most important first, in one ``` block:
-```
-path/to/file1.py
-path/to/file2.py
-```"""
-
-FUNCTIONS_SYSTEM = """You will be given a bug report and tools to read the source code. The fix may add,
-delete or update files, classes and functions. Find the top-{top_k} locations most likely to need changes.
-When you have the information you need, call `exit`."""
-
-FUNCTIONS_USER = """The bug report is as follows:
-```
-### GitHub Problem Description ###
-{issue}
-
-###
-```
-These files were pre-selected as the most likely to hold the bug. Their structure:
-{skeletons}
-The argument 'file_name' takes a value after "file:", 'class_name' one after "class:", and 'func_name'
-one after "static functions:" or "class functions:". Use get_code_of_file_function for static functions
-and get_code_of_class_function for class functions. Avoid identical calls."""
-
-FUNCTIONS_ANSWER = (
-    """Based on the information gathered, give the top-{top_k} most likely culprit locations.
-For a static function do not add a class name.
-"""
-    + ANSWER_FORMAT
-)
+def default_prompts() -> Prompts:
+    """The packaged templates, loaded once."""
+    if not _DEFAULT_PROMPTS:
+        _DEFAULT_PROMPTS.append(Prompts())
+    return _DEFAULT_PROMPTS[0]
 
 
 def clip_issue(issue: str) -> str:
@@ -141,34 +122,98 @@ def default_prompt(
     tool_format: str,
     top_k: int,
     hints: Sequence[str] = (),
+    prompts: Prompts | None = None,
 ) -> list[dict]:
+    prompts = prompts or default_prompts()
     # a tool set without `submit` (RL, where the last reply is the answer) must not be told to call it
     offers_submit = any(spec.name == "submit" for spec in specs)
-    how_to_answer = SUBMIT_OR_REPLY if offers_submit else REPLY_ONLY
-    system = DEFAULT_SYSTEM.format(answer_format=ANSWER_FORMAT, how_to_answer=how_to_answer)
-    hint_block = HINTS.format(locations="\n".join(hints)) if hints else ""
-    user = DEFAULT_USER.format(issue=clip_issue(issue), overview=overview, top_k=top_k, hints=hint_block)
+    how_to_answer = prompts.render("submit_or_reply" if offers_submit else "reply_only")
+    system = prompts.render(
+        "default_system", answer_format=prompts.render("answer_format"), how_to_answer=how_to_answer
+    )
+    hint_block = prompts.render("hints", locations="\n".join(hints)) if hints else ""
+    user = prompts.render(
+        "default_user", issue=clip_issue(issue), overview=overview, top_k=top_k, hints=hint_block
+    )
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 
 def files_prompt(
-    issue: str, overview: str, specs: Sequence[ToolSpec], tool_format: str, top_k: int
+    issue: str,
+    overview: str,
+    specs: Sequence[ToolSpec],
+    tool_format: str,
+    top_k: int,
+    prompts: Prompts | None = None,
 ) -> list[dict]:
-    system = FILES_SYSTEM.format(top_k=top_k)
-    user = FILES_USER.format(issue=clip_issue(issue), overview=overview)
+    prompts = prompts or default_prompts()
+    system = prompts.render("files_system", top_k=top_k)
+    user = prompts.render("files_user", issue=clip_issue(issue), overview=overview)
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 
 def functions_prompt(
-    issue: str, skeletons: str, specs: Sequence[ToolSpec], tool_format: str, top_k: int
+    issue: str,
+    skeletons: str,
+    specs: Sequence[ToolSpec],
+    tool_format: str,
+    top_k: int,
+    prompts: Prompts | None = None,
 ) -> list[dict]:
-    system = FUNCTIONS_SYSTEM.format(top_k=top_k)
-    user = FUNCTIONS_USER.format(issue=clip_issue(issue), skeletons=skeletons)
+    prompts = prompts or default_prompts()
+    system = prompts.render("functions_system", top_k=top_k)
+    user = prompts.render("functions_user", issue=clip_issue(issue), skeletons=skeletons)
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 
-def final_turn(reason: str, answer_format: str) -> dict[str, Any]:
-    return {"role": "user", "content": FINAL_TURN.format(reason=reason, answer_format=answer_format)}
+def stages(profile: str) -> tuple[str, ...]:
+    """The stages of a profile's flow, each one conversation: the official two (files, then functions)
+    or the one search of every other profile."""
+    return ("files", "functions") if profile in TWO_STAGE_PROFILES else ("search",)
+
+
+def answer_format(stage: str, top_k: int, prompts: Prompts | None = None) -> str:
+    """What a stage's answer looks like, as its prompts and its final turns ask for it."""
+    prompts = prompts or default_prompts()
+    if stage == "files":
+        return prompts.render("files_answer", top_k=top_k)
+    if stage == "functions":
+        return prompts.render("functions_answer", top_k=top_k)
+    return prompts.render("answer_format")
+
+
+def repository_overview(tools: RepoTools) -> str:
+    return tools.get_repo_structure(".", OVERVIEW_DEPTH)
+
+
+def first_turns(
+    stage: str,
+    issue: str,
+    tools: RepoTools,
+    specs: Sequence[ToolSpec],
+    tool_format: str,
+    top_k: int,
+    hints: Sequence[str] = (),
+    files: Sequence[str] = (),
+    prompts: Prompts | None = None,
+) -> list[dict[str, Any]]:
+    """The system and user turns that open a stage: the one place every consumer (the agent loop, the
+    RL dataset) gets them from, so a model is served the conversation it was trained on. ``hints``:
+    the default prompt's search leads; ``files``: the files the tooltrain files stage found."""
+    if stage == "files":
+        return files_prompt(issue, file_list(tools.index), specs, tool_format, top_k, prompts)
+    if stage == "functions":
+        skeletons = "\n\n".join(file_skeleton(tools.index, path) for path in files)
+        return functions_prompt(issue, skeletons, specs, tool_format, top_k, prompts)
+    if stage != "search":
+        raise ValueError(f"unknown stage {stage!r}; choose one of: search, files, functions")
+    overview = repository_overview(tools)
+    return default_prompt(issue, overview, specs, tool_format, top_k, hints, prompts)
+
+
+def final_turn(reason: str, answer_format: str, prompts: Prompts | None = None) -> dict[str, Any]:
+    text = (prompts or default_prompts()).render("final_turn", reason=reason, answer_format=answer_format)
+    return {"role": "user", "content": text}
 
 
 def file_list(index: RepoIndex) -> str:

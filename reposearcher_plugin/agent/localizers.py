@@ -47,6 +47,7 @@ class LocalizerOptions:
     top_k: int = 5
     hints: int = 0  # agent: the retrieval default's top N definitions shown in the first prompt
     max_locations: int = 50  # how many ranked entities a retrieval localizer returns
+    prompts: str | None = None  # agent: a directory of prompt templates overriding the packaged ones
 
     @property
     def uses_llm(self) -> bool:
@@ -113,6 +114,7 @@ class AgentLocalizer:
             max_calls_per_turn=options.max_calls_per_turn,
             top_k=options.top_k,
             hints=options.hints,
+            prompts=options.prompts,
         )
         self.agent = Agent(policy, config)
         self.name = options.model

@@ -35,16 +35,8 @@ from reposearcher_plugin.agent.result import LocalizationResult, Step, ToolCallR
 from reposearcher_plugin.index import RepoIndex
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, split_location
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
+from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, ToolSession, invalid_call_text
 
-# A repeated call gets this note alone, not its earlier result again: that result is still in the
-# conversation (a dropped one is forgotten, so its call runs afresh), and weak models that repeat whole
-# turns of calls would otherwise grow the prompt by thousands of tokens a turn for nothing (measured
-# with a 0.5B on llama.cpp: three turns of the same nine calls took the prompt from 4k to 11k tokens).
-REPEATED_NOTE = (
-    "[Not run again: you already made this exact call, and its result is unchanged in the conversation "
-    "above. Repeating a call brings nothing new: call another tool or other arguments, or give your "
-    "final answer.]"
-)
 DROPPED_OBSERVATION = (
     "[This earlier observation was removed to fit the model's context window; call the tool again if "
     "you still need it.]"
@@ -72,18 +64,21 @@ _OBSERVED_FILE = re.compile(r"^([^\s:()'\"]+) \(lines \d+-\d+ of \d+\)", re.MULT
 
 @dataclass
 class AgentConfig:
-    profile: str = "default"  # "default" (our tools, one stage) or "tooltrain" (official two-stage flow)
+    # "default" (our tools, one stage), "tooltrain" (the official two-stage flow), or "default-rl" /
+    # "tooltrain-rl" (one stage, the last reply is the answer: the conversation RL trains)
+    profile: str = "default"
     tool_format: str = "native"  # "native" function calling or "hermes" <tool_call> text
     max_turns: int = 20  # model turns per stage, the final answer turn included
     max_tokens: int = 400_000  # prompt + completion tokens over the whole run
     max_wall_s: float = 900.0
     max_calls_per_turn: int = 8
-    max_observation_chars: int = 16_000
+    max_observation_chars: int = MAX_OBSERVATION_CHARS
     top_k: int = 5  # how many locations the prompts ask for
     hints: int = 0  # default profile: show the retrieval default's top N definitions in the prompt
     max_stalled_turns: int = 2  # consecutive turns with no new, successful call end the search
     context_window: int | None = None  # the model's window in tokens; None: ask the policy (the server)
     fallback: bool = True  # no readable answer: rank the locations the tools returned
+    prompts: str | None = None  # a directory of prompt templates overriding the packaged ones by name
 
     def __post_init__(self) -> None:
         profile_specs(self.profile)  # raises on an unknown profile
@@ -91,6 +86,8 @@ class AgentConfig:
             raise ValueError(f"unknown tool format {self.tool_format!r}; choose one of: native, hermes")
         if self.max_turns < 1:
             raise ValueError("max_turns must be at least 1")
+        if self.prompts is not None:
+            chat.Prompts(self.prompts)  # raises on a missing directory or an unknown template name
 
 
 class _StageOver(Exception):
@@ -121,11 +118,14 @@ class _Run:
         self.index = index
         self.issue = issue
         self.specs: tuple[ToolSpec, ...] = profile_specs(self.config.profile)
-        self.tools = ToolBox(index, self.config.profile, RepoTools(index))
+        self.repo_tools = RepoTools(index)
+        self.prompts = chat.Prompts(self.config.prompts) if self.config.prompts else chat.default_prompts()
+        self.session = ToolSession(
+            ToolBox(index, self.config.profile, self.repo_tools), self.config.max_observation_chars
+        )
         self.started = time.perf_counter()
         self.tokens = 0
         self.calls = 0
-        self.seen: set[str] = set()  # identities of the calls whose observations the model still has
         # id() of a tool message -> its call's identity, to forget dropped observations (call ids are not
         # unique across turns on every server)
         self.call_keys: dict[int, str] = {}
@@ -151,10 +151,12 @@ class _Run:
         locations: list[str] = []
         error = None
         try:
-            if self.config.profile == "tooltrain":
+            if chat.stages(self.config.profile) == ("files", "functions"):
                 files, locations = self._tooltrain()
             else:
-                answer = self._stage("search", self._default_prompt(), chat.ANSWER_FORMAT)
+                answer = self._stage(
+                    "search", self._first_turns("search"), chat.answer_format("search", 0, self.prompts)
+                )
                 files, locations = answer.files, answer.locations
         except _StageOver as over:
             error = str(over)
@@ -175,26 +177,31 @@ class _Run:
             error=error,
         )
 
-    def _default_prompt(self) -> list[dict[str, Any]]:
-        overview = self.tools.tools.get_repo_structure(".", 2)
+    def _first_turns(self, stage: str, files: Sequence[str] = ()) -> list[dict[str, Any]]:
         hints: list[str] = []
-        if self.config.hints > 0:
+        if stage == "search" and self.config.hints > 0:
             hints = self._ranking().locations[: self.config.hints]
-        return chat.default_prompt(
-            self.issue, overview, self.specs, self.config.tool_format, self.config.top_k, hints
+        return chat.first_turns(
+            stage,
+            self.issue,
+            self.repo_tools,
+            self.specs,
+            self.config.tool_format,
+            self.config.top_k,
+            hints=hints,
+            files=files,
+            prompts=self.prompts,
         )
 
     def _tooltrain(self) -> tuple[list[str], list[str]]:
         top_k = self.config.top_k
-        prompt = chat.files_prompt(
-            self.issue, chat.file_list(self.index), self.specs, self.config.tool_format, top_k
+        found = self._stage(
+            "files", self._first_turns("files"), chat.answer_format("files", top_k, self.prompts)
         )
-        found = self._stage("files", prompt, chat.FILES_ANSWER.format(top_k=top_k))
         files = [path for path in found.files if path in self.index.files][:top_k] or found.files[:top_k]
         self.found_files = files
-        skeletons = "\n\n".join(chat.file_skeleton(self.index, path) for path in files)
-        prompt = chat.functions_prompt(self.issue, skeletons, self.specs, self.config.tool_format, top_k)
-        located = self._stage("functions", prompt, chat.FUNCTIONS_ANSWER.format(top_k=top_k))
+        prompt = self._first_turns("functions", files)
+        located = self._stage("functions", prompt, chat.answer_format("functions", top_k, self.prompts))
         return files, located.locations
 
     # --- one stage -------------------------------------------------------------------------------------
@@ -210,17 +217,17 @@ class _Run:
         while True:
             reason = self._budget_spent(turns)
             if reason:
-                conversation.append(chat.final_turn(reason, answer_format))
+                conversation.append(chat.final_turn(reason, answer_format, self.prompts))
                 return self._final(stage, start, answer_format, note=f"budget spent: {reason}")
             if self.stalled >= self.config.max_stalled_turns:
                 reason = STALLED.format(turns=self.stalled)
-                conversation.append(chat.final_turn(reason, answer_format))
+                conversation.append(chat.final_turn(reason, answer_format, self.prompts))
                 return self._final(stage, start, answer_format, note="stalled: no new successful call")
             try:
                 reply, step = self._ask(stage, conversation, start, with_tools=True)
             except _TimeUp:
                 reason = "The time for this search is up."
-                conversation.append(chat.final_turn(reason, answer_format))
+                conversation.append(chat.final_turn(reason, answer_format, self.prompts))
                 return self._final(stage, start, answer_format, note="budget spent: time (a reply was cut)")
             turns += 1
             content, calls = self._split(reply)
@@ -249,7 +256,14 @@ class _Run:
                     challenged = True
                     continue
                 return self._answered(step, json.dumps(final.arguments, ensure_ascii=False), answer)
-            conversation.append({"role": "user", "content": answer_format})  # exit: now ask for the answer
+            # exit: now ask for the answer. In one stage, inside the exit's observation, as RL's one
+            # conversation can only ask it (rl/verl_tools.py, answer_prompt); between the official two
+            # stages, as a user turn, as the official flow does
+            if stage == "search":
+                exit_message = next(m for m in reversed(conversation) if m.get("tool_call_id") == final.id)
+                exit_message["content"] = f"{exit_message['content']}\n\n{answer_format}"
+            else:
+                conversation.append({"role": "user", "content": answer_format})
             return self._final(stage, start, answer_format, note=None)
 
     def _challenge(self, step: Step, answer: Answer, conversation: list[dict[str, Any]]) -> bool:
@@ -388,7 +402,7 @@ class _Run:
                 continue
             size -= margin * self.tokens_per_char * (len(message["content"]) - len(DROPPED_OBSERVATION))
             message["content"] = DROPPED_OBSERVATION
-            self.seen.discard(self.call_keys.pop(id(message), ""))  # the call may run again
+            self.session.forget(self.call_keys.pop(id(message), ""))  # the call may run again
             dropped += 1
         return dropped
 
@@ -416,22 +430,18 @@ class _Run:
             if number >= self.config.max_calls_per_turn:
                 text = f"Not run: at most {self.config.max_calls_per_turn} tool calls are run per reply."
             elif call.error:
-                text = f"Error: {call.error}. Write the call again as valid JSON."
+                text = invalid_call_text(call.error)
             elif final is not None:
                 text = f"Not run: {final.name} already ended the search."
-            elif call.key() in self.seen and call.name not in FINAL_TOOLS:
-                text, ok, repeated = REPEATED_NOTE, True, True
             else:
-                observation = self.tools.call(call.name, call.arguments)
-                text, ok = self._clip(observation.text), observation.ok
+                observation = self.session.call(call.name, call.arguments, call.raw_arguments)
+                text, ok, repeated = observation.text, observation.ok, observation.repeated
                 if ok and call.name in FINAL_TOOLS:
                     final = call
-                elif ok:
-                    self.seen.add(call.key())
             self.calls += 1
             message = chat.tool_message(call, text)
-            if call.key() in self.seen and not repeated:
-                self.call_keys[id(message)] = call.key()
+            if ok and not repeated and call.name not in FINAL_TOOLS:
+                self.call_keys[id(message)] = observation.key
             conversation.append(message)
             step.calls.append(
                 ToolCallRecord(
@@ -446,12 +456,6 @@ class _Run:
                 )
             )
         return final
-
-    def _clip(self, text: str) -> str:
-        limit = self.config.max_observation_chars
-        if len(text) <= limit:
-            return text
-        return text[:limit] + f"\n[... observation cut: {len(text) - limit} more characters; ask for less]"
 
     def _deadline(self, searching: bool) -> float:
         """When a request must have returned: a search turn by the end of the wall budget (then the answer
@@ -478,7 +482,7 @@ class _Run:
         if self.ranking is None:
             from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
 
-            ranker = RetrievalLocalizer(self.index, self.tools.tools)
+            ranker = RetrievalLocalizer(self.index, self.repo_tools)
             self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)
         return self.ranking
 
@@ -491,7 +495,7 @@ class _Run:
                 if not call.ok or call.name in FINAL_TOOLS:
                     continue
                 for match in _OBSERVED_ENTITY.finditer(call.observation):
-                    if self.tools.tools.location_exists(match.group(1)):
+                    if self.repo_tools.location_exists(match.group(1)):
                         observed.setdefault(match.group(1))
                 for match in _OBSERVED_FILE.finditer(call.observation):
                     if match.group(1) in self.index.files:

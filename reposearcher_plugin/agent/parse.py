@@ -25,6 +25,7 @@ from reposearcher_plugin.index.locations import (
     entity_name_of_line,
     split_location,
 )
+from reposearcher_plugin.tools.session import call_key
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
@@ -49,12 +50,7 @@ class ParsedCall:
 
     def key(self) -> str:
         """Identity of a call for spotting repeats: name plus canonical arguments."""
-        if self.arguments is not None:
-            try:
-                return f"{self.name}\0{json.dumps(self.arguments, sort_keys=True)}"
-            except (RecursionError, TypeError, ValueError):  # nested near the decoder's limit
-                pass
-        return f"{self.name}\0{self.raw_arguments}"
+        return call_key(self.name, self.arguments, self.raw_arguments)
 
 
 def load_json(text: str) -> tuple[Any, str | None]:

@@ -36,6 +36,7 @@ _FLAG_FIELDS = {
     "temperature": "temperature",
     "max_output_tokens": "max_output_tokens",
     "retries": "retries",
+    "prompts": "prompts",
 }
 _DEFAULTS = LocalizerOptions()
 
@@ -80,6 +81,11 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
         help=f"longest reply per turn, in tokens (default {_DEFAULTS.max_output_tokens})",
     )
     group.add_argument("--retries", type=int, help=f"LLM retries with backoff (default {_DEFAULTS.retries})")
+    group.add_argument(
+        "--prompts",
+        metavar="DIR",
+        help="prompt templates (<name>.jinja) overriding the packaged ones by name; see docs/agent.md",
+    )
 
 
 def localizer_options(args: argparse.Namespace, serves_tools: bool = False) -> LocalizerOptions:

@@ -48,6 +48,11 @@ def add_rl_commands(commands: Any) -> None:
     prepare.add_argument("--test-split", help="split of --test-dataset on the hub")
     prepare.add_argument("--profile", default="default", choices=sorted(PROFILES), help="tool set")
     prepare.add_argument(
+        "--prompts",
+        metavar="DIR",
+        help="prompt templates, as `run --prompts` (serve the model with the same)",
+    )
+    prepare.add_argument(
         "--tool-format",
         default="hermes",
         choices=("hermes",),
@@ -144,6 +149,7 @@ def _gold_file(path: str | None) -> dict[str, list[str]] | None:
 
 
 def cmd_rl_prepare(args: argparse.Namespace) -> int:
+    from reposearcher_plugin.agent.chat import Prompts
     from reposearcher_plugin.cli.progress import progress_bar
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
@@ -159,6 +165,7 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
         instances = [instance for instance in instances if instance.instance_id not in test_ids]
         gold = _gold_file(args.gold)
         workspace = workspace_from_args(args)
+        prompts = Prompts(args.prompts) if args.prompts else None
     except (DatasetError, GoldError, OSError, ValueError) as error:
         return _fail(error)
     if not instances:
@@ -167,7 +174,14 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
     cache = ParseCache()
     with progress_bar("building train rows") as update:
         rows = datasets.build_rows(
-            instances, workspace, gold=gold, profile=args.profile, cache=cache, report=report, progress=update
+            instances,
+            workspace,
+            gold=gold,
+            profile=args.profile,
+            cache=cache,
+            report=report,
+            progress=update,
+            prompts=prompts,
         )
     try:
         if tests:
@@ -180,6 +194,7 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
                     cache=cache,
                     report=report,
                     progress=update,
+                    prompts=prompts,
                 )
             train, test = datasets.renumber(rows, "train"), datasets.renumber(test_rows, "test")
         else:

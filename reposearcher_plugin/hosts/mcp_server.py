@@ -39,6 +39,7 @@ from reposearcher_plugin.extras import install_hint
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.index.names import utf8_text
 from reposearcher_plugin.tools import FINAL_TOOLS, Param, ToolArgumentError, ToolBox, ToolSpec, profile_specs
+from reposearcher_plugin.tools.session import ToolSession
 
 log = logging.getLogger("reposearcher.mcp")
 
@@ -113,7 +114,7 @@ class ReposearcherService:
         self._by_name = {spec.name: spec for spec in (*self.specs, LOCALIZE_TOOL)}
         self._lock = threading.Lock()
         self._index: RepoIndex | None = None
-        self._toolbox: ToolBox | None = None
+        self._session: ToolSession | None = None
 
     # --- what clients see ---------------------------------------------------------------------------
 
@@ -145,12 +146,15 @@ class ReposearcherService:
                 )
             return self._index
 
-    def toolbox(self) -> ToolBox:
+    def session(self) -> ToolSession:
+        """The tools as every conversation host runs them; no repeat memo and no cut: an MCP client
+        holds many conversations over one server, may rightly ask again, and sets its own limits."""
         index = self.index()
         with self._lock:
-            if self._toolbox is None:
-                self._toolbox = ToolBox(index, self.profile)
-            return self._toolbox
+            if self._session is None:
+                box = ToolBox(index, self.profile)
+                self._session = ToolSession(box, max_observation_chars=None, remember_calls=False)
+            return self._session
 
     # --- calls --------------------------------------------------------------------------------------
 
@@ -162,7 +166,7 @@ class ReposearcherService:
         try:
             if name == LOCALIZE_TOOL.name:
                 return self._localize(arguments)
-            observation = self.toolbox().call(name, arguments)
+            observation = self.session().call(name, arguments)
             return ToolOutcome((observation.text,), is_error=not observation.ok)
         except Exception as error:  # a broken repository or a bug must not take the server down
             log.exception("tool %s failed", name)

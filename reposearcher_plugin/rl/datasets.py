@@ -5,8 +5,9 @@ verl 0.9.1's RL schema (``verl/utils/dataset/rl_dataset.py``, ``experimental/age
 ``extra_info{index, tools_kwargs, ...}`` and ``agent_name``. The tool agent loop passes the tool schemas of
 its tool config to the chat template itself (``apply_chat_template(messages, tools=...)``), so the prompt
 is rendered as for ``tool_format="native"``: no tools block of our own in the system turn, or the model
-would see the tools twice. The overview in the prompt is the repository at the instance's base commit,
-exactly as ``agent/loop.py`` builds it at inference.
+would see the tools twice. The prompt is the agent's with profile ``rl_profile(profile)`` (``default-rl``,
+``tooltrain-rl``), built by ``chat.first_turns`` over the repository at the instance's base commit: a
+model trained on these rows is served with that profile and sees what it was trained on.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.index.locations import normalize_location, unique
 from reposearcher_plugin.index.names import utf8_value
 from reposearcher_plugin.rl.reward import DATA_SOURCE
-from reposearcher_plugin.rl.toolset import tool_names
-from reposearcher_plugin.tools import RepoTools, profile_specs
+from reposearcher_plugin.tools import RepoTools, profile_specs, rl_profile
 from reposearcher_plugin.workspace import Workspace, WorkspaceError
 
 ABILITY = "localization"
@@ -85,23 +85,33 @@ def _looks_like_rows(data: Mapping[str, Any]) -> bool:
     return isinstance(first, Mapping) and "problem_statement" in first
 
 
-def prompt_messages(instance: Instance, overview: str, profile: str) -> list[dict[str, str]]:
-    """The first two turns of the agent's conversation, as the tool agent loop will template them.
+def prompt_messages(
+    instance: Instance, tools: RepoTools, profile: str, prompts: chat.Prompts | None = None
+) -> list[dict[str, str]]:
+    """The first two turns of the agent's conversation, as the tool agent loop will template them:
+    exactly what the agent serves with profile ``rl_profile(profile)`` (one stage; verl's loop cannot
+    run the official two), rendered by the one function that renders them for inference."""
+    specs = profile_specs(rl_profile(profile))
+    issue = instance.problem_statement
+    return chat.first_turns("search", issue, tools, specs, "native", TOP_K, prompts=prompts)
 
-    The official two-stage ``tooltrain`` flow cannot run inside verl's single-conversation agent loop, so
-    both profiles start from the one-stage default prompt; the profile decides the tools offered.
-    """
-    offered = set(tool_names(profile))  # the tools the RL tool config offers (no `submit`)
-    specs = tuple(spec for spec in profile_specs(profile) if spec.name in offered)
-    return chat.default_prompt(instance.problem_statement, overview, specs, "native", TOP_K)
 
-
-def build_row(instance: Instance, gold: Sequence[str], overview: str, profile: str, index: int) -> dict:
+def build_row(
+    instance: Instance,
+    gold: Sequence[str],
+    tools: RepoTools,
+    profile: str,
+    index: int,
+    prompts: chat.Prompts | None = None,
+) -> dict:
     create_kwargs = {"repo": instance.repo, "base_commit": instance.base_commit}
     tools_kwargs = {spec.name: {"create_kwargs": dict(create_kwargs)} for spec in profile_specs(profile)}
+    if "exit" in tools_kwargs:  # the agent asks for the answer inside exit's observation, so does RL
+        answer_prompt = chat.answer_format("search", TOP_K, prompts)
+        tools_kwargs["exit"]["create_kwargs"]["answer_prompt"] = answer_prompt
     return {
         "data_source": DATA_SOURCE,
-        "prompt": prompt_messages(instance, overview, profile),
+        "prompt": prompt_messages(instance, tools, profile, prompts),
         "ability": ABILITY,
         # a list, never empty (such instances are dropped): pyarrow writes it as list<string>
         "reward_model": {"style": "rule", "ground_truth": list(gold)},
@@ -111,6 +121,7 @@ def build_row(instance: Instance, gold: Sequence[str], overview: str, profile: s
             "repo": instance.repo,
             "base_commit": instance.base_commit,
             "tools_kwargs": tools_kwargs,
+            "inference_profile": rl_profile(profile),  # what to serve the trained model with
         },
         "agent_name": AGENT_NAME,
     }
@@ -125,9 +136,11 @@ def build_rows(
     cache: ParseCache | None = None,
     report: BuildReport | None = None,
     progress: Progress | None = None,
+    prompts: chat.Prompts | None = None,
 ) -> list[dict[str, Any]]:
     """One row per instance with non-empty gold; gold from ``gold`` or derived from the patch at the
-    instance's base commit (the same index serves the overview). Failures are reported, not raised."""
+    instance's base commit (the same index serves the overview). Failures are reported, not raised.
+    ``prompts``: the templates the agent will be served with (default: the packaged ones)."""
     profile_specs(profile)
     report = report if report is not None else BuildReport()
     cache = cache or ParseCache()
@@ -136,7 +149,7 @@ def build_rows(
         progress(0, len(instances))
     for done, instance in enumerate(instances, start=1):
         try:
-            labels = _row_for(instance, workspace, gold, profile, cache, rows)
+            labels = _row_for(instance, workspace, gold, profile, cache, rows, prompts)
             if labels is None:
                 report.no_gold.append(instance.instance_id)
         except (WorkspaceError, GoldError, OSError, ValueError) as error:
@@ -158,6 +171,7 @@ def _row_for(
     profile: str,
     cache: ParseCache,
     rows: list[dict[str, Any]],
+    prompts: chat.Prompts | None = None,
 ) -> list[str] | None:
     if gold is not None and not gold.get(instance.instance_id):
         return None  # no gold in the file: nothing to reward, and no need to check the repository out
@@ -167,8 +181,7 @@ def _row_for(
         labels = unique(normalize_location(item) for item in labels if item.strip())
         if not labels:
             return None
-        overview = RepoTools(index).get_repo_structure(".", 2)
-    rows.append(build_row(instance, labels, overview, profile, len(rows)))
+        rows.append(build_row(instance, labels, RepoTools(index), profile, len(rows), prompts))
     return labels
 
 

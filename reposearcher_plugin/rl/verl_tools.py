@@ -7,8 +7,9 @@ small dict entry, never raises out of ``execute``, and shares the expensive part
 ``RepoTools`` per (repository, commit), through a process-wide bounded LRU (``IndexCache``) that every tool
 and every trajectory of the worker process uses.
 
-Observations are ``ToolBox.call(...).text``, cut exactly as the inference loop cuts them
-(``AgentConfig.max_observation_chars``, same note), so a policy sees in RL what it sees at inference.
+Calls run through ``tools.session.ToolSession``, as in the inference loop: the same observations, cut
+at the same length with the same note, the same repeat note and error texts, so a policy sees in RL
+what it sees at inference.
 Set ``actor_rollout_ref.rollout.multi_turn.max_tool_response_length`` above that cut plus its note
 (e.g. 16,200) or verl cuts again with its own marker; its default of 256 characters is far too small.
 
@@ -58,7 +59,6 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
-import json
 import logging
 import os
 import threading
@@ -73,17 +73,18 @@ import yaml
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from reposearcher_plugin.agent.loop import REPEATED_NOTE, AgentConfig
 from reposearcher_plugin.agent.parse import read_arguments
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.rl.toolset import tool_names
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, profile_specs
+from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, ToolSession, invalid_call_text
 
 logger = logging.getLogger(__name__)
 
 CLASS_NAME = "reposearcher_plugin.rl.verl_tools.RepoSearcherTool"  # not __name__: also right under -m
 DEFAULT_MAX_CACHED_INDEXES = 8
-MAX_OBSERVATION_CHARS = AgentConfig.max_observation_chars  # the inference loop's cut: one number for both
+# trajectory (verl's AgentData) -> identities of its successful calls: the repeat memo of its ToolSessions
+_TRAJECTORY_MEMOS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 # verl's OpenAIFunctionPropertySchema fields; anything else is dropped when verl loads the schema
 _VERL_PROPERTY_KEYS = ("type", "description", "enum")
 # Tools that may take long (BM25 build on first use, a scan of every file, a tree walk) run in a thread so
@@ -101,13 +102,6 @@ RECIPE_SETTINGS: dict[str, Any] = {
     "max_cached_indexes": DEFAULT_MAX_CACHED_INDEXES,
     "index_workers": 1,
 }
-
-
-def clip_observation(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
-    """The inference loop's cut (``agent/loop.py`` ``_Run._clip``), so RL sees the same text and note."""
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n[... observation cut: {len(text) - limit} more characters; ask for less]"
 
 
 # --- the process-wide index cache ---------------------------------------------------------------------
@@ -379,7 +373,6 @@ class RepoSearcherTool(BaseTool):
         # per trajectory (verl's AgentData, passed to execute): call arguments -> observation, so that a
         # repeated identical call answers as inference does (earlier observation plus a note); weak keys
         # let a finished trajectory's entries go with it
-        self._seen: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._ids = itertools.count()
         # create_kwargs -> (cache key, builder), memoized: resolving a repo_path is a few system calls,
         # as long as the lookup itself; bounded, since a long run sees many commits
@@ -419,39 +412,32 @@ class RepoSearcherTool(BaseTool):
         if instance is None or instance.box is None:
             text = instance.error if instance is not None else f"Error: no tool instance {instance_id!r}"
             return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
-        try:
-            if not isinstance(parameters, Mapping):
-                # verl json-decodes the arguments; a string here was encoded twice, anything else is not
-                # an object. read_arguments is the inference parser: same decoding, same error text.
-                parameters, _, problem = read_arguments(self.name, parameters)
-                if problem is not None:
-                    text = f"Error: {problem}. Write the call again as valid JSON."  # as agent/loop.py
-                    return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
-            seen = self._seen_calls(kwargs.get("agent_data"))
-            key = json.dumps(parameters, sort_keys=True, default=str) if seen is not None else ""
-            if seen is not None and key in seen:
-                return ToolResponse(text=REPEATED_NOTE), 0.0, {"ok": True, "tool": self.name}
-            if self.offload:
-                loop = asyncio.get_running_loop()
-                observation = await loop.run_in_executor(None, instance.box.call, self.name, parameters)
-            else:
-                observation = instance.box.call(self.name, parameters)
-        except Exception as error:  # a tool bug: keep the rollout going, and keep the evidence in the log
-            logger.exception("%s(%r) failed", self.name, parameters)
-            text = f"Error: {self.name} failed: {type(error).__name__}: {error}"
-            return ToolResponse(text=text), 0.0, {"ok": False, "tool": self.name}
-        text = clip_observation(observation.text, self.max_observation_chars)
-        if seen is not None and observation.ok and self.name not in FINAL_TOOLS:
-            seen.add(key)
-        if observation.ok and instance.answer_prompt:
+        if not isinstance(parameters, Mapping):
+            # verl json-decodes the arguments; a string here was encoded twice, anything else is not an
+            # object. read_arguments is the inference parser: same decoding, same error text.
+            parameters, _, problem = read_arguments(self.name, parameters)
+            if problem is not None:
+                return ToolResponse(text=invalid_call_text(problem)), 0.0, {"ok": False, "tool": self.name}
+        # one session per call (verl creates and releases around every call) over the trajectory's memo
+        session = ToolSession(instance.box, self.max_observation_chars, memo=self._seen_calls(kwargs))
+        if self.offload:
+            loop = asyncio.get_running_loop()
+            observation = await loop.run_in_executor(None, session.call, self.name, parameters)
+        else:
+            observation = session.call(self.name, parameters)
+        text = observation.text
+        if observation.ok and not observation.repeated and instance.answer_prompt:
             text = f"{text}\n\n{instance.answer_prompt}"
         return ToolResponse(text=text), 0.0, {"ok": observation.ok, "tool": self.name}
 
-    def _seen_calls(self, agent_data: Any) -> set[str] | None:
+    def _seen_calls(self, kwargs: Mapping[str, Any]) -> set[str] | None:
+        """The trajectory's memo of successful calls, shared by the tool objects of one trajectory (verl
+        has one per tool name) through the AgentData they all receive."""
+        agent_data = kwargs.get("agent_data")
         if agent_data is None:
             return None  # called outside an agent loop: no trajectory to remember calls for
         try:
-            return self._seen.setdefault(agent_data, set())
+            return _TRAJECTORY_MEMOS.setdefault(agent_data, set())
         except TypeError:  # not weak-referenceable: do without the repeat note rather than fail
             return None
 

@@ -6,9 +6,11 @@ from reposearcher_plugin.tools.profiles import (
     FINAL_TOOLS,
     PROFILES,
     TOOLTRAIN_TOOLS,
+    TWO_STAGE_PROFILES,
     Observation,
     ToolBox,
     profile_specs,
+    rl_profile,
 )
 from reposearcher_plugin.tools.repo_tools import RepoTools, ToolFailure, code_tokens, split_identifier
 from reposearcher_plugin.tools.spec import (
@@ -24,6 +26,7 @@ __all__ = [
     "FINAL_TOOLS",
     "PROFILES",
     "TOOLTRAIN_TOOLS",
+    "TWO_STAGE_PROFILES",
     "Observation",
     "Param",
     "PathRefused",
@@ -37,5 +40,6 @@ __all__ = [
     "hermes_tools_prompt",
     "openai_tools",
     "profile_specs",
+    "rl_profile",
     "split_identifier",
 ]

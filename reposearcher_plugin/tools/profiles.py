@@ -1,7 +1,8 @@
 """The tool profiles (which tools a model gets) and the one entry point that executes a call.
 
 ``default`` is our full tool set. ``tooltrain`` is exactly the official RepoSearcher tool set, names and
-argument names included, so a model trained with the official code runs unchanged.
+argument names included, so a model trained with the official code runs unchanged. ``default-rl`` and
+``tooltrain-rl`` are the one-conversation forms RL trains on (see :func:`rl_profile`).
 """
 
 from __future__ import annotations
@@ -119,8 +120,23 @@ TOOLTRAIN_TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("exit", "exit if you have found all the information needed.", ()),
 )
 
-PROFILES: dict[str, tuple[ToolSpec, ...]] = {"default": DEFAULT_TOOLS, "tooltrain": TOOLTRAIN_TOOLS}
+PROFILES: dict[str, tuple[ToolSpec, ...]] = {
+    "default": DEFAULT_TOOLS,
+    "tooltrain": TOOLTRAIN_TOOLS,
+    # The conversations RL trains (verl's agent loop runs one conversation and ends at the first reply
+    # without a tool call, so no two stages and no `submit`): a model trained with RL on profile P is
+    # served with profile "P-rl" and then sees exactly the prompt it was trained on.
+    "default-rl": tuple(spec for spec in DEFAULT_TOOLS if spec.name != "submit"),
+    "tooltrain-rl": TOOLTRAIN_TOOLS,
+}
+TWO_STAGE_PROFILES = frozenset({"tooltrain"})  # the official flow: files first, then functions
 FINAL_TOOLS = frozenset({"submit", "exit"})  # calls that end a search rather than look something up
+
+
+def rl_profile(profile: str) -> str:
+    """The one-conversation profile RL trains for ``profile`` (itself when it already is one)."""
+    profile_specs(profile)  # raises on an unknown profile
+    return profile if profile.endswith("-rl") else f"{profile}-rl"
 
 
 @dataclass(frozen=True)
