@@ -23,6 +23,7 @@ from jinja2 import Template
 from reposearcher_plugin.cli.swe_agent_cmd import main as swe_agent_main
 from reposearcher_plugin.hosts.swe_agent import (
     bundle_config,
+    render_bundle_file,
     render_localization,
     swe_bench_image,
     validate_bundle,
@@ -194,6 +195,24 @@ def test_bundle_layout_and_disk_checks(tmp_path):
     (tmp_path / "other" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="not a bundle"):
         write_bundle(tmp_path / "other")
+
+
+def test_bundle_templates_take_exactly_their_placeholders(tmp_path):
+    assert render_bundle_file("install.sh", module="x.y").count("-m x.y ") == 2
+    with pytest.raises(ValueError, match=r"placeholders \['module'\], values given \[\]"):
+        render_bundle_file("install.sh")  # a placeholder must not ship literally
+    with pytest.raises(ValueError, match="values given"):
+        render_bundle_file("install.sh", module="x", profile="default")  # nor a value go unused
+    # one pass: a value that looks like a placeholder is written as it is
+    assert 'exec "$py" -E -P -m {{profile}} --profile p t' in render_bundle_file(
+        "bin/tool.sh", tool="t", module="{{profile}}", profile="p"
+    )
+    bundle = write_bundle(tmp_path / "reposearcher")
+    rendered = [path for path in bundle.rglob("*") if path.is_file() and path.name != "config.yaml"]
+    assert not [path for path in rendered if "{{" in path.read_text()]
+    # config.yaml's Jinja is SWE-agent's own (argument_format: --name {{value}})
+    header = (bundle / "config.yaml").read_text().splitlines()[:2]
+    assert header[0].startswith("# RepoSearcher tools (profile default)") and "{{" not in "".join(header)
 
 
 # --- the runner's command line ---------------------------------------------------------------------------
@@ -608,3 +627,6 @@ def test_bundle_wheel_builds_from_an_installed_distribution_without_a_checkout(t
     names = zipfile.ZipFile(wheel).namelist()
     assert "reposearcher_plugin/configs/hosts/swe_agent_localize_first.yaml" in names
     assert "reposearcher_plugin/hosts/swe_agent_tool.py" in names
+    # every data file the installed package holds, so `swe-agent bundle` works in the venv it fills
+    assert "reposearcher_plugin/hosts/swe_agent_bundle/bin/tool.sh" in names
+    assert "reposearcher_plugin/hosts/swe_agent_bundle/install.sh" in names
