@@ -21,10 +21,12 @@ import yaml
 from jinja2 import Template
 
 from reposearcher_plugin.cli.swe_agent_cmd import main as swe_agent_main
+from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.hosts.swe_agent import (
     bundle_config,
+    instance_row,
     render_bundle_file,
-    render_localization,
     swe_bench_image,
     validate_bundle,
     validate_bundle_config,
@@ -587,8 +589,10 @@ def test_image_names_and_rendering():
         swe_bench_image("Org__Repo-1", "swebench/sweb.eval.x86_64.{id}:latest")
         == "swebench/sweb.eval.x86_64.org_1776_repo-1:latest"
     )
-    assert render_localization({"error": "boom", "locations": ["a.py::f"]}) == ""
-    assert render_localization({"found_files": ["a.py"]}) == "Files, most likely first:\n1. a.py"
+    instance = Instance("acme__shop-1", "acme/shop", "c0ffee", "x")
+    failed = instance_row(instance, {"error": "boom", "locations": ["a.py::f"]})
+    assert failed["extra_fields"]["localization"] == ""
+    assert render_localization([], ["a.py"]) == "Files, most likely first:\n1. a.py"
 
 
 def test_bundle_wheel_builds_from_an_installed_distribution_without_a_checkout(tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.tools import FINAL_TOOLS, profile_specs
 
 # SWE-agent brings its own submit (it writes the patch); our search-ending tools mean nothing to it
@@ -455,27 +456,6 @@ def swe_bench_image(instance_id: str, template: str = DEFAULT_IMAGE_TEMPLATE) ->
     return template.format(id=safe, instance_id=instance_id).lower()
 
 
-def render_localization(row: Mapping[str, Any], max_locations: int = 10, max_files: int = 5) -> str:
-    """The text an instance template shows: ranked definitions, then ranked files. Empty when the
-    localizer found nothing or failed, so a template can leave the section out with ``{% if %}``."""
-    if row.get("error"):
-        return ""
-    locations = list(row.get("locations") or [])[:max_locations]
-    files = list(row.get("found_files") or [])[:max_files]
-    if not locations and not files:
-        return ""
-    lines = []
-    if locations:
-        lines.append("Functions and classes most likely to need changes, most likely first:")
-        lines += [f"{rank}. {location}" for rank, location in enumerate(locations, start=1)]
-    if files:
-        if lines:
-            lines.append("")
-        lines.append("Files, most likely first:")
-        lines += [f"{rank}. {path}" for rank, path in enumerate(files, start=1)]
-    return "\n".join(lines)
-
-
 def instance_row(
     instance: Any,
     prediction: Mapping[str, Any] | None,
@@ -489,6 +469,14 @@ def instance_row(
     instance_id, repo_name, base_commit, extra_fields). A repo_name without a slash is a repository
     already in the image at ``/<repo_name>``, as SWE-agent's own SWE-bench loader writes it."""
     prediction = prediction or {}
+    locations = list(prediction.get("locations") or [])[:max_locations]
+    files = list(prediction.get("found_files") or [])[:max_files]
+    # a failed localization shows nothing rather than a partial ranking; the template leaves it out
+    text = (
+        ""
+        if prediction.get("error")
+        else render_localization(locations, files, max_files=max_files, max_locations=max_locations)
+    )
     return {
         "instance_id": instance.instance_id,
         "image_name": swe_bench_image(instance.instance_id, image_template),
@@ -496,9 +484,9 @@ def instance_row(
         "repo_name": repo_name,
         "base_commit": instance.base_commit,
         "extra_fields": {
-            "localization": render_localization(prediction, max_locations, max_files),
-            "localized_locations": list(prediction.get("locations") or [])[:max_locations],
-            "localized_files": list(prediction.get("found_files") or [])[:max_files],
+            "localization": text,
+            "localized_locations": locations,
+            "localized_files": files,
             "localization_model": prediction.get("model", ""),
         },
     }
