@@ -230,7 +230,7 @@ def test_localize_returns_a_summary_and_the_result_json(synthetic):
     assert row["found_files"][0] == "web/sessions.py"
     assert row["found_related_locs"]["web/sessions.py"][0].startswith("function: Session.resolve_redirects")
     assert row["model"] == "retrieval"
-    assert summary.splitlines()[1] == "1. web/sessions.py::Session.resolve_redirects"
+    assert summary.splitlines()[1] == "1. web/sessions.py::Session.resolve_redirects (method, lines 11-15)"
     # the trajectory is written to --trajectory-dir, and only its path travels
     trajectory = Path(row["trajectory"])
     assert trajectory.parent == synthetic["base"] / "trajectories"

@@ -111,7 +111,8 @@ def test_agent_from_config_localizes_before_the_first_prompt_and_submits_the_pat
     assert ISSUE in prompt
     block = prompt.split("<localization>")[1].split("</localization>")[0]
     ranked = [line.split(". ", 1)[1] for line in block.splitlines() if line.strip()[:2] == "1."]
-    assert ranked == ["shop/pricing.py", "shop/pricing.py::total (lines 1-2)"]  # top file, top function
+    # top function, top file
+    assert ranked == ["shop/pricing.py::total (function, lines 1-2)", "shop/pricing.py"]
     assert info["exit_status"] == "Submitted"
     assert EXPECTED_DIFF in info["submission"]
     assert info["submission"] == git(repo, "diff", "--", "shop/pricing.py")

@@ -1,12 +1,15 @@
 """The base install serves the offline paths without the heavy optional packages, and a command that
-needs a missing extra says which one in one line (issue 13, items 1, 2, 4, 5)."""
+needs a missing extra says which one in one line (issue 13, items 1, 2, 4, 5); a built wheel carries the
+package data its commands read (issue 14, move 8)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,40 @@ def test_no_command_indexes_into_an_empty_result_with_a_broken_tree_sitter(
     assert main(["localize", "--repo", str(small_repo), "--issue", str(issue)]) == 2
     error = capsys.readouterr().err
     assert "reposearcher: error: " in error and "tree-sitter" in error and "Traceback" not in error
+
+
+def _files_and_modes(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(path.relative_to(root)): (path.stat().st_mode, path.read_bytes())
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_built_wheel_carries_the_bundle_files_and_writes_the_same_bundle_installed(tmp_path):
+    from reposearcher_plugin.hosts.swe_agent import build_package_wheel, write_bundle
+
+    wheel = build_package_wheel(tmp_path / "dist")  # what `pip install .` installs
+    names = set(zipfile.ZipFile(wheel).namelist())
+    bundle_files = {"bin/tool.sh", "install.sh", "config.yaml", "README.md"}
+    assert {f"reposearcher_plugin/hosts/swe_agent_bundle/{name}" for name in bundle_files} <= names
+    site = tmp_path / "site-packages"  # a pure-Python wheel installs by unpacking
+    zipfile.ZipFile(wheel).extractall(site)
+    installed = tmp_path / "from-wheel" / "reposearcher"
+    code = f"""
+        import reposearcher_plugin, sys
+        assert reposearcher_plugin.__file__.startswith({str(site)!r}), reposearcher_plugin.__file__
+        from reposearcher_plugin.cli.main import main
+        sys.exit(main(["swe-agent", "bundle", "--out", {str(installed)!r}]))
+        """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the checkout: only the unpacked wheel can be imported
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    checkout = write_bundle(tmp_path / "from-checkout" / "reposearcher")
+    assert _files_and_modes(installed) == _files_and_modes(checkout)

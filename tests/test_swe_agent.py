@@ -21,9 +21,12 @@ import yaml
 from jinja2 import Template
 
 from reposearcher_plugin.cli.swe_agent_cmd import main as swe_agent_main
+from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.hosts.swe_agent import (
     bundle_config,
-    render_localization,
+    instance_row,
+    render_bundle_file,
     swe_bench_image,
     validate_bundle,
     validate_bundle_config,
@@ -194,6 +197,24 @@ def test_bundle_layout_and_disk_checks(tmp_path):
     (tmp_path / "other" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="not a bundle"):
         write_bundle(tmp_path / "other")
+
+
+def test_bundle_templates_take_exactly_their_placeholders(tmp_path):
+    assert render_bundle_file("install.sh", module="x.y").count("-m x.y ") == 2
+    with pytest.raises(ValueError, match=r"placeholders \['module'\], values given \[\]"):
+        render_bundle_file("install.sh")  # a placeholder must not ship literally
+    with pytest.raises(ValueError, match="values given"):
+        render_bundle_file("install.sh", module="x", profile="default")  # nor a value go unused
+    # one pass: a value that looks like a placeholder is written as it is
+    assert 'exec "$py" -E -P -m {{profile}} --profile p t' in render_bundle_file(
+        "bin/tool.sh", tool="t", module="{{profile}}", profile="p"
+    )
+    bundle = write_bundle(tmp_path / "reposearcher")
+    rendered = [path for path in bundle.rglob("*") if path.is_file() and path.name != "config.yaml"]
+    assert not [path for path in rendered if "{{" in path.read_text()]
+    # config.yaml's Jinja is SWE-agent's own (argument_format: --name {{value}})
+    header = (bundle / "config.yaml").read_text().splitlines()[:2]
+    assert header[0].startswith("# RepoSearcher tools (profile default)") and "{{" not in "".join(header)
 
 
 # --- the runner's command line ---------------------------------------------------------------------------
@@ -568,8 +589,10 @@ def test_image_names_and_rendering():
         swe_bench_image("Org__Repo-1", "swebench/sweb.eval.x86_64.{id}:latest")
         == "swebench/sweb.eval.x86_64.org_1776_repo-1:latest"
     )
-    assert render_localization({"error": "boom", "locations": ["a.py::f"]}) == ""
-    assert render_localization({"found_files": ["a.py"]}) == "Files, most likely first:\n1. a.py"
+    instance = Instance("acme__shop-1", "acme/shop", "c0ffee", "x")
+    failed = instance_row(instance, {"error": "boom", "locations": ["a.py::f"]})
+    assert failed["extra_fields"]["localization"] == ""
+    assert render_localization([], ["a.py"]) == "Files, most likely first:\n1. a.py"
 
 
 def test_bundle_wheel_builds_from_an_installed_distribution_without_a_checkout(tmp_path, monkeypatch):
@@ -608,3 +631,6 @@ def test_bundle_wheel_builds_from_an_installed_distribution_without_a_checkout(t
     names = zipfile.ZipFile(wheel).namelist()
     assert "reposearcher_plugin/configs/hosts/swe_agent_localize_first.yaml" in names
     assert "reposearcher_plugin/hosts/swe_agent_tool.py" in names
+    # every data file the installed package holds, so `swe-agent bundle` works in the venv it fills
+    assert "reposearcher_plugin/hosts/swe_agent_bundle/bin/tool.sh" in names
+    assert "reposearcher_plugin/hosts/swe_agent_bundle/install.sh" in names

@@ -36,6 +36,7 @@ from typing import Any
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
 from reposearcher_plugin.extras import install_hint
+from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.index.names import utf8_text
 from reposearcher_plugin.tools import FINAL_TOOLS, Param, ToolArgumentError, ToolBox, ToolSpec, profile_specs
@@ -196,21 +197,25 @@ class ReposearcherService:
             result.trajectory = None  # inline trajectories can be megabytes; clients want the ranking
         row = result.to_dict()
         return ToolOutcome(
-            (localize_summary(row), json.dumps(row, ensure_ascii=False)),
+            (localize_summary(row, self.index()), json.dumps(row, ensure_ascii=False)),
             is_error=bool(result.error) and not row["found_files"],
         )
 
 
-def localize_summary(row: Mapping[str, Any], top: int = SUMMARY_LOCATIONS) -> str:
+def localize_summary(row: Mapping[str, Any], index: RepoIndex, top: int = SUMMARY_LOCATIONS) -> str:
     """A few lines a person (or a model) can read before the JSON."""
-    locations = row.get("locations") or []
-    files = row.get("found_files") or []
     usage = row.get("usage") or {}
-    lines = [f"RepoSearcher ({row.get('model')}, {usage.get('wall_s', 0):.2f} s): where to change"]
-    lines += [f"{rank}. {location}" for rank, location in enumerate(locations[:top], start=1)]
-    if not locations:
-        lines.append("(no functions or classes located)")
-    lines.append("files: " + (", ".join(files[:5]) if files else "(none)"))
+    header = f"RepoSearcher ({row.get('model')}, {usage.get('wall_s', 0):.2f} s): where to change"
+    lines = [
+        render_localization(
+            row.get("locations") or [],
+            row.get("found_files") or [],
+            header=header,
+            compact=True,
+            max_locations=top,
+            index=index,
+        )
+    ]
     if row.get("error"):
         lines.append(f"error: {row['error']}")
     if isinstance(row.get("trajectory"), str):

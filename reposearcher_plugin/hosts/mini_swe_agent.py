@@ -31,6 +31,7 @@ from minisweagent.environments.local import LocalEnvironment
 from pydantic import BaseModel
 
 from reposearcher_plugin.agent.localizers import DEFAULT_MODEL, LocalizerOptions
+from reposearcher_plugin.hosts.localization_text import definition, render_localization
 
 logger = logging.getLogger("reposearcher.mini_swe_agent")
 
@@ -55,7 +56,7 @@ class LocalizerSettings(BaseModel):
     """Functions / classes shown in the prompt."""
     top_files: int = 5
     show_lines: bool = True
-    """Show each definition's line span from the index, so the model can ``sed -n`` straight to it."""
+    """Show each definition's kind and line span from the index: the model can ``sed -n`` straight to it."""
     repo_path: str | None = None
     """The repository on THIS machine. Default: the local environment's working directory. Environments
     whose files live elsewhere (a Docker container) need it set, e.g. to a checkout of the same commit."""
@@ -142,7 +143,16 @@ class _LocalizeFirst:
         if not files and not locations:
             reason = f"the localizer found nothing{f' ({result.error})' if result.error else ''}"
             return self._unavailable(reason), []
-        text = render_localization(files, locations, settings.model, show_lines=settings.show_lines)
+        source = "offline retrieval" if settings.model == DEFAULT_MODEL else settings.model
+        text = render_localization(
+            result.locations,
+            result.files,
+            header=f"RepoSearcher ({source}) ranked these as the likeliest places to change. "
+            "They are hints, not facts: read the code before you edit.",
+            max_locations=settings.top_k,
+            max_files=settings.top_files,
+            index=index if settings.show_lines else None,
+        )
         self.localization["text"] = text
         return text, locations
 
@@ -218,33 +228,11 @@ def __getattr__(name: str) -> Any:
 def _located(index: Any, location: str) -> dict[str, Any]:
     """An entity id with its line span from the index (None when the index does not define it)."""
     path, _, qualname = location.partition("::")
-    found: dict[str, Any] = {"id": location, "path": path, "name": qualname, "start": None, "end": None}
-    indexed = index.files.get(path)
-    if qualname and indexed is not None:
-        for entity in indexed.parse.entities:
-            if entity.qualname == qualname:
-                found["start"], found["end"] = entity.start, entity.end
-                break
-    return found
-
-
-def render_localization(
-    files: list[str], locations: list[dict[str, Any]], model: str, *, show_lines: bool = True
-) -> str:
-    """The compact block the prompt shows: ranked files, then ranked definitions with their lines."""
-    source = "offline retrieval" if model == DEFAULT_MODEL else model
-    lines = [
-        f"RepoSearcher ({source}) ranked these as the likeliest places to change. "
-        "They are hints, not facts: read the code before you edit."
-    ]
-    if files:
-        lines.append("Files:")
-        lines += [f"  {rank}. {path}" for rank, path in enumerate(files, start=1)]
-    if locations:
-        lines.append("Functions and classes:")
-        for rank, location in enumerate(locations, start=1):
-            span = ""
-            if show_lines and location["start"] is not None:
-                span = f" (lines {location['start']}-{location['end']})"
-            lines.append(f"  {rank}. {location['id']}{span}")
-    return "\n".join(lines)
+    entity = definition(index, location)
+    return {
+        "id": location,
+        "path": path,
+        "name": qualname,
+        "start": entity.start if entity else None,
+        "end": entity.end if entity else None,
+    }

@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from reposearcher_plugin.hosts.localization_text import render_localization
+
 EVENT_TYPE = "UserPromptSubmit"
 DEFAULT_TOP = 10
 DEFAULT_MIN_CHARS = 20
@@ -133,26 +135,12 @@ def render_context(index: Any, row: dict[str, Any], top: int, seconds: float) ->
     files = row.get("found_files") or []
     if not locations and not files:
         raise _HookSkipped("no locations found")
-    lines = [
+    header = (
         f"RepoSearcher localization ({row.get('model')}, {seconds:.1f} s): the code most likely involved in "
         "this request, best first. Ranked guesses from a search of the repository; read the code before "
         "relying on them."
-    ]
-    for rank, location in enumerate(locations[:top], start=1):
-        lines.append(f"{rank}. {location}{_span(index, location)}")
-    lines.append("Files: " + ", ".join(files[:5]))
-    return "\n".join(lines)
-
-
-def _span(index: Any, location: str) -> str:
-    path, _, qualname = location.partition("::")
-    indexed = index.files.get(path)
-    if indexed is None or not qualname:
-        return ""
-    for entity in indexed.parse.entities:
-        if entity.qualname == qualname:
-            return f" ({entity.kind}, lines {entity.start}-{entity.end})"
-    return ""
+    )
+    return render_localization(locations, files, header=header, compact=True, max_locations=top, index=index)
 
 
 def failure_note(error: BaseException, root: str | None = None) -> str:
