@@ -420,7 +420,7 @@ def test_tooltrain_two_stages(index):
 def test_rl_profiles_run_one_stage_and_ask_for_the_answer_inside_exit(index):
     """``tooltrain-rl`` is the conversation RL trains: one stage, no submit, and the answer asked for in
     the observation of ``exit`` (verl's loop can only return a tool response there)."""
-    from reposearcher_plugin.agent.chat import ANSWER_FORMAT
+    from reposearcher_plugin.agent.chat import answer_format
 
     call = ("get_code_of_file_function", {"file_name": "shop/pricing.py", "func_name": "total"})
     result, handler = run(
@@ -428,7 +428,7 @@ def test_rl_profiles_run_one_stage_and_ask_for_the_answer_inside_exit(index):
     )
     assert {step.stage for step in result.trajectory.steps} == {"search"}
     last = handler.requests[-1]["messages"]
-    assert last[-1]["role"] == "tool" and last[-1]["content"].endswith(f"\n\n{ANSWER_FORMAT}")
+    assert last[-1]["role"] == "tool" and last[-1]["content"].endswith(f"\n\n{answer_format('search', 5)}")
     assert result.locations[0] == "shop/pricing.py::total"
     _, handler = run(index, [ANSWER], profile="default-rl")
     assert "submit" not in {tool["function"]["name"] for tool in handler.requests[0]["tools"]}
