@@ -25,9 +25,9 @@ Set ``actor_rollout_ref.rollout.multi_turn.max_tool_response_length`` above that
 - optional ``repos_dir`` (a path or a list), ``aliases`` (``{repo: alias or [aliases]}``), ``online``:
   used when the tool config does not set them (the tool config wins, so one recipe governs a run).
 - optional ``answer_prompt`` (final tools only): text appended, after a blank line, to the observation
-  of an accepted ``exit`` / ``submit``. At inference the two-stage ``tooltrain`` flow answers ``exit``
-  with the stage's answer prompt as a user turn; verl's loop can only return a tool response, so the
-  dataset puts that prompt here (``chat.FILES_ANSWER`` / ``chat.FUNCTIONS_ANSWER`` for the stage).
+  of an accepted ``exit`` / ``submit``. verl's loop can only return a tool response, so the dataset puts
+  the answer format here (``chat.answer_format("search", k)``), and the agent with a one-stage profile
+  (``tooltrain-rl``) answers ``exit`` the same way; the two-stage ``tooltrain`` flow asks in a user turn.
 
 Final tools (``tool_config(final_tools=None)`` decides by profile):
 
