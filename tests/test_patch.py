@@ -233,3 +233,13 @@ def test_cli(dataset: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFix
     assert args.handler(args) == 0
     (row,) = [json.loads(line) for line in out.open()]
     assert row["instance_id"] == "shop-2" and f"+{NEW}" in row["model_patch"]
+
+
+def test_majority_counts_changed_lines_that_look_like_file_headers() -> None:
+    # a removed reST underline "-----" is "------" in the diff: a change, not a "---" file header
+    underline = (
+        "diff --git a/doc.rst b/doc.rst\nindex 1111111..2222222 100644\n--- a/doc.rst\n+++ b/doc.rst\n"
+        "@@ -1,3 +1,2 @@\n Title\n------\n text\n"
+    )
+    assert normalize_patch(underline) == (("doc.rst", ("-----",), ()),)
+    assert majority_patch(["", underline]) == 1

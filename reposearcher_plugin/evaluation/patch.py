@@ -36,6 +36,7 @@ from typing import Any
 
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, Policy, PolicyError
 from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
+from reposearcher_plugin.evaluation.diffs import DiffError, diff_paths, parse_diff
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
@@ -334,31 +335,21 @@ def _git_diff(originals: Mapping[str, bytes | None], changed: Mapping[str, str])
 def normalize_patch(patch: str) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
     """What a patch changes, without line numbers, blob ids, context or whitespace-only changes: two
     samples that make the same edit in slightly different ways vote together."""
+    try:
+        parsed = parse_diff(patch, recount=True)
+    except DiffError:  # not a diff at all: it votes as its own text, whitespace aside
+        return (("", (), ("".join(patch.split()),)),)
     files: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
-    path = ""
-    removed: list[str] = []
-    added: list[str] = []
-
-    def flush() -> None:
-        if path:
-            minus, plus = Counter(removed), Counter(added)
-            common = minus & plus  # a line removed and added again changed only its whitespace
-            kept_minus = tuple((minus - common).elements())
-            kept_plus = tuple((plus - common).elements())
-            if kept_minus or kept_plus:
-                files.append((path, kept_minus, kept_plus))
-
-    for line in patch.splitlines():
-        if line.startswith("diff --git "):
-            flush()
-            path, removed, added = line.split(" b/", 1)[-1], [], []
-        elif line.startswith(("+++", "---", "index ", "@@", "new file", "deleted file")):
-            continue
-        elif line.startswith(("-", "+")):
-            squeezed = "".join(line[1:].split())
-            if squeezed:
-                (removed if line[0] == "-" else added).append(squeezed)
-    flush()
+    for patched in parsed:
+        old_path, new_path = diff_paths(patched)
+        lines = [line for hunk in patched for line in hunk if line.is_removed or line.is_added]
+        squeezed = [(line.is_removed, "".join(line.value.split())) for line in lines]
+        minus = Counter(text for removed, text in squeezed if removed and text)
+        plus = Counter(text for removed, text in squeezed if not removed and text)
+        common = minus & plus  # a line removed and added again changed only its whitespace
+        kept_minus, kept_plus = tuple((minus - common).elements()), tuple((plus - common).elements())
+        if kept_minus or kept_plus:
+            files.append((old_path if patched.is_removed_file else new_path, kept_minus, kept_plus))
     return tuple(sorted(files))
 
 
