@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, Policy, PolicyError
-from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
+from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch, trajectory_dir
 from reposearcher_plugin.evaluation.diffs import DiffError, diff_paths, parse_diff
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
@@ -581,40 +581,34 @@ def run_patches(
     retry_errors: bool = False,
     on_result: Callable[[dict[str, Any], PatchSummary], None] | None = None,
 ) -> PatchSummary:
-    """Patch every instance not yet in ``out`` (JSONL), appending one SWE-bench row per instance.
+    """Patch every instance not yet in ``out`` (JSONL), appending one SWE-bench row per instance: the
+    batch runner of ``reposearcher run`` (evaluation/batch.py), in threads, as the work waits on the model.
 
-    ``policy_factory`` (temperature -> policy) replaces the litellm policy built from ``options``.
-    Threads: the work is waiting on the model."""
+    ``policy_factory`` (temperature -> policy) replaces the litellm policy built from ``options``."""
     if patcher not in PATCHERS:
         raise ValueError(f"unknown patcher {patcher!r} (known: {', '.join(PATCHERS)})")
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done_before = finished_ids(out, retry_errors=retry_errors)
-    todo = [instance for instance in instances if instance.instance_id not in done_before]
-    summary = PatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     run = _Run(
         patcher=patcher,
         options=options or PatchOptions(),
         workspace=workspace,
         localizations=localizations,
         policy_factory=policy_factory,
-        logs=trajectory_dir(out),
+        logs=trajectory_dir(Path(out)),
         # a process pool per index build, from several threads at once, would oversubscribe the machine
         index_workers=1 if workers > 1 else None,
     )
-    started = time.perf_counter()
-    with out.open("a", encoding="utf-8") as handle:
+    return run_batch(
+        instances,
+        out,
+        work=functools.partial(patch_instance, run),
+        empty=_no_patch,
+        workers=workers,
+        retry_errors=retry_errors,
+        on_result=on_result,
+    )
 
-        def record(row: dict[str, Any]) -> None:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            summary.count(row, not row["model_patch"].strip(), started)
-            if on_result is not None:
-                on_result(row, summary)
 
-        work = functools.partial(patch_instance, run)
-        summary.interrupted = run_in_threads(todo, work, record, workers)
-    summary.seconds = time.perf_counter() - started
-    return summary
+def _no_patch(row: dict[str, Any]) -> bool:
+    return not row["model_patch"].strip()
