@@ -12,16 +12,11 @@ from swebench.harness.utils import get_predictions_from_file
 
 from reposearcher_plugin.cli.patch_cmd import add_patch_command
 from reposearcher_plugin.evaluation.instances import load_instances
-from reposearcher_plugin.evaluation.patch import (
-    EditBlock,
-    PatchOptions,
-    apply_edit,
-    majority_patch,
-    normalize_patch,
-    parse_edit_blocks,
-    run_patches,
-)
 from reposearcher_plugin.evaluation.readers import read_predictions
+from reposearcher_plugin.repair.edits import EditBlock, apply_edit, parse_edit_blocks
+from reposearcher_plugin.repair.options import PatchOptions
+from reposearcher_plugin.repair.runner import run_patches
+from reposearcher_plugin.repair.voting import majority_patch, normalize_patch
 from reposearcher_plugin.workspace import Workspace
 from tests.conftest import commit_all, git, write_tree
 from tests.scripted_llm import scripted_model

@@ -176,7 +176,7 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
         result = LocalizationResult(instance.instance_id, job.options.model, error=detail)
         result.usage["wall_s"] = round(time.perf_counter() - started, 3)
     if isinstance(result.trajectory, Trajectory):
-        name = _safe_name(instance.instance_id) + ".json"
+        name = safe_name(instance.instance_id) + ".json"
         result.trajectory.write(job.trajectories / name)
         result.trajectory = f"{job.trajectories.name}/{name}"  # relative to the output file
     return result.to_dict()
@@ -215,7 +215,7 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)  # at once, from this thread: nothing the worker was doing may still be written
 
 
-def _safe_name(instance_id: str) -> str:
+def safe_name(instance_id: str) -> str:
     return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
 
 
