@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from reposearcher_plugin.cli.main import main
-from reposearcher_plugin.evaluation.batch import finished_ids, trajectory_dir
+from reposearcher_plugin.evaluation.batch import finished_ids, run_batch, trajectory_dir
+from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.readers import read_predictions
 from tests.conftest import commit_all, write_tree
 from tests.openai_stub import ScriptedReply, StubServer
@@ -358,3 +359,26 @@ def test_workers_die_with_a_killed_parent(dataset, tmp_path, guard):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group started here
+
+
+def test_other_work_runs_through_the_same_runner(tmp_path):
+    """``work`` rows (the repair patcher's) are resumed, counted and written like localizations, and a
+    row holding a lone surrogate (a patch of a file that is not UTF-8) is written with JSON escapes."""
+    instances = [Instance(f"shop-{number}", "acme/shop", "0" * 40, "") for number in (1, 2, 3)]
+    out = tmp_path / "rows.jsonl"
+    out.write_text('{"instance_id": "shop-1", "text": ""}\n')
+
+    def work(instance: Instance) -> dict:
+        return {
+            "instance_id": instance.instance_id,
+            "text": "" if instance.instance_id == "shop-3" else "caf\udce9",
+        }
+
+    summary = run_batch(instances, out, work=work, empty=lambda row: not row["text"], workers=2)
+    assert (summary.skipped, summary.done, summary.empty, summary.errors) == (1, 2, 1, 0)
+    assert {row["instance_id"]: row["text"] for row in rows(out)} == {
+        "shop-1": "",
+        "shop-2": "caf\udce9",
+        "shop-3": "",
+    }
+    assert not trajectory_dir(out).exists()  # the work writes its own files, if any

@@ -130,7 +130,8 @@ def test_tree_sitter_rows_are_split_lines_rows(junk: list[str]):
 
 def test_the_repair_prompt_shows_the_predicted_definition_by_the_same_lines(tmp_path, cache):
     from reposearcher_plugin.evaluation.locations import Prediction
-    from reposearcher_plugin.evaluation.patch import PatchOptions, localized_code
+    from reposearcher_plugin.repair.options import PatchOptions
+    from reposearcher_plugin.repair.prompt import localized_code
 
     root = write_tree(tmp_path / "repo", {"tricky.py": TRICKY.encode()})
     index = build_index(root, cache=cache, workers=1)

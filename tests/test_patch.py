@@ -12,16 +12,11 @@ from swebench.harness.utils import get_predictions_from_file
 
 from reposearcher_plugin.cli.patch_cmd import add_patch_command
 from reposearcher_plugin.evaluation.instances import load_instances
-from reposearcher_plugin.evaluation.patch import (
-    EditBlock,
-    PatchOptions,
-    apply_edit,
-    majority_patch,
-    normalize_patch,
-    parse_edit_blocks,
-    run_patches,
-)
 from reposearcher_plugin.evaluation.readers import read_predictions
+from reposearcher_plugin.repair.edits import EditBlock, apply_edit, parse_edit_blocks
+from reposearcher_plugin.repair.options import PatchOptions
+from reposearcher_plugin.repair.runner import run_patches
+from reposearcher_plugin.repair.voting import majority_patch, normalize_patch
 from reposearcher_plugin.workspace import Workspace
 from tests.conftest import commit_all, git, write_tree
 from tests.scripted_llm import scripted_model
@@ -233,3 +228,13 @@ def test_cli(dataset: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFix
     assert args.handler(args) == 0
     (row,) = [json.loads(line) for line in out.open()]
     assert row["instance_id"] == "shop-2" and f"+{NEW}" in row["model_patch"]
+
+
+def test_majority_counts_changed_lines_that_look_like_file_headers() -> None:
+    # a removed reST underline "-----" is "------" in the diff: a change, not a "---" file header
+    underline = (
+        "diff --git a/doc.rst b/doc.rst\nindex 1111111..2222222 100644\n--- a/doc.rst\n+++ b/doc.rst\n"
+        "@@ -1,3 +1,2 @@\n Title\n------\n text\n"
+    )
+    assert normalize_patch(underline) == (("doc.rst", ("-----",), ()),)
+    assert majority_patch(["", underline]) == 1

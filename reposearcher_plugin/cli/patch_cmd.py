@@ -106,7 +106,8 @@ def cmd_patch(args: argparse.Namespace) -> int:
         workspace = workspace_from_args(args) if args.patcher == "repair" else None
     except (DatasetError, PredictionsError, OSError, ValueError) as error:
         return _error(str(error))
-    from reposearcher_plugin.evaluation.patch import PatchOptions, run_patches
+    from reposearcher_plugin.repair.options import PatchOptions
+    from reposearcher_plugin.repair.runner import run_patches
 
     options = PatchOptions(
         model=args.model,

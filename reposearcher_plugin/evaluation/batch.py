@@ -176,7 +176,7 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
         result = LocalizationResult(instance.instance_id, job.options.model, error=detail)
         result.usage["wall_s"] = round(time.perf_counter() - started, 3)
     if isinstance(result.trajectory, Trajectory):
-        name = _safe_name(instance.instance_id) + ".json"
+        name = safe_name(instance.instance_id) + ".json"
         result.trajectory.write(job.trajectories / name)
         result.trajectory = f"{job.trajectories.name}/{name}"  # relative to the output file
     return result.to_dict()
@@ -215,42 +215,86 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)  # at once, from this thread: nothing the worker was doing may still be written
 
 
-def _safe_name(instance_id: str) -> str:
+def safe_name(instance_id: str) -> str:
     return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
 
 
 def run_batch(
     instances: Sequence[Instance],
     out: str | Path,
-    options: LocalizerOptions,
-    workspace: Workspace,
+    options: LocalizerOptions | None = None,
+    workspace: Workspace | None = None,
     *,
     workers: int = 1,
     retry_errors: bool = False,
     index_cache_dir: str | None = None,
     allow_missing: bool = False,
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
+    work: Callable[[Instance], dict[str, Any]] | None = None,
+    empty: Callable[[dict[str, Any]], bool] | None = None,
 ) -> BatchSummary:
-    """Localize every instance not yet in ``out``, appending one line per instance as it finishes."""
+    """Localize every instance not yet in ``out``, appending one line per instance as it finishes.
+
+    Other per-instance jobs (the repair patcher) pass ``work``, which turns an instance into its row and
+    never raises, instead of ``options`` and ``workspace``; it runs in threads, as such work waits on a
+    model, and ``empty`` says which of its rows count as empty. Resuming, recording and counting are the
+    same for both."""
+    if work is None and (options is None or workspace is None):
+        raise ValueError("run_batch needs the localizer options and a workspace, or work to run")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done_before = finished_ids(out, retry_errors=retry_errors)
     todo = [instance for instance in instances if instance.instance_id not in done_before]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
-    trajectories = trajectory_dir(out)
-    trajectories.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing) for instance in todo
-    ]
+    is_empty = empty or _no_location
     started = time.perf_counter()
+    with out.open("a", encoding="utf-8") as sink:
+
+        def record(row: dict[str, Any]) -> None:
+            sink.write(_json_line(row))
+            sink.flush()
+            summary.count(row, is_empty(row), started)
+            if on_result:
+                on_result(row, summary)
+
+        if work is not None:
+            summary.interrupted = run_in_threads(todo, work, record, max(1, workers))
+        else:
+            assert options is not None and workspace is not None  # checked on entry
+            trajectories = trajectory_dir(out)
+            trajectories.mkdir(parents=True, exist_ok=True)
+            jobs = [
+                _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing)
+                for instance in todo
+            ]
+            summary.interrupted = _localize_in_processes(jobs, record, workers)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _no_location(row: dict[str, Any]) -> bool:
+    return not row.get("locations") and not row.get("found_files")
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a patch of a file that is not UTF-8): JSON escapes it
+        line = json.dumps(row)
+    return line + "\n"
+
+
+def _localize_in_processes(
+    jobs: Sequence[_Job], record: Callable[[dict[str, Any]], None], workers: int
+) -> bool:
+    """Localize ``jobs`` in forked worker processes, recording each row as it arrives; returns whether
+    the run was interrupted (Ctrl-C cancels what is queued)."""
     # fork: workers start at once and inherit the loaded package; nothing threaded runs in the parent yet
     context = multiprocessing.get_context("fork")
-    with (
-        out.open("a", encoding="utf-8") as sink,
-        ProcessPoolExecutor(
-            max(1, workers), mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
-        ) as pool,
-    ):
+    with ProcessPoolExecutor(
+        max(1, workers), mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         pending: set[Future[dict[str, Any]]] = set()
         queue = iter(jobs)
         try:
@@ -261,19 +305,13 @@ def run_batch(
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    row = future.result()
-                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    sink.flush()
-                    summary.count(row, not row.get("locations") and not row.get("found_files"), started)
-                    if on_result:
-                        on_result(row, summary)
+                    record(future.result())
                     next_job = next(queue, None)
                     if next_job is not None:
                         pending.add(pool.submit(_localize_instance, next_job))
         except KeyboardInterrupt:
-            summary.interrupted = True
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
-    summary.seconds = time.perf_counter() - started
-    return summary
+            return True
+    return False

@@ -43,10 +43,11 @@ from typing import NamedTuple
 import unidiff
 
 from reposearcher_plugin.evaluation import gold_source
+from reposearcher_plugin.evaluation.diffs import DiffError, diff_paths, parse_diff
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.index import Entity, ParseCache, RepoIndex, build_index, entity_id, innermost
 from reposearcher_plugin.index.languages import module_for, parse_source
-from reposearcher_plugin.index.names import os_path, repo_path_from_git
+from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.workspace import Workspace, WorkspaceError
 
 Progress = Callable[[int, int], None]  # (instances done, instances to do)
@@ -92,8 +93,8 @@ def explain_gold(
 ) -> list[Attribution]:
     """Every changed line of the patch with the label it maps to, file by file in patch order."""
     try:
-        patch = unidiff.PatchSet(instance.patch)
-    except unidiff.UnidiffParseError as error:
+        patch = parse_diff(instance.patch)
+    except DiffError as error:
         raise GoldError(f"{instance.instance_id}: the patch cannot be parsed: {error}") from None
     found: list[Attribution] = []
     for patched in patch:
@@ -108,16 +109,10 @@ def _by_file(attributions: list[Attribution]) -> list[list[Attribution]]:
     return list(groups.values())
 
 
-def _strip_prefix(name: str, prefix: str) -> str:
-    return name[len(prefix) :] if name.startswith(prefix) else name
-
-
 def _file_attributions(
     instance_id: str, patched: unidiff.PatchedFile, index: RepoIndex, include_non_source: bool
 ) -> list[Attribution]:
-    # as repository paths (index/names.py), which is how the index and every prediction name files
-    old_path = _strip_prefix(repo_path_from_git(patched.source_file), "a/")
-    new_path = _strip_prefix(repo_path_from_git(patched.target_file), "b/")
+    old_path, new_path = diff_paths(patched)  # repository paths, as the index and predictions name files
 
     def whole(note: str) -> list[Attribution]:
         return [Attribution(old_path, "file", 0, "", old_path, 0, note)]
