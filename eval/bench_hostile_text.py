@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.parse import hermes_tool_calls, loose_tool_calls, parse_answer
-from reposearcher_plugin.agent.retrieval import MAX_RANKED_ISSUE_CHARS, extract_mentions
+from reposearcher_plugin.rank import MAX_RANKED_ISSUE_CHARS, extract_mentions
 from reposearcher_plugin.rl.reward import compute_score
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -117,8 +117,8 @@ def measure(function: Callable[[str], Any], make: Callable[[int], str], runs: in
 
 
 def retrieval_ranker() -> Callable[[str], Any]:
-    from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
     from reposearcher_plugin.index import build_index
+    from reposearcher_plugin.rank import RetrievalLocalizer
 
     package = Path(__file__).resolve().parents[1] / "reposearcher_plugin"
     index = build_index(package, use_cache=False, workers=1)

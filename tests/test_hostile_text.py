@@ -32,14 +32,14 @@ from reposearcher_plugin.agent.parse import (
     parse_location_lines,
     render_hermes_call,
 )
-from reposearcher_plugin.agent.retrieval import (
+from reposearcher_plugin.index.locations import normalize_path
+from reposearcher_plugin.rank import (
     MAX_MESSAGES,
     cap_issue,
     extract_mentions,
     literal_pieces,
     message_fragments,
 )
-from reposearcher_plugin.index.locations import normalize_path
 from reposearcher_plugin.rl.reward import assistant_turns, compute_score
 
 TOOLS = {"search_code": ["query"], "show_code": ["path", "start"], "submit": ["locations"]}
@@ -248,7 +248,7 @@ def test_message_pieces_are_split_as_before(text):
 @EXACT
 @given(st.text(alphabet=st.sampled_from(list("aZ_9é( \t\n.x")), max_size=30))
 def test_call_mentions_are_found_as_before(text):
-    from reposearcher_plugin.agent.retrieval import _CALL
+    from reposearcher_plugin.rank.mentions import _CALL
 
     assert _CALL.findall(text) == OLD_CALL.findall(text)
 
@@ -260,7 +260,7 @@ def test_call_mentions_are_found_as_before(text):
     .flatmap(lambda text: st.sampled_from([text, text.replace(": ", ":     "), text + "\nE " + text]))
 )
 def test_error_messages_are_found_as_before(text):
-    from reposearcher_plugin.agent.retrieval import _MESSAGE
+    from reposearcher_plugin.rank.mentions import _MESSAGE
 
     def fragments(pattern: re.Pattern[str]) -> list[str]:
         return [

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from reposearcher_plugin.agent.retrieval import (
+from reposearcher_plugin.index import path_role
+from reposearcher_plugin.rank import (
     DEFAULT_WEIGHTS,
     FEATURES,
     Ranking,
     RetrievalLocalizer,
     extract_mentions,
-    path_role,
     rank_signals,
 )
 from reposearcher_plugin.tools import RepoTools
@@ -306,13 +306,13 @@ def test_ipython_frames_are_read():
 def test_a_long_issue_is_cut_and_the_evidence_says_so(make_index, monkeypatch):
     """Past MAX_RANKED_ISSUE_CHARS only the head is ranked (issue 12, item 4): every localizer that ranks
     (CLI, MCP ``localize``, the OpenHands hook, batch runs) goes through RetrievalLocalizer.rank."""
-    from reposearcher_plugin.agent import retrieval
     from reposearcher_plugin.agent.localizers import RankingLocalizer
+    from reposearcher_plugin.rank import mentions
 
     index = make_index({"pkg/__init__.py": "", "pkg/query.py": QUERYSET})
     head = "QuerySet.union() drops the ordering\n"
     tail = "log line with union intersection order_by\n" * 200  # 8,600 characters
-    monkeypatch.setattr(retrieval, "MAX_RANKED_ISSUE_CHARS", 2_000)
+    monkeypatch.setattr(mentions, "MAX_RANKED_ISSUE_CHARS", 2_000)
     for plain in (False, True):
         ranking = RetrievalLocalizer(index, plain=plain).rank(head + tail)
         cut = ranking.evidence["issue_cut"]

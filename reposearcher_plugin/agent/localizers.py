@@ -67,7 +67,7 @@ class RankingLocalizer:
     def localize(
         self, index: RepoIndex, issue: str, instance_id: str = "issue", repo: str = ""
     ) -> LocalizationResult:
-        from reposearcher_plugin.agent.retrieval import RetrievalLocalizer as Ranker
+        from reposearcher_plugin.rank import RetrievalLocalizer as Ranker
 
         started = time.perf_counter()
         ranking = Ranker(index, plain=self.plain).rank(issue, max_locations=self.max_locations)

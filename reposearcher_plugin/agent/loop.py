@@ -480,7 +480,7 @@ class _Run:
 
     def _ranking(self) -> Any:
         if self.ranking is None:
-            from reposearcher_plugin.agent.retrieval import RetrievalLocalizer
+            from reposearcher_plugin.rank import RetrievalLocalizer
 
             ranker = RetrievalLocalizer(self.index, self.repo_tools)
             self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)

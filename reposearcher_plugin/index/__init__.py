@@ -13,13 +13,17 @@ from reposearcher_plugin.index.model import (
     Variable,
 )
 from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, entity_id, innermost
+from reposearcher_plugin.index.roles import DOCS, LIBRARY, TEST, path_role
 from reposearcher_plugin.index.walk import IndexInputError
 
 __all__ = [
     "CLASS",
     "DEFINITION_KINDS",
+    "DOCS",
     "FUNCTION",
+    "LIBRARY",
     "METHOD",
+    "TEST",
     "BuildStats",
     "Entity",
     "FileParse",
@@ -34,4 +38,5 @@ __all__ = [
     "entity_id",
     "innermost",
     "parse_floor",
+    "path_role",
 ]

@@ -1,0 +1,161 @@
+"""The repository lookups that the ranking's features need, built once per localizer over the search
+index's documents: definitions by name, file and owner class; files by path suffix and module path; the
+role of a file; imports; the definition a traceback frame ran in; definitions holding a literal text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+from reposearcher_plugin.index import CLASS, METHOD, Entity, RepoIndex, entity_id, path_role
+from reposearcher_plugin.index.locations import normalize_path, unique
+
+
+class RepoMaps:
+    """Lookups the signals need, over the search index's documents; built once per localizer."""
+
+    def __init__(
+        self, index: RepoIndex, documents: list[tuple[str, Entity]], lines: Callable[[str], list[str]]
+    ) -> None:
+        self.index = index
+        self.lines = lines
+        self.documents = documents
+        self.ids = [entity_id(path, entity.qualname) for path, entity in documents]
+        self._by_name: dict[str, list[int]] = {}
+        self._by_file: dict[str, list[int]] = {}
+        self._owner: list[int | None] = [None] * len(documents)
+        self._members: dict[int, list[int]] = {}
+        for doc, (path, entity) in enumerate(documents):
+            self._by_name.setdefault(entity.name, []).append(doc)
+            self._by_file.setdefault(path, []).append(doc)
+        for docs in self._by_file.values():
+            by_qualname = {documents[doc][1].qualname: doc for doc in docs if documents[doc][1].kind == CLASS}
+            for doc in docs:
+                entity = documents[doc][1]
+                if entity.kind == METHOD and entity.parent in by_qualname:
+                    owner = by_qualname[entity.parent]
+                    self._owner[doc] = owner
+                    self._members.setdefault(owner, []).append(doc)
+        # path suffixes ("models/query.py", "query.py") -> files, for traceback and path mentions
+        self._suffixes: dict[str, list[str]] = {}
+        for path in index.files:
+            parts = path.split("/")
+            for start in range(len(parts)):
+                self._suffixes.setdefault("/".join(parts[start:]), []).append(path)
+        self._modules: dict[str, str] = {}
+        for path in index.files:
+            if path.endswith(".py"):
+                parts = path[:-3].split("/")
+                if parts[-1] == "__init__":
+                    parts.pop()
+                for start in range(len(parts)):
+                    self._modules.setdefault(".".join(parts[start:]), path)
+        self._roles: dict[str, str] = {}
+
+    def role(self, path: str) -> str:
+        role = self._roles.get(path)
+        if role is None:
+            role = self._roles[path] = path_role(path)
+        return role
+
+    def match_path(self, written: str) -> list[str]:
+        """Repository files that ``written`` (absolute, relative, site-packages...) names, by the
+        longest path suffix that some file has; a bare file name only when it is unambiguous enough."""
+        parts = normalize_path(written).split("/")
+        for start in range(len(parts)):
+            targets = self._suffixes.get("/".join(parts[start:]))
+            if targets:
+                if start == len(parts) - 1 and len(parts) > 1:
+                    return []  # only the file name matched a path with directories: some other file
+                return targets if len(targets) <= 3 else []
+        return []
+
+    def match_module(self, dotted: str) -> tuple[str | None, str]:
+        """``django.db.models.query.QuerySet`` -> (``django/db/models/query.py``, ``QuerySet``); needs at
+        least two components of module path, so ``self.x`` or ``query.union`` are not modules."""
+        parts = dotted.split(".")
+        for end in range(len(parts), 1, -1):
+            path = self._modules.get(".".join(parts[:end]))
+            if path is not None:
+                return path, ".".join(parts[end:])
+        return None, ""
+
+    def docs_named(self, name: str, path: str | None = None) -> list[int]:
+        """Definitions whose qualified name is ``name`` or ends with ``.name``."""
+        simple = name.rsplit(".", 1)[-1]
+        docs = self._by_name.get(simple, [])
+        if "." in name:
+            suffix = "." + name
+            docs = [
+                doc
+                for doc in docs
+                if self.documents[doc][1].qualname == name or self.documents[doc][1].qualname.endswith(suffix)
+            ]
+        if path is not None:
+            docs = [doc for doc in docs if self.documents[doc][0] == path]
+        return docs
+
+    def docs_containing(self, fragment: str, limit: int = 50) -> list[int]:
+        """Definitions whose source holds ``fragment`` literally (at most ``limit``: a fragment found
+        everywhere says nothing)."""
+        found: list[int] = []
+        for path, text in self.texts.items():
+            start = text.find(fragment)
+            while start >= 0:
+                entity = self.index.enclosing(path, text.count("\n", 0, start) + 1)
+                doc = self._doc_of(path, entity) if entity is not None else None
+                if doc is not None and doc not in found:
+                    found.append(doc)
+                    if len(found) > limit:
+                        return []
+                start = text.find(fragment, start + 1)
+        return found
+
+    @cached_property
+    def texts(self) -> dict[str, str]:
+        """Each source file's text that has definitions, for literal message search."""
+        texts: dict[str, str] = {}
+        for path in self._by_file:
+            try:
+                texts[path] = "\n".join(self.lines(path))
+            except Exception:  # unreadable: nothing to find in it
+                continue
+        return texts
+
+    def docs_in_file(self, path: str) -> list[int]:
+        return self._by_file.get(path, [])
+
+    def owner(self, doc: int) -> int | None:
+        return self._owner[doc]
+
+    def members(self, doc: int) -> list[int]:
+        return self._members.get(doc, [])
+
+    def imports(self, path: str) -> list[str]:
+        indexed = self.index.files.get(path)
+        if indexed is None:
+            return []
+        targets: list[str] = []
+        for imported in indexed.parse.imports:
+            targets += self.index.resolve_import(path, imported)
+        return unique(targets)
+
+    def frame_entity(self, path: str, line: int, function: str) -> int | None:
+        """The definition a frame ran in: the one enclosing its line when its name agrees (or the frame
+        names none), else the definition of that name in the file (the issue's version of the file may
+        differ from this commit's)."""
+        entity = self.index.enclosing(path, line)
+        simple = function.rsplit(".", 1)[-1]  # IPython frames name Class.method
+        if entity is not None and (not function or entity.name == simple or function.startswith("<")):
+            return self._doc_of(path, entity)
+        if function and not function.startswith("<"):
+            docs = self.docs_named(function, path)
+            if docs:
+                return docs[0]
+        return None
+
+    def _doc_of(self, path: str, entity: Entity) -> int | None:
+        for doc in self._by_file.get(path, []):
+            if self.documents[doc][1] == entity:
+                return doc
+        return None
