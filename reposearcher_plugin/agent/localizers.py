@@ -11,6 +11,7 @@ import time
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 
 from reposearcher_plugin.agent.loop import Agent, AgentConfig
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
@@ -91,10 +92,18 @@ _PART_FIELDS: dict[str, tuple[str, ...]] = {
     "policy": tuple(PolicySettings.model_fields),
 }
 _PART_OF = {name: part for part, names in _PART_FIELDS.items() for name in names}
+OPTION_PARTS = tuple(_PART_FIELDS)
 _CLASHES = (set(AgentConfig.model_fields) & set(PolicySettings.model_fields)) | (
     set(_PART_OF) & set(LocalizerOptions.model_fields)
 )
 assert not _CLASHES, f"flat localizer option names must be unique: {_CLASHES}"
+
+
+def option_field(name: str) -> FieldInfo:
+    """The declaration of a flat option name, in whichever part of LocalizerOptions it lives."""
+    part = _PART_OF.get(name)
+    model: type[BaseModel] = PolicySettings if part == "policy" else AgentConfig if part else LocalizerOptions
+    return model.model_fields[name]
 
 
 def flat_option_names(options: type[LocalizerOptions] = LocalizerOptions) -> list[str]:

@@ -18,12 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reposearcher_plugin.agent.localizers import RETRIEVAL_MODELS, LocalizerOptions, flat_option_names
+from reposearcher_plugin.agent.localizers import (
+    OPTION_PARTS,
+    RETRIEVAL_MODELS,
+    LocalizerOptions,
+    flat_option_names,
+    option_field,
+)
 from reposearcher_plugin.packaged import config_path, packaged_configs
 from reposearcher_plugin.tools import PROFILES
 
 _DEFAULTS = LocalizerOptions()
-_NESTED_PARTS = ("agent", "policy")
 # Every localizer flag and its argparse keywords, in --help order. The dest is the flat LocalizerOptions
 # field the flag sets (the flag's own name unless ``dest`` says otherwise) and the type is that field's;
 # flags left out of a command line keep the config file's value.
@@ -63,17 +68,11 @@ def flag_field(flag: str) -> str:
 
 def _field_type(name: str) -> type:
     """The value type of a flat field: ``int`` for ``max_turns``, ``str`` for ``str | None``."""
-    part = next((part for part in _NESTED_PARTS if name in _part_fields(part)), None)
-    fields = _part_fields(part) if part else LocalizerOptions.model_fields
-    annotation = fields[name].annotation
+    annotation = option_field(name).annotation
     if isinstance(annotation, types.UnionType):
         annotation = next(arg for arg in annotation.__args__ if arg is not type(None))
     assert isinstance(annotation, type), f"{name}: {annotation!r} is not a plain type"
     return annotation
-
-
-def _part_fields(part: str) -> dict[str, Any]:
-    return LocalizerOptions.model_fields[part].annotation.model_fields  # type: ignore[union-attr]
 
 
 def add_localizer_options(parser: argparse.ArgumentParser) -> None:
@@ -89,12 +88,9 @@ def add_localizer_options(parser: argparse.ArgumentParser) -> None:
         field_type = _field_type(flag_field(flag))
         typed = {} if field_type is str else {"type": field_type}
         group.add_argument(flag, **{**typed, **keywords, "dest": flag_field(flag)})
-        if flag == "--api-base":  # not a field: the key is read from the variable it names
-            group.add_argument(
-                "--api-key-env",
-                metavar="VAR",
-                help="environment variable holding the API key (default: provider's)",
-            )
+    group.add_argument(  # not a field: the key is read from the variable it names
+        "--api-key-env", metavar="VAR", help="environment variable holding the API key (default: provider's)"
+    )
 
 
 def localizer_options(args: argparse.Namespace, serves_tools: bool = False) -> LocalizerOptions:
@@ -148,8 +144,8 @@ def read_localizer_config(path: str) -> tuple[dict[str, Any], str | None]:
     if not isinstance(data, dict):
         raise ValueError(f"--config {path}: expected a mapping of option names to values")
     api_key_env = data.pop("api_key_env", None)
-    flat = {key: value for key, value in data.items() if key not in _NESTED_PARTS}
-    for part in _NESTED_PARTS:
+    flat = {key: value for key, value in data.items() if key not in OPTION_PARTS}
+    for part in OPTION_PARTS:
         group = data.get(part, {})
         if not isinstance(group, dict):
             raise ValueError(f"--config {path}: {part} must be a mapping of option names to values")
