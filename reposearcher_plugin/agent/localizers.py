@@ -1,18 +1,20 @@
 """Every way of localizing behind one interface, chosen by a model string.
 
 ``retrieval`` (the default: no LLM, offline) and ``bm25`` (its plain-BM25 baseline) rank with the
-index alone; any other string is a litellm model driving the search loop. Options are a plain frozen
-dataclass so that batch workers in other processes can rebuild the same localizer.
+index alone; any other string is a litellm model driving the search loop. Options are a frozen pydantic
+model (picklable, hashable) so that batch workers in other processes can rebuild the same localizer.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 
 from reposearcher_plugin.agent.loop import Agent, AgentConfig
-from reposearcher_plugin.agent.policy import LiteLLMPolicy
+from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex
 
@@ -28,30 +30,86 @@ class Localizer(Protocol):
     ) -> LocalizationResult: ...
 
 
-@dataclass(frozen=True)
-class LocalizerOptions:
+class LocalizerOptions(BaseModel):
+    """Which localizer, and its settings: ``agent`` for the search loop, ``policy`` for the LLM calls.
+
+    Flat keys are accepted and read as well: ``LocalizerOptions(max_turns=3)`` (and ``max_turns: 3`` in a
+    YAML config) sets ``agent.max_turns``, and ``options.max_turns`` reads it, since every field name is
+    unique across the parts. The nested form (``agent: {max_turns: 3}``) is accepted too; one field given
+    both ways is refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
     model: str = DEFAULT_MODEL
-    api_base: str | None = None
-    api_key: str | None = None
-    profile: str = "default"
-    tool_format: str = "native"
-    max_turns: int = 20
-    max_tokens: int = 400_000
-    max_wall_s: float = 900.0
-    max_calls_per_turn: int = 8
-    temperature: float = 0.0
-    # a search turn is a few calls and a short reason: small models that loop were seen writing 1,200+
-    # tokens in one reply (minutes on a CPU server); raise it for models that reason at length
-    max_output_tokens: int = 1024
-    retries: int = 3
-    top_k: int = 5
-    hints: int = 0  # agent: the retrieval default's top N definitions shown in the first prompt
-    max_locations: int = 50  # how many ranked entities a retrieval localizer returns
-    prompts: str | None = None  # agent: a directory of prompt templates overriding the packaged ones
+    """``retrieval`` (offline, no LLM), ``bm25`` (its plain-BM25 baseline), or a litellm model string
+    driving the RepoSearcher agent, e.g. ``hosted_vllm/Qwen2.5-Coder-7B-Instruct``."""
+    max_locations: int = 50
+    """How many ranked entities a retrieval localizer returns."""
+    agent: AgentConfig = AgentConfig()
+    """The search loop's settings (LLM localizers only)."""
+    policy: PolicySettings = PolicySettings()
+    """The LLM calls' settings (LLM localizers only)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for part, names in _PART_FIELDS.items():
+            flat = {name: data.pop(name) for name in names if name in data}
+            if not flat:
+                continue
+            given = data.get(part)
+            if isinstance(given, BaseModel):
+                given = dict(given)
+            elif given is None:  # this class's default part: a subclass may change its defaults
+                given = dict(cls.model_fields[part].get_default())
+            elif isinstance(given, dict):
+                twice = sorted(set(flat) & set(given))
+                if twice:
+                    raise ValueError(f"{', '.join(twice)} given both flat and under {part}")
+            else:
+                return data  # not a mapping: pydantic names the type error
+            data[part] = {**given, **flat}
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        part = _PART_OF.get(name)
+        if part is None:
+            return super().__getattr__(name)  # type: ignore[misc]
+        return getattr(getattr(self, part), name)
 
     @property
     def uses_llm(self) -> bool:
         return self.model not in RETRIEVAL_MODELS
+
+
+# the nested parts of LocalizerOptions and the flat names that reach into them
+_PART_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent": tuple(AgentConfig.model_fields),
+    "policy": tuple(PolicySettings.model_fields),
+}
+_PART_OF = {name: part for part, names in _PART_FIELDS.items() for name in names}
+OPTION_PARTS = tuple(_PART_FIELDS)
+_CLASHES = (set(AgentConfig.model_fields) & set(PolicySettings.model_fields)) | (
+    set(_PART_OF) & set(LocalizerOptions.model_fields)
+)
+assert not _CLASHES, f"flat localizer option names must be unique: {_CLASHES}"
+
+
+def option_field(name: str) -> FieldInfo:
+    """The declaration of a flat option name, in whichever part of LocalizerOptions it lives."""
+    part = _PART_OF.get(name)
+    model: type[BaseModel] = PolicySettings if part == "policy" else AgentConfig if part else LocalizerOptions
+    return model.model_fields[name]
+
+
+def flat_option_names(options: type[LocalizerOptions] = LocalizerOptions) -> list[str]:
+    """Every key a flat config may set: the options' own fields (less the parts) and the parts' fields."""
+    own = [name for name in options.model_fields if name not in _PART_FIELDS]
+    return own + list(_PART_OF)
 
 
 class RankingLocalizer:
@@ -97,26 +155,8 @@ class AgentLocalizer:
     """The RepoSearcher agent with an LLM policy."""
 
     def __init__(self, options: LocalizerOptions) -> None:
-        policy = LiteLLMPolicy(
-            options.model,
-            api_base=options.api_base,
-            api_key=options.api_key,
-            temperature=options.temperature,
-            max_output_tokens=options.max_output_tokens,
-            retries=options.retries,
-        )
-        config = AgentConfig(
-            profile=options.profile,
-            tool_format=options.tool_format,
-            max_turns=options.max_turns,
-            max_tokens=options.max_tokens,
-            max_wall_s=options.max_wall_s,
-            max_calls_per_turn=options.max_calls_per_turn,
-            top_k=options.top_k,
-            hints=options.hints,
-            prompts=options.prompts,
-        )
-        self.agent = Agent(policy, config)
+        policy = LiteLLMPolicy(options.model, **options.policy.model_dump())
+        self.agent = Agent(policy, options.agent)
         self.name = options.model
 
     def localize(

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from reposearcher_plugin.agent.parse import ParsedCall, native_tool_calls
 
 
@@ -58,6 +60,25 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     return litellm
+
+
+class PolicySettings(BaseModel):
+    """How the localizer calls its LLM; the ``policy`` part of a :class:`LocalizerOptions`, passed to
+    :class:`LiteLLMPolicy` as keywords (the model string is the options' own ``model``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    api_base: str | None = None
+    """OpenAI-compatible endpoint, e.g. ``http://localhost:8000/v1``."""
+    api_key: str | None = Field(default=None, repr=False)
+    """The key itself; configs name its environment variable instead (``api_key_env``)."""
+    temperature: float = 0.0
+    max_output_tokens: int = 1024
+    """Longest reply per turn. A search turn is a few calls and a short reason: small models that loop were
+    seen writing 1,200+ tokens in one reply (minutes on a CPU server); raise it for models that reason at
+    length."""
+    retries: int = 3
+    """LLM retries with backoff on transient failures."""
 
 
 @dataclass

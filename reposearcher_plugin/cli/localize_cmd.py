@@ -10,12 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
+from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
 from reposearcher_plugin.cli.console import output_console, ranked_table
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
-    add_localizer_options,
     add_workspace_options,
-    localizer_options,
     select_instances,
     workspace_from_args,
 )

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
 from reposearcher_plugin.cli.options import (
-    add_localizer_options,
     add_workspace_options,
-    localizer_options,
     select_instances,
     workspace_from_args,
 )
@@ -240,7 +239,7 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
         return _fail(error)
-    if options.temperature <= 0:
+    if options.policy.temperature <= 0:
         print(
             "warning: temperature 0 gives K copies of one trajectory; use e.g. --temperature 0.7",
             file=sys.stderr,

@@ -7,11 +7,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
-    add_localizer_options,
     add_workspace_options,
-    localizer_options,
     select_instances,
     workspace_from_args,
 )

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ class ReposearcherService:
             return ToolOutcome(("Error: localize(): the issue text is empty",), is_error=True)
         options = self.options
         if bound.get("model"):
-            options = replace(options, model=bound["model"])
+            options = options.model_copy(update={"model": bound["model"]})
         instance_id = "issue-" + hashlib.sha1(issue.encode("utf-8")).hexdigest()[:12]
         # an LLM localizer imports litellm (seconds); only pay that when one is asked for
         result = build_localizer(options).localize(
@@ -374,7 +374,7 @@ def run_stdio(
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `reposearcher mcp` (also `python -m reposearcher_plugin.hosts.mcp_server`)."""
-    from reposearcher_plugin.cli.options import add_localizer_options
+    from reposearcher_plugin.agent.options import add_localizer_options
 
     parser.add_argument("--repo", required=True, help="the repository to serve (a checkout)")
     parser.add_argument("--cache-dir", help="where parses are cached (default: ~/.cache/reposearcher)")
@@ -398,7 +398,7 @@ def client_config(repo: str | os.PathLike[str], python: str | None = None) -> di
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.cli.options import localizer_options
+    from reposearcher_plugin.agent.options import localizer_options
     from reposearcher_plugin.index.languages import GrammarRuntimeError, check_grammars
 
     # our own messages at --log-level; libraries (bm25s, mcp) only when something is wrong
@@ -413,7 +413,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         # the tool profile served is the localizer's (flag, then --config, then "default")
         service = ReposearcherService(
             args.repo,
-            options.profile,
+            options.agent.profile,
             options,
             cache_dir=args.cache_dir,
             use_cache=not args.no_cache,

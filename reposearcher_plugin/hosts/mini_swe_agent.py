@@ -26,11 +26,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from minisweagent.agents.default import AgentConfig, DefaultAgent
+from minisweagent.agents.default import AgentConfig as MiniAgentConfig
+from minisweagent.agents.default import DefaultAgent
 from minisweagent.environments.local import LocalEnvironment
-from pydantic import BaseModel
 
 from reposearcher_plugin.agent.localizers import DEFAULT_MODEL, LocalizerOptions
+from reposearcher_plugin.agent.loop import AgentConfig
 from reposearcher_plugin.hosts.localization_text import definition, render_localization
 
 logger = logging.getLogger("reposearcher.mini_swe_agent")
@@ -38,22 +39,16 @@ logger = logging.getLogger("reposearcher.mini_swe_agent")
 UNAVAILABLE = "(No localization hints for this task: {reason}. Explore the repository yourself.)"
 
 
-class LocalizerSettings(BaseModel):
-    """The ``agent.localizer`` block of a mini-swe-agent config."""
+class LocalizerSettings(LocalizerOptions):
+    """The ``agent.localizer`` block of a mini-swe-agent config: every :class:`LocalizerOptions` key, flat
+    (``max_turns: 5``) or nested (``agent: {max_turns: 5}``), plus this host's own. Unknown keys are
+    refused; ``top_k`` is also how many functions / classes the prompt shows."""
 
+    # a hint before the host's own run: a quarter of the command line's default wall budget
+    agent: AgentConfig = AgentConfig(max_wall_s=300.0)
     enabled: bool = True
-    model: str = DEFAULT_MODEL
-    """``retrieval`` (offline, no LLM), ``bm25``, or a litellm model string driving the RepoSearcher agent."""
-    api_base: str | None = None
     api_key_env: str | None = None
     """Environment variable holding the localizer's API key (default: the provider's usual variable)."""
-    profile: str = "default"
-    tool_format: str = "native"
-    max_turns: int = 20
-    max_wall_s: float = 300.0
-    temperature: float = 0.0
-    top_k: int = 5
-    """Functions / classes shown in the prompt."""
     top_files: int = 5
     show_lines: bool = True
     """Show each definition's kind and line span from the index: the model can ``sed -n`` straight to it."""
@@ -64,21 +59,16 @@ class LocalizerSettings(BaseModel):
     index_workers: int | None = None
 
     def options(self) -> LocalizerOptions:
-        api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return LocalizerOptions(
-            model=self.model,
-            api_base=self.api_base,
-            api_key=api_key,
-            profile=self.profile,
-            tool_format=self.tool_format,
-            max_turns=self.max_turns,
-            max_wall_s=self.max_wall_s,
-            temperature=self.temperature,
-            top_k=self.top_k,
-        )
+        """The localizer's options: these settings less the host's own, the API key read from its variable
+        (here, not in the settings: mini-swe-agent writes its config into every trajectory)."""
+        options = LocalizerOptions(**{name: getattr(self, name) for name in LocalizerOptions.model_fields})
+        if not self.api_key_env:
+            return options
+        policy = options.policy.model_copy(update={"api_key": os.environ.get(self.api_key_env)})
+        return options.model_copy(update={"policy": policy})
 
 
-class LocalizeFirstAgentConfig(AgentConfig):
+class LocalizeFirstAgentConfig(MiniAgentConfig):
     localizer: LocalizerSettings = LocalizerSettings()
 
 

@@ -61,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reposearcher_plugin.cli.options import add_localizer_options
+    from reposearcher_plugin.agent.options import add_localizer_options
 
     parser = _Parser(
         prog="python -m reposearcher_plugin.hosts.openhands_hook",
@@ -106,7 +106,7 @@ def repository_of(args: argparse.Namespace, event: dict[str, Any]) -> Path:
 def localization_context(args: argparse.Namespace, event: dict[str, Any]) -> str:
     """The additional context for one event; raises _HookSkipped when there is nothing to say."""
     from reposearcher_plugin.agent.localizers import build_localizer
-    from reposearcher_plugin.cli.options import localizer_options
+    from reposearcher_plugin.agent.options import localizer_options
     from reposearcher_plugin.index import ParseCache, build_index
     from reposearcher_plugin.index.languages import check_grammars
 
