@@ -172,18 +172,26 @@ def _specifier_names(braces: tree_sitter.Node, specifier_type: str) -> list[str]
 
 
 def _bound_names(pattern: tree_sitter.Node) -> list[tree_sitter.Node]:
-    """Identifiers a declaration binds, through `{a, b: c, ...rest}` / `[x, y = 1]` destructuring."""
-    if pattern.type in ("identifier", "shorthand_property_identifier_pattern"):
-        return [pattern]
-    if pattern.type == "pair_pattern":
-        value = pattern.child_by_field_name("value")
-        return _bound_names(value) if value is not None else []
-    if pattern.type in ("assignment_pattern", "object_assignment_pattern"):
-        left = pattern.child_by_field_name("left")
-        return _bound_names(left) if left is not None else []
-    if pattern.type in ("object_pattern", "array_pattern", "rest_pattern"):
-        return [name for child in pattern.named_children for name in _bound_names(child)]
-    return []
+    """Identifiers a declaration binds, in source order, through `{a, b: c, ...rest}` / `[x, y = 1]`
+    destructuring. A stack, not recursion: a pattern may nest deeper than Python's recursion limit."""
+    found: list[tree_sitter.Node] = []
+    pending = [pattern]
+    while pending:
+        node = pending.pop()
+        node_type = node.type
+        if node_type in ("identifier", "shorthand_property_identifier_pattern"):
+            found.append(node)
+        elif node_type == "pair_pattern":
+            value = node.child_by_field_name("value")
+            if value is not None:
+                pending.append(value)
+        elif node_type in ("assignment_pattern", "object_assignment_pattern"):
+            left = node.child_by_field_name("left")
+            if left is not None:
+                pending.append(left)
+        elif node_type in ("object_pattern", "array_pattern", "rest_pattern"):
+            pending.extend(reversed(node.named_children))
+    return found
 
 
 def _string_value(node: tree_sitter.Node) -> str:
