@@ -8,12 +8,16 @@ variables, syntax-error count and lossy decoding, or the exception a parse raise
 ``languages.module_for`` and ``languages.parse_source`` are used, so the script runs unchanged against
 older code: point PYTHONPATH at the code to measure.
 
+``--damaged K`` adds K broken copies of every file (cut short at a point, or with a run of lines left out,
+chosen by a seeded random generator, so every run makes the same ones): real code rarely has syntax
+errors, and the error-recovery paths of the extractors (ERROR nodes, nameless definitions) need them.
+
 `compare` prints every file whose record differs between two dumps (and files only one of them has) and
 exits 1 when there is any difference.
 
     git archive c3091c7 | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old nice -n 19 python eval/check_extractor_identity.py dump old.json ROOT...
-    PYTHONPATH=.        nice -n 19 python eval/check_extractor_identity.py dump new.json ROOT...
+    PYTHONPATH=/tmp/old nice -n 19 python eval/check_extractor_identity.py dump old.json ROOT... --damaged 4
+    PYTHONPATH=.        nice -n 19 python eval/check_extractor_identity.py dump new.json ROOT... --damaged 4
     python eval/check_extractor_identity.py compare old.json new.json
 
 Real code to run it on: JavaScript in the git mirrors (``git --git-dir=/work/.mirror/<owner+name>/repo
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -66,16 +71,35 @@ def _source_files(root: Path, with_python: bool) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def dump(output: Path, roots: list[Path], with_python: bool) -> None:
+def _damaged(name: str, source: bytes, count: int) -> list[tuple[str, bytes]]:
+    """``count`` broken copies of ``source``: cut short, or a run of its lines left out, in turn."""
+    chooser = random.Random(name)  # the same copies on every run, whatever code is measured
+    lines = source.split(b"\n")
+    copies: list[tuple[str, bytes]] = []
+    for number in range(count):
+        if number % 2 == 0 or len(lines) < 3:
+            cut = chooser.randrange(len(source) + 1)
+            copies.append((f"#cut{cut}", source[:cut]))
+        else:
+            first = chooser.randrange(len(lines))
+            last = min(len(lines), first + chooser.randint(1, 5))
+            copies.append((f"#drop{first}-{last}", b"\n".join(lines[:first] + lines[last:])))
+    return copies
+
+
+def dump(output: Path, roots: list[Path], with_python: bool, damaged: int) -> None:
     records: dict[str, dict[str, Any]] = {}
     per_language: Counter[str] = Counter()
     entity_count = 0
     for root in roots:
         for relative, module in _source_files(root, with_python):
-            record = _record(module, relative, (root / relative).read_bytes())
-            records[f"{root.name}/{relative}"] = record
-            per_language[record.get("language", f"{module} (error)")] += 1
-            entity_count += len(record.get("entities", ()))
+            name = f"{root.name}/{relative}"
+            source = (root / relative).read_bytes()
+            for suffix, text in [("", source), *_damaged(name, source, damaged)]:
+                record = _record(module, relative, text)
+                records[name + suffix] = record
+                per_language[record.get("language", f"{module} (error)")] += 1
+                entity_count += len(record.get("entities", ()))
     output.write_text(json.dumps(records, indent=0, sort_keys=True, ensure_ascii=False) + "\n")
     summary = ", ".join(f"{language} {count}" for language, count in sorted(per_language.items()))
     print(f"{len(records)} files ({summary}), {entity_count} entities -> {output}")
@@ -105,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     dump_parser.add_argument("output", type=Path)
     dump_parser.add_argument("roots", type=Path, nargs="+")
     dump_parser.add_argument("--with-python", action="store_true", help="include Python files too")
+    dump_parser.add_argument(
+        "--damaged", type=int, default=0, metavar="K", help="also parse K broken copies of every file"
+    )
     compare_parser = commands.add_parser("compare", help="list the files whose records differ")
     compare_parser.add_argument("old", type=Path)
     compare_parser.add_argument("new", type=Path)
     arguments = parser.parse_args(argv)
     if arguments.command == "dump":
-        dump(arguments.output, arguments.roots, arguments.with_python)
+        dump(arguments.output, arguments.roots, arguments.with_python, arguments.damaged)
         return 0
     return compare(arguments.old, arguments.new)
 
