@@ -1,7 +1,8 @@
 """A directory chain deeper than Python's recursion limit is indexed and browsed (issue 12, item 6).
 
 Nothing in the index or the tools recurses over a repository's depth: an LLM agent asks for the
-structure before its first turn, so one deep fixture directory must not end every localization.
+structure before its first turn, so one deep fixture directory must not end every localization. Nor over
+a syntax tree's depth: a destructuring pattern nested past the limit is read too (issue 14, move 9).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reposearcher_plugin.index import build_index
+from reposearcher_plugin.index import Variable, build_index
+from reposearcher_plugin.index.languages import parse_source
 from reposearcher_plugin.tools import ToolBox
 
 DEPTH = 1200  # well past the default recursion limit of 1000, well under PATH_MAX with one-letter names
@@ -109,3 +111,15 @@ def test_a_chain_of_symlinks_longer_than_the_recursion_limit_is_refused(tmp_path
     box = ToolBox(build_index(root, cache=cache, workers=1))
     observation = box.call("show_code", {"file": previous, "start_line": 1, "end_line": 2})
     assert observation.text == f"Error: refused: {previous!r} cannot be resolved (RecursionError)"
+
+
+@pytest.mark.parametrize("module, path", [("lang_javascript", "deep.js"), ("lang_typescript", "deep.ts")])
+def test_a_destructuring_pattern_deeper_than_the_recursion_limit_binds_every_name(module, path):
+    # `var [n0, [n1, [n2, ...]]] = v;` and `const {k: {k: ... {leaf}}} = v;`
+    arrays = "".join(f"[n{level}, " for level in range(DEPTH)) + "last" + "]" * DEPTH
+    objects = "{k: " * DEPTH + "{leaf}" + "}" * DEPTH
+    source = f"var {arrays} = v;\nconst {objects} = v;\n".encode()
+    parsed = parse_source(module, path, source)
+    assert parsed.syntax_errors == 0
+    names = [f"n{level}" for level in range(DEPTH)]
+    assert list(parsed.variables) == [*(Variable(name, 1) for name in [*names, "last"]), Variable("leaf", 2)]

@@ -114,6 +114,63 @@ def test_every_extra_named_for_a_module_brings_it_and_hints_say_how_to_install()
     assert "pip install -e '.[mcp]'" in hint and ".whl[mcp]" in hint and "reposearcher-plugin[" not in hint
 
 
+def test_a_built_wheel_carries_the_tree_sitter_queries_and_indexes_with_them(tmp_path):
+    """The index reads its definitions queries (index/queries/*.scm) as package data: a wheel without
+    them would index no JavaScript, TypeScript, Java, Go or Rust file (issue 14, move 9)."""
+    import os
+    import shutil
+    import zipfile
+
+    source = tmp_path / "src"  # a copy: an in-tree build leaves build/ behind
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "reposearcher_plugin", source / "reposearcher_plugin", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    # the PEP 517 hook `pip wheel` calls, without pip's own start-up
+    hook = f"from setuptools import build_meta; build_meta.build_wheel({str(tmp_path)!r})"
+    built = subprocess.run(
+        [sys.executable, "-c", hook], cwd=source, capture_output=True, text=True, timeout=300
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("reposearcher_plugin-*.whl")
+    queries = sorted(path.name for path in (ROOT / "reposearcher_plugin/index/queries").glob("*.scm"))
+    assert {"javascript.scm", "typescript.scm", "java.scm", "go.scm", "rust.scm"} <= set(queries)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"reposearcher_plugin/index/queries/{name}" for name in queries} <= names
+    site = tmp_path / "site-packages"  # a pure-Python wheel installs by unpacking
+    zipfile.ZipFile(wheel).extractall(site)
+    code = """
+        import reposearcher_plugin
+        from reposearcher_plugin.index.languages import parse_source
+        print(reposearcher_plugin.__file__)
+        for module, path, text in [
+            ("lang_javascript", "a.js", b"class A { m() {} }"),
+            ("lang_typescript", "a.tsx", b"class A { m(): void {} }"),
+            ("lang_java", "A.java", b"class A { void m() {} }"),
+            ("lang_go", "a.go", b"package a\\ntype A interface { m() }"),
+            ("lang_rust", "a.rs", b"struct A;\\nimpl A { fn m(&self) {} }"),
+        ]:
+            print(path, [entity.qualname for entity in parse_source(module, path, text).entities])
+        """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the checkout: only the unpacked wheel can be imported
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        str(site / "reposearcher_plugin" / "__init__.py"),
+        "a.js ['A', 'A.m']",
+        "a.tsx ['A', 'A.m']",
+        "A.java ['A', 'A.m']",
+        "a.go ['A', 'A.m']",
+        "a.rs ['A', 'A.m']",
+    ]
+
+
 def test_version_and_every_positional_argument_has_help(capsys):
     import argparse
 

@@ -1,7 +1,9 @@
 """Which files are parsed, by which grammar, and the one entry point that turns bytes into a FileParse.
 
 Each language module provides ``NAME``, ``EXTENSIONS``, ``language()`` (the tree-sitter grammar) and an
-``Extractor(language)`` callable ``(root, source) -> (entities, imports, variables)``. Grammars come from
+``Extractor(language)`` callable ``(root, source) -> (entities, imports, variables)``: Python's walks
+statements (``lang_python``), the others are ``query_extractor.QueryExtractor`` over their
+``queries/<language>.scm`` with a few hooks. Grammars come from
 the per-language ``tree-sitter-<lang>`` wheels, which ship compiled grammars (tree-sitter-language-pack
 1.x downloads grammars at run time, which fails offline).
 """
@@ -40,7 +42,14 @@ def _parser_version() -> str:
     """A hash of the extraction code itself: a cached parse made by other code is never reused."""
     here = Path(__file__).parent
     digest = hashlib.sha1(tree_sitter.__version__.encode() if hasattr(tree_sitter, "__version__") else b"")
-    extraction = [*here.glob("lang_*.py"), here / "languages.py", here / "lines.py", here / "model.py"]
+    extraction = [
+        *here.glob("lang_*.py"),
+        *here.glob("queries/*.scm"),
+        here / "query_extractor.py",
+        here / "languages.py",
+        here / "lines.py",
+        here / "model.py",
+    ]
     for source in sorted(extraction):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
