@@ -530,3 +530,24 @@ def test_trimming_goes_below_the_budget_so_the_prompt_prefix_stays_put(make_inde
     changes = [i for i in range(1, len(masks)) if masks[i][: len(masks[i - 1])] != masks[i - 1]]
     assert len(changes) >= 2, changes
     assert all(later - earlier > 1 for earlier, later in itertools.pairwise(changes)), changes
+
+
+def test_tooltrain_file_list_is_cut_to_the_window_keeping_the_best_ranked_files(make_index):
+    """The official files prompt lists every source file; for a repository bigger than the model's
+    window the request could only fail, so the list keeps what the offline default ranks first."""
+    files = {
+        f"pkg/module_with_a_long_name_{n:03d}.py": f"def helper_{n}():\n    return {n}\n" for n in range(400)
+    }
+    files["pkg/pricing.py"] = "def total(items):\n    return sum(items)\n"
+    big = make_index(files)
+    answer = "```\npkg/pricing.py\n```"
+    model, handler = scripted_model([answer, "```\npkg/pricing.py\nfunction: total\n```"], chars_per_token=4)
+    policy = LiteLLMPolicy(model, retries=0, backoff_s=0.0)
+    config = AgentConfig(profile="tooltrain", context_window=6000)
+    result = Agent(policy, config).localize(big, "total() in pkg/pricing.py is wrong", instance_id="big")
+    listing = handler.requests[0]["messages"][1]["content"]
+    assert "pkg/pricing.py\n" in listing
+    assert "more files, not listed to fit the context window" in listing
+    assert listing.count("module_with_a_long_name") < 400
+    assert sum(len(m["content"]) for m in handler.requests[0]["messages"]) / 4 < 6000 - 1024
+    assert result.locations == ["pkg/pricing.py::total"]

@@ -199,9 +199,11 @@ def first_turns(
 ) -> list[dict[str, Any]]:
     """The system and user turns that open a stage: the one place every consumer (the agent loop, the
     RL dataset) gets them from, so a model is served the conversation it was trained on. ``hints``:
-    the default prompt's search leads; ``files``: the files the tooltrain files stage found."""
+    the default prompt's search leads; ``files``: for ``functions``, the files the files stage found;
+    for ``files``, the candidate files to list when not all of them fit the model's window."""
     if stage == "files":
-        return files_prompt(issue, file_list(tools.index), specs, tool_format, top_k, prompts)
+        candidates = file_list(tools.index, files or None)
+        return files_prompt(issue, candidates, specs, tool_format, top_k, prompts)
     if stage == "functions":
         skeletons = "\n\n".join(file_skeleton(tools.index, path) for path in files)
         return functions_prompt(issue, skeletons, specs, tool_format, top_k, prompts)
@@ -216,9 +218,15 @@ def final_turn(reason: str, answer_format: str, prompts: Prompts | None = None) 
     return {"role": "user", "content": text}
 
 
-def file_list(index: RepoIndex) -> str:
-    """Every indexed source file, one per line: the official flow's "Candidate Files"."""
-    return "\n".join(sorted(index.files))
+def file_list(index: RepoIndex, only: Sequence[str] | None = None) -> str:
+    """Every indexed source file, one per line: the official flow's "Candidate Files". ``only``: the
+    files that fit the model's window, listed the same way, and a line saying how many were left out."""
+    if only is None:
+        return "\n".join(sorted(index.files))
+    left_out = len(index.files) - len(set(only))
+    listed = "\n".join(sorted(set(only)))
+    note = f"... and {left_out} more files, not listed to fit the context window (find them with the tools)"
+    return f"{listed}\n{note}" if left_out > 0 else listed
 
 
 def file_skeleton(index: RepoIndex, path: str) -> str:

@@ -228,11 +228,32 @@ class _Run:
             prompts=self.prompts,
         )
 
+    def _files_turns(self) -> list[dict[str, Any]]:
+        """The files stage's first turns. The official prompt lists every source file: for a big
+        repository that is more than a small model's window (Django: 29k tokens against 16k), and the
+        request can only fail. Then the list keeps the files the offline default ranks first, as many as
+        fit in LOW_WATER of the budget, and says how many it left out."""
+        turns = self._first_turns("files")
+        budget = self._context_budget()
+        tools = openai_tools(self.specs) if self.config.tool_format == "native" else None
+        per_char = 1.1 * self.tokens_per_char  # tokens per character, with the estimate's margin
+        size = per_char * _wire_chars(chat.to_wire(turns, self.config.tool_format), tools)
+        if budget is None or size <= LOW_WATER * budget:
+            return turns
+        listed = per_char * sum(len(path) + 1 for path in self.index.files)
+        room = LOW_WATER * budget - (size - listed)
+        kept: list[str] = []
+        ranked = dict.fromkeys([*self._ranking().files, *sorted(self.index.files)])
+        for path in (path for path in ranked if path in self.index.files):
+            room -= per_char * (len(path) + 1)
+            if room < 0:
+                break
+            kept.append(path)
+        return self._first_turns("files", kept or list(ranked)[:1])
+
     def _tooltrain(self) -> tuple[list[str], list[str]]:
         top_k = self.config.top_k
-        found = self._stage(
-            "files", self._first_turns("files"), chat.answer_format("files", top_k, self.prompts)
-        )
+        found = self._stage("files", self._files_turns(), chat.answer_format("files", top_k, self.prompts))
         files = [path for path in found.files if path in self.index.files][:top_k] or found.files[:top_k]
         self.found_files = files
         prompt = self._first_turns("functions", files)
