@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
     add_workspace_options,
@@ -92,6 +93,7 @@ def _localizer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
+@reports_errors
 def cmd_swebench(args: argparse.Namespace) -> int:
     os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")  # keep mini-swe-agent's banner off our stdout
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
@@ -108,8 +110,7 @@ def cmd_swebench(args: argparse.Namespace) -> int:
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = row.get("error") or row.get("exit_status")
@@ -137,6 +138,5 @@ def cmd_swebench(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # an output that cannot be resumed safely
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "run", "empty patches")

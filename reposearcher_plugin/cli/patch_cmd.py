@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
     add_workspace_options,
@@ -79,11 +80,7 @@ def add_patch_command(commands: Any) -> None:
     patch.set_defaults(handler=cmd_patch)
 
 
-def _error(message: str) -> int:
-    print(f"reposearcher: error: {message}", file=sys.stderr)
-    return 2
-
-
+@reports_errors
 def cmd_patch(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.evaluation.readers import PredictionsError, read_predictions
@@ -105,7 +102,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
                 print(f"{args.localizations}: {problem}", file=sys.stderr)
         workspace = workspace_from_args(args) if args.patcher == "repair" else None
     except (DatasetError, PredictionsError, OSError, ValueError) as error:
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     from reposearcher_plugin.evaluation.patch import PatchOptions, run_patches
 
     options = PatchOptions(
@@ -144,7 +141,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # an output that cannot be resumed safely
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "patched", "empty patches")
 
 
@@ -173,5 +170,5 @@ def _mini_swe_agent(args: argparse.Namespace) -> int:
             retry_errors=args.retry_errors,
         )
     except (DatasetError, OSError, ValueError) as error:
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "run", "empty patches")

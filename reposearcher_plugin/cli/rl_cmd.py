@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     add_localizer_options,
     add_workspace_options,
@@ -124,11 +125,6 @@ def add_rl_commands(commands: Any) -> None:
     prepare_sft.set_defaults(handler=cmd_sft_prepare)
 
 
-def _fail(error: Exception) -> int:
-    print(f"reposearcher: error: {error}", file=sys.stderr)
-    return 2
-
-
 def _excluding(instances: list[Any], sources: list[str]) -> tuple[list[Any], list[str]]:
     from reposearcher_plugin.rl.datasets import read_exclusions
 
@@ -148,6 +144,7 @@ def _gold_file(path: str | None) -> dict[str, list[str]] | None:
 # --- rl prepare ------------------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_rl_prepare(args: argparse.Namespace) -> int:
     from reposearcher_plugin.agent.chat import Prompts
     from reposearcher_plugin.cli.progress import progress_bar
@@ -167,9 +164,9 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
         workspace = workspace_from_args(args)
         prompts = Prompts(args.prompts) if args.prompts else None
     except (DatasetError, GoldError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     if not instances:
-        return _fail(ValueError("no training instances left after --exclude / --test-dataset"))
+        raise CommandError("no training instances left after --exclude / --test-dataset")
     report = datasets.BuildReport(excluded=excluded + overlap)
     cache = ParseCache()
     with progress_bar("building train rows") as update:
@@ -206,7 +203,7 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
             datasets.write_parquet(test, out / "test.parquet")
     except ValueError as error:
         _print_failures(report)
-        return _fail(error)
+        raise CommandError(str(error)) from None
     manifest = {**report.to_dict(), "train": len(train), "test": len(test), "profile": args.profile}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     print(
@@ -227,6 +224,7 @@ def _print_failures(report: Any) -> None:
 # --- sft sample / prepare --------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_sft_sample(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.rl import sft
@@ -239,7 +237,7 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
         instances, _ = _excluding(instances, args.exclude)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     if options.temperature <= 0:
         print(
             "warning: temperature 0 gives K copies of one trajectory; use e.g. --temperature 0.7",
@@ -263,13 +261,14 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
             retry_errors=args.retry_errors,
         )
     except ValueError as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     errors = sum(summary.errors for summary in summaries)
     done = sum(summary.done for summary in summaries)
     print(f"{args.out}: {args.n} samples, {done} runs this time, {errors} errors", file=sys.stderr)
     return 130 if any(summary.interrupted for summary in summaries) else 0
 
 
+@reports_errors
 def cmd_sft_prepare(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
@@ -311,7 +310,7 @@ def cmd_sft_prepare(args: argparse.Namespace) -> int:
         if test:
             datasets.write_parquet(test, out / "test.parquet")
     except (DatasetError, GoldError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     summary = {**report.to_dict(), "train_rows": len(train), "test_rows": len(test)}
     (out / "manifest.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(

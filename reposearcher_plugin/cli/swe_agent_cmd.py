@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     add_dataset_options,
     add_localizer_options,
@@ -101,11 +102,7 @@ def add_swe_agent_command(commands: Any) -> None:
     instances.set_defaults(handler=cmd_instances)
 
 
-def _fail(error: Exception) -> int:
-    print(f"reposearcher: error: {error}", file=sys.stderr)
-    return 2
-
-
+@reports_errors
 def cmd_bundle(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.swe_agent import LEFT_OUT_TOOLS, write_bundle
 
@@ -119,7 +116,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             log=lambda message: print(message, file=sys.stderr),
         )
     except (OSError, ValueError, RuntimeError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     tools = sorted(path.name for path in (out / "bin").iterdir())
     print(f"wrote {out}: {len(tools)} tools ({', '.join(tools)})")
     print(f"left out: {', '.join(sorted(LEFT_OUT_TOOLS))} (SWE-agent has its own submit)")
@@ -127,6 +124,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_errors
 def cmd_validate(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.swe_agent import validate_bundle
 
@@ -138,6 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+@reports_errors
 def cmd_instances(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.hosts.swe_agent import swe_bench_image, write_instances
@@ -157,9 +156,11 @@ def cmd_instances(args: argparse.Namespace) -> int:
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (KeyError, IndexError) as error:
-        return _fail(ValueError(f"--image-template: unknown field {error}; use {{id}} or {{instance_id}}"))
+        raise CommandError(
+            f"--image-template: unknown field {error}; use {{id}} or {{instance_id}}"
+        ) from None
     except (DatasetError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = f"error: {row['error']}" if row.get("error") else (row.get("locations") or ["(none)"])[0]
@@ -185,7 +186,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # a predictions file that cannot be resumed safely
-        return _fail(error)
+        raise CommandError(str(error)) from None
     print(
         f"{args.out}: {result.written} instances ({result.errors} without a localization: failed); "
         f"predictions in {result.predictions}",
