@@ -13,6 +13,7 @@ from rich.console import Console
 from reposearcher_plugin.cli.console import output_console, ranked_table
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_localizer_options,
     add_workspace_options,
@@ -52,11 +53,7 @@ def add_localize_commands(commands: Any) -> None:
     run.add_argument(
         "--out", required=True, help="predictions JSONL; trajectories go to OUT_STEM.trajectories/"
     )
-    run.add_argument("--workers", type=int, default=1, help="instances localized in parallel (default 1)")
-    run.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    run.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
-    run.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
-    run.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(run, "instances localized in parallel")
     run.add_argument(
         "--allow-missing-blobs",
         action="store_true",

@@ -12,6 +12,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_workspace_options,
     select_instances,
@@ -71,11 +72,7 @@ def add_patch_command(commands: Any) -> None:
         default=2,
         help="new tries, errors fed back, when no edit parses or applies (default 2)",
     )
-    patch.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    patch.add_argument("--instances", help="comma-separated instance ids (default: all)")
-    patch.add_argument("--workers", type=int, default=1, help="instances in parallel, threads (default 1)")
-    patch.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
-    patch.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(patch, "instances in parallel, threads")
     add_workspace_options(patch)
     patch.set_defaults(handler=cmd_patch)
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
+    add_dataset_options,
     add_localizer_options,
     add_workspace_options,
     localizer_options,
@@ -72,16 +74,11 @@ def add_rl_commands(commands: Any) -> None:
         help="run the agent K times per instance into OUT/sample_<k>.jsonl (resumable)",
         description="Each sample index is a resumable batch run; use a temperature above 0.",
     )
-    sample.add_argument("--dataset", required=True)
-    sample.add_argument("--split")
+    add_dataset_options(sample)
     sample.add_argument("--out", required=True, help="output directory of sample_<k>.jsonl files")
     sample.add_argument("--n", type=int, default=4, help="samples per instance (default 4)")
-    sample.add_argument("--workers", type=int, default=1)
-    sample.add_argument("--limit", type=int)
-    sample.add_argument("--instances", help="comma-separated instance ids")
-    sample.add_argument("--index-cache-dir")
     sample.add_argument("--exclude", action="append", default=[], metavar="IDS", help="as for rl prepare")
-    sample.add_argument("--retry-errors", action="store_true", help="run again the runs that failed")
+    add_batch_options(sample, "runs in parallel")
     add_localizer_options(sample)
     add_workspace_options(sample)
     sample.set_defaults(handler=cmd_sft_sample)

@@ -9,6 +9,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_localizer_options,
     add_workspace_options,
@@ -92,11 +93,7 @@ def add_swe_agent_command(commands: Any) -> None:
     )
     instances.add_argument("--top", type=int, default=10, help="locations shown (default 10)")
     instances.add_argument("--top-files", type=int, default=5, help="files shown (default 5)")
-    instances.add_argument("--workers", type=int, default=1, help="instances localized in parallel")
-    instances.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    instances.add_argument("--instances", help="comma-separated instance ids (default: all)")
-    instances.add_argument("--retry-errors", action="store_true", help="localize failed instances again")
-    instances.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(instances, "instances localized in parallel")
     add_localizer_options(instances)
     add_workspace_options(instances)
     instances.set_defaults(handler=cmd_instances)
