@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import add_dataset_options
 
 PROTOCOL_CHOICES = ("strict", "tooltrain")
@@ -70,6 +71,7 @@ def _add_loc(commands: Any) -> None:
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
+@reports_errors
 def cmd_eval_loc(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError
@@ -79,9 +81,7 @@ def cmd_eval_loc(args: argparse.Namespace) -> int:
     try:
         return _eval_loc(args)
     except (DatasetError, GoldError, PredictionsError, MetricError) as error:
-        # Printed like the top-level command's own errors; this module cannot import them (cycle).
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
 
 def _eval_loc(args: argparse.Namespace) -> int:

@@ -7,14 +7,12 @@ file is rewritten atomically after every instance, so an interrupted run loses a
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     DEFAULT_CACHE_GB,
     add_dataset_options,
@@ -22,6 +20,7 @@ from reposearcher_plugin.cli.options import (
     select_instances,
     workspace_from_args,
 )
+from reposearcher_plugin.files import write_json
 
 
 def add_gold_command(commands: Any) -> None:
@@ -51,6 +50,7 @@ def add_gold_command(commands: Any) -> None:
     gold.set_defaults(handler=cmd_eval_gold)
 
 
+@reports_errors
 def cmd_eval_gold(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError
@@ -58,8 +58,7 @@ def cmd_eval_gold(args: argparse.Namespace) -> int:
     try:
         return _eval_gold(args)
     except (DatasetError, GoldError, ValueError) as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
 
 def _eval_gold(args: argparse.Namespace) -> int:
@@ -87,11 +86,11 @@ def _eval_gold(args: argparse.Namespace) -> int:
                 print(f"{result.instance_id}: {result.error}", file=sys.stderr)
             else:
                 gold[result.instance_id] = result.labels
-                _write_json(out, dict(sorted(gold.items(), key=lambda item: order.get(item[0], len(order)))))
+                write_json(out, dict(sorted(gold.items(), key=lambda item: order.get(item[0], len(order)))))
             if update:
                 update(done, len(todo))
     if not todo:
-        _write_json(out, gold)  # nothing new, but an --overwrite of nothing still leaves a file
+        write_json(out, gold)  # nothing new, but an --overwrite of nothing still leaves a file
     kept = len(instances) - len(todo)
     print(
         f"wrote {out}: {len(gold)} instances ({len(todo) - len(failures)} derived, {kept} already there, "
@@ -117,7 +116,7 @@ def _compare(args: argparse.Namespace, gold: dict[str, list[str]]) -> None:
         target = Path(args.report)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(markdown, encoding="utf-8")
-        _write_json(target.with_suffix(".json"), report)
+        write_json(target.with_suffix(".json"), report)
         print(f"wrote {target} and {target.with_suffix('.json')}", file=sys.stderr)
 
 
@@ -147,19 +146,3 @@ def _read_existing(path: Path) -> dict[str, list[str]]:
     from reposearcher_plugin.evaluation.gold_source import read_gold_file
 
     return read_gold_file(path)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    # mkstemp makes the file private (0600); a results file is as readable as any other
-    os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -12,7 +12,9 @@ from rich.console import Console
 
 from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
 from reposearcher_plugin.cli.console import output_console, ranked_table
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_workspace_options,
     select_instances,
@@ -50,11 +52,7 @@ def add_localize_commands(commands: Any) -> None:
     run.add_argument(
         "--out", required=True, help="predictions JSONL; trajectories go to OUT_STEM.trajectories/"
     )
-    run.add_argument("--workers", type=int, default=1, help="instances localized in parallel (default 1)")
-    run.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    run.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
-    run.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
-    run.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(run, "instances localized in parallel")
     run.add_argument(
         "--allow-missing-blobs",
         action="store_true",
@@ -65,17 +63,11 @@ def add_localize_commands(commands: Any) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def _fail(error: Exception) -> int:
-    print(f"reposearcher: error: {error}", file=sys.stderr)
-    return 2
-
-
 # --- localize ------------------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_localize(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.index.walk import IndexInputError
-
     try:
         options = localizer_options(args)
         issue = _read_issue(args.issue)
@@ -84,19 +76,16 @@ def cmd_localize(args: argparse.Namespace) -> int:
             raise ValueError(f"--repo {root}: not a directory")
         instance_id = args.instance_id or (Path(args.issue).stem if args.issue != "-" else "issue")
     except (OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     from reposearcher_plugin.agent.localizers import build_localizer
     from reposearcher_plugin.cli.progress import progress_bar
     from reposearcher_plugin.index import build_index
 
-    try:
-        with progress_bar("indexing") as update:
-            index = build_index(root, progress=update)
-    except IndexInputError as error:
-        return _fail(error)
+    with progress_bar("indexing") as update:
+        index = build_index(root, progress=update)
     if not index.files:
-        return _fail(
-            ValueError(f"--repo {root}: no source file in a language the index parses; is it the repository?")
+        raise CommandError(
+            f"--repo {root}: no source file in a language the index parses; is it the repository?"
         )
     result = build_localizer(options).localize(index, issue, instance_id=instance_id, repo=str(root))
     if args.trajectory and result.trajectory is not None and not isinstance(result.trajectory, str):
@@ -140,6 +129,7 @@ def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
 # --- run -----------------------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_run(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.index.languages import check_grammars
@@ -152,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     return _run(args, instances, options, workspace)
 
 
@@ -200,5 +190,5 @@ def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace
                 on_result=on_result,
             )
     except ValueError as error:  # an output file that cannot be resumed safely
-        return _fail(error)
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "localized", "empty")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.eval_cmd import add_eval_commands
 from reposearcher_plugin.cli.localize_cmd import add_localize_commands
 from reposearcher_plugin.cli.mcp_cmd import add_mcp_command
@@ -19,15 +20,8 @@ from reposearcher_plugin.cli.patch_cmd import add_patch_command
 from reposearcher_plugin.cli.rl_cmd import add_rl_commands
 from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
-from reposearcher_plugin.extras import missing_extra_message
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
-from reposearcher_plugin.index.languages import GrammarRuntimeError
-from reposearcher_plugin.index.walk import IndexInputError
 from reposearcher_plugin.tools import PROFILES, ToolBox, hermes_tools_prompt, openai_tools, profile_specs
-
-
-class CommandError(Exception):
-    """A user error: printed as one line on stderr, exit status 2."""
 
 
 def _add_index_options(parser: argparse.ArgumentParser) -> None:
@@ -202,18 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except (CommandError, IndexInputError, GrammarRuntimeError) as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        return reports_errors(args.handler)(args)
     except BrokenPipeError:  # `reposearcher index --entities | head`
         return 0
-    except ModuleNotFoundError as error:
-        message = missing_extra_message(error)
-        if message is None:
-            raise
-        print(f"reposearcher: error: {message}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import os
 import sys
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_workspace_options,
     select_instances,
@@ -63,10 +65,7 @@ def add_mini_command(commands: Any) -> None:
         help="local: a writable copy of the base commit on this machine (default); docker: the SWE-bench "
         "evaluation image (needs a Docker engine)",
     )
-    swebench.add_argument("--workers", type=int, default=1, help="instances run in parallel (default 1)")
-    swebench.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    swebench.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
-    swebench.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
+    add_batch_options(swebench)
     swebench.add_argument("--work-dir", help="where local checkouts are made (default: the temp directory)")
     swebench.add_argument("--keep-workdirs", action="store_true", help="keep the local checkouts afterwards")
     group = swebench.add_argument_group("localizer (the agent.localizer block of the config)")
@@ -75,7 +74,6 @@ def add_mini_command(commands: Any) -> None:
     group.add_argument("--localizer-profile", help="tool profile of the RepoSearcher agent")
     group.add_argument("--top-k", type=int, help="functions and classes shown in the prompt")
     group.add_argument("--no-localize", action="store_true", help="run the agent without localization")
-    group.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
     add_workspace_options(swebench)
     swebench.set_defaults(handler=cmd_swebench)
 
@@ -92,6 +90,7 @@ def _localizer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in chosen.items() if value is not None}
 
 
+@reports_errors
 def cmd_swebench(args: argparse.Namespace) -> int:
     os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")  # keep mini-swe-agent's banner off our stdout
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
@@ -108,8 +107,7 @@ def cmd_swebench(args: argparse.Namespace) -> int:
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = row.get("error") or row.get("exit_status")
@@ -137,6 +135,5 @@ def cmd_swebench(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # an output that cannot be resumed safely
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "run", "empty patches")

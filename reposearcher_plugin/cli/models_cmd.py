@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.models.cache import ModelCache
 from reposearcher_plugin.models.registry import ModelError, ModelSpec, load_registry, resolve
 
@@ -156,17 +157,16 @@ def add_models_commands(commands: Any) -> None:
 
 
 def _handled(handler: Handler) -> Handler:
-    """Print a ModelError as the CLI's one-line error (plus a log tail when it carries one), status 2."""
+    """A ModelError as the CLI's one-line error (plus a log tail when it carries one), status 2."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except ModelError as error:
-            print(f"reposearcher: error: {error}", file=sys.stderr)
-            return 2
+            raise CommandError(str(error)) from None
 
-    return run
+    return reports_errors(run)
 
 
 def _cache(args: argparse.Namespace) -> ModelCache:

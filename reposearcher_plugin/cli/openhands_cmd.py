@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
+from reposearcher_plugin.files import write_atomic
 from reposearcher_plugin.hosts.openhands_hook import DEFAULT_TIMEOUT_S, DEFAULT_TOP
 
 
@@ -56,11 +58,6 @@ def add_openhands_command(commands: Any) -> None:
     mcp.set_defaults(handler=cmd_mcp_entry)
 
 
-def _fail(message: str) -> int:
-    print(f"reposearcher: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _checked_python(python: str | None) -> str | None:
     """None when fine; else why ``python`` cannot be the interpreter written into the config."""
     if python is None:
@@ -70,52 +67,51 @@ def _checked_python(python: str | None) -> str | None:
     return None
 
 
+@reports_errors
 def cmd_hooks(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.openhands_hook import hook_config
 
     problem = _checked_python(args.python)
     if problem:
-        return _fail(problem)
+        raise CommandError(problem)
     if args.top < 1 or args.timeout < 1:
-        return _fail("--top and --timeout must be at least 1")
+        raise CommandError("--top and --timeout must be at least 1")
     if args.repo and not Path(args.repo).is_dir():
-        return _fail(f"--repo {args.repo}: not a directory")
+        raise CommandError(f"--repo {args.repo}: not a directory")
     out = Path(args.out) if args.out else None
     existing: dict[str, Any] = {}
     if out is not None and out.exists():
         try:
             existing = json.loads(out.read_text(encoding="utf-8") or "{}")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _fail(f"{out}: cannot read it as JSON ({error}); fix or move it first")
+            raise CommandError(f"{out}: cannot read it as JSON ({error}); fix or move it first") from None
         if not isinstance(existing, dict):
-            return _fail(f"{out}: not a JSON object; fix or move it first")
+            raise CommandError(f"{out}: not a JSON object; fix or move it first")
     try:
         config = hook_config(
             args.python, top=args.top, repo=args.repo, timeout=args.timeout, existing=existing
         )
     except ValueError as error:
-        return _fail(f"{out}: {error}")
+        raise CommandError(f"{out}: {error}") from None
     text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, out)
+    write_atomic(out, text)
     command = config["user_prompt_submit"][-1]["hooks"][0]["command"]
     print(f"wrote {out}: UserPromptSubmit runs {command}", file=sys.stderr)
     return 0
 
 
+@reports_errors
 def cmd_mcp_entry(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.mcp_server import client_config
 
     problem = _checked_python(args.python)
     if problem:
-        return _fail(problem)
+        raise CommandError(problem)
     if not Path(args.repo).is_dir():
-        return _fail(f"--repo {args.repo}: not a directory")
+        raise CommandError(f"--repo {args.repo}: not a directory")
     entry = client_config(args.repo, args.python)
     sys.stdout.write(json.dumps(entry if args.flat else {"mcpServers": entry}, indent=2) + "\n")
     return 0

@@ -70,3 +70,14 @@ def select_instances(instances: list[Any], ids: str | None, limit: int | None = 
             raise ValueError("--limit must not be negative")
         instances = instances[:limit]
     return instances
+
+
+def add_batch_options(parser: argparse.ArgumentParser, workers_help: str = "instances in parallel") -> None:
+    """The options of every resumable batch over a dataset's instances (``run``, ``patch``, ``sft sample``,
+    ``mini swebench``, ``swe-agent instances``)."""
+    group = parser.add_argument_group("batch (resumable: the same command again goes on where it stopped)")
+    group.add_argument("--instances", help="comma-separated instance ids to run (default: all)")
+    group.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
+    group.add_argument("--workers", type=int, default=1, help=f"{workers_help} (default 1)")
+    group.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
+    group.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")

@@ -10,7 +10,9 @@ import os
 import sys
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_workspace_options,
     select_instances,
@@ -70,20 +72,12 @@ def add_patch_command(commands: Any) -> None:
         default=2,
         help="new tries, errors fed back, when no edit parses or applies (default 2)",
     )
-    patch.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    patch.add_argument("--instances", help="comma-separated instance ids (default: all)")
-    patch.add_argument("--workers", type=int, default=1, help="instances in parallel, threads (default 1)")
-    patch.add_argument("--retry-errors", action="store_true", help="run again the instances that failed")
-    patch.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(patch, "instances in parallel, threads")
     add_workspace_options(patch)
     patch.set_defaults(handler=cmd_patch)
 
 
-def _error(message: str) -> int:
-    print(f"reposearcher: error: {message}", file=sys.stderr)
-    return 2
-
-
+@reports_errors
 def cmd_patch(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.evaluation.readers import PredictionsError, read_predictions
@@ -105,7 +99,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
                 print(f"{args.localizations}: {problem}", file=sys.stderr)
         workspace = workspace_from_args(args) if args.patcher == "repair" else None
     except (DatasetError, PredictionsError, OSError, ValueError) as error:
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     from reposearcher_plugin.repair.options import PatchOptions
     from reposearcher_plugin.repair.runner import run_patches
 
@@ -145,7 +139,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # an output that cannot be resumed safely
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "patched", "empty patches")
 
 
@@ -174,5 +168,5 @@ def _mini_swe_agent(args: argparse.Namespace) -> int:
             retry_errors=args.retry_errors,
         )
     except (DatasetError, OSError, ValueError) as error:
-        return _error(str(error))
+        raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "run", "empty patches")

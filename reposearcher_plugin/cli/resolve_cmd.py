@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
+
 PROTOCOL_CHOICES = ("strict", "tooltrain")
 NO_DOCKER_STATUS = 3
 
@@ -91,6 +93,7 @@ def _add_report(commands: Any) -> None:
     report.set_defaults(handler=cmd_eval_report)
 
 
+@reports_errors
 def cmd_eval_resolve(args: argparse.Namespace, check_docker: Any = None, run: Any = None) -> int:
     """``check_docker`` / ``run`` stand in for the engine probe and the process in tests."""
     from reposearcher_plugin.evaluation import resolve
@@ -111,17 +114,15 @@ def cmd_eval_resolve(args: argparse.Namespace, check_docker: Any = None, run: An
             return 0
         result = resolve.run_harness(options, check_docker=check_docker or resolve.docker_problem, run=run)
     except resolve.DockerUnavailable as error:
-        print(
-            "reposearcher: error: SWE-bench's harness needs a running Docker engine; "
+        raise CommandError(
+            "SWE-bench's harness needs a running Docker engine; "
             f"none was found ({error}). "
             "Run this on a machine with Docker (`reposearcher eval resolve --print-command ...` shows the "
             "harness command), then `reposearcher eval report --systems NAME=LOC_PREDS:RESOLVE_REPORT ...`.",
-            file=sys.stderr,
-        )
-        return NO_DOCKER_STATUS
+            status=NO_DOCKER_STATUS,
+        ) from None
     except resolve.ResolveError as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
     summary = result.to_dict()
     print(json.dumps(summary, indent=2))
     return 0
@@ -142,6 +143,7 @@ def parse_system(spec: str) -> tuple[str, str | None, str | None]:
     return name, predictions or None, resolve_report or None
 
 
+@reports_errors
 def cmd_eval_report(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError
@@ -152,8 +154,7 @@ def cmd_eval_report(args: argparse.Namespace) -> int:
     try:
         return _eval_report(args)
     except (DatasetError, GoldError, PredictionsError, MetricError, ResolveError, ValueError) as error:
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
 
 def _eval_report(args: argparse.Namespace) -> int:

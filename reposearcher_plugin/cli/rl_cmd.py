@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
+    add_dataset_options,
     add_workspace_options,
     select_instances,
     workspace_from_args,
@@ -70,16 +73,11 @@ def add_rl_commands(commands: Any) -> None:
         help="run the agent K times per instance into OUT/sample_<k>.jsonl (resumable)",
         description="Each sample index is a resumable batch run; use a temperature above 0.",
     )
-    sample.add_argument("--dataset", required=True)
-    sample.add_argument("--split")
+    add_dataset_options(sample)
     sample.add_argument("--out", required=True, help="output directory of sample_<k>.jsonl files")
     sample.add_argument("--n", type=int, default=4, help="samples per instance (default 4)")
-    sample.add_argument("--workers", type=int, default=1)
-    sample.add_argument("--limit", type=int)
-    sample.add_argument("--instances", help="comma-separated instance ids")
-    sample.add_argument("--index-cache-dir")
     sample.add_argument("--exclude", action="append", default=[], metavar="IDS", help="as for rl prepare")
-    sample.add_argument("--retry-errors", action="store_true", help="run again the runs that failed")
+    add_batch_options(sample, "runs in parallel")
     add_localizer_options(sample)
     add_workspace_options(sample)
     sample.set_defaults(handler=cmd_sft_sample)
@@ -123,11 +121,6 @@ def add_rl_commands(commands: Any) -> None:
     prepare_sft.set_defaults(handler=cmd_sft_prepare)
 
 
-def _fail(error: Exception) -> int:
-    print(f"reposearcher: error: {error}", file=sys.stderr)
-    return 2
-
-
 def _excluding(instances: list[Any], sources: list[str]) -> tuple[list[Any], list[str]]:
     from reposearcher_plugin.rl.datasets import read_exclusions
 
@@ -147,6 +140,7 @@ def _gold_file(path: str | None) -> dict[str, list[str]] | None:
 # --- rl prepare ------------------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_rl_prepare(args: argparse.Namespace) -> int:
     from reposearcher_plugin.agent.chat import Prompts
     from reposearcher_plugin.cli.progress import progress_bar
@@ -166,9 +160,9 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
         workspace = workspace_from_args(args)
         prompts = Prompts(args.prompts) if args.prompts else None
     except (DatasetError, GoldError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     if not instances:
-        return _fail(ValueError("no training instances left after --exclude / --test-dataset"))
+        raise CommandError("no training instances left after --exclude / --test-dataset")
     report = datasets.BuildReport(excluded=excluded + overlap)
     cache = ParseCache()
     with progress_bar("building train rows") as update:
@@ -205,7 +199,7 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
             datasets.write_parquet(test, out / "test.parquet")
     except ValueError as error:
         _print_failures(report)
-        return _fail(error)
+        raise CommandError(str(error)) from None
     manifest = {**report.to_dict(), "train": len(train), "test": len(test), "profile": args.profile}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     print(
@@ -226,6 +220,7 @@ def _print_failures(report: Any) -> None:
 # --- sft sample / prepare --------------------------------------------------------------------------------
 
 
+@reports_errors
 def cmd_sft_sample(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.rl import sft
@@ -238,7 +233,7 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
         instances, _ = _excluding(instances, args.exclude)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     if options.policy.temperature <= 0:
         print(
             "warning: temperature 0 gives K copies of one trajectory; use e.g. --temperature 0.7",
@@ -262,13 +257,14 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
             retry_errors=args.retry_errors,
         )
     except ValueError as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     errors = sum(summary.errors for summary in summaries)
     done = sum(summary.done for summary in summaries)
     print(f"{args.out}: {args.n} samples, {done} runs this time, {errors} errors", file=sys.stderr)
     return 130 if any(summary.interrupted for summary in summaries) else 0
 
 
+@reports_errors
 def cmd_sft_prepare(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.gold_source import GoldError
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
@@ -310,7 +306,7 @@ def cmd_sft_prepare(args: argparse.Namespace) -> int:
         if test:
             datasets.write_parquet(test, out / "test.parquet")
     except (DatasetError, GoldError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     summary = {**report.to_dict(), "train_rows": len(train), "test_rows": len(test)}
     (out / "manifest.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(

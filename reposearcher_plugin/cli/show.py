@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reposearcher_plugin.agent.result import Trajectory
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
+from reposearcher_plugin.files import parse_jsonl
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,6 +46,7 @@ def add_show_command(subparsers: Any) -> None:
     show.set_defaults(handler=cmd_show)
 
 
+@reports_errors
 def cmd_show(args: argparse.Namespace) -> int:
     try:
         trajectories = load_trajectories(args.trajectory, args.instance)
@@ -60,9 +63,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             show_trajectory(trajectory, console, full=args.full)
         return 0
     except (ValueError, OSError) as error:
-        # Printed like the top-level command's own errors; this module cannot import them (cycle).
-        print(f"reposearcher: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error)) from None
 
 
 # -- loading ---------------------------------------------------------------------------------------------
@@ -89,21 +90,10 @@ def load_trajectories(path: str, instance: str | None = None) -> list[Trajectory
     elif isinstance(whole, list):
         rows = whole
     elif whole is None:
-        rows = _rows(text, path)
+        rows = parse_jsonl(text, path)
     else:
         raise ValueError(f"{path}: neither a RepoSearcher trajectory nor a predictions file")
     return _from_rows(rows, source, instance)
-
-
-def _rows(text: str, path: str) -> list[Any]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-    return rows
 
 
 def _from_rows(rows: list[Any], source: Path, instance: str | None) -> list[Trajectory]:

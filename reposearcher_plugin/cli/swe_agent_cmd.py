@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
+from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
+    add_batch_options,
     add_dataset_options,
     add_workspace_options,
     select_instances,
@@ -90,21 +92,13 @@ def add_swe_agent_command(commands: Any) -> None:
     )
     instances.add_argument("--top", type=int, default=10, help="locations shown (default 10)")
     instances.add_argument("--top-files", type=int, default=5, help="files shown (default 5)")
-    instances.add_argument("--workers", type=int, default=1, help="instances localized in parallel")
-    instances.add_argument("--limit", type=int, help="only the first N instances (after --instances)")
-    instances.add_argument("--instances", help="comma-separated instance ids (default: all)")
-    instances.add_argument("--retry-errors", action="store_true", help="localize failed instances again")
-    instances.add_argument("--index-cache-dir", help="parse cache (default: ~/.cache/reposearcher)")
+    add_batch_options(instances, "instances localized in parallel")
     add_localizer_options(instances)
     add_workspace_options(instances)
     instances.set_defaults(handler=cmd_instances)
 
 
-def _fail(error: Exception) -> int:
-    print(f"reposearcher: error: {error}", file=sys.stderr)
-    return 2
-
-
+@reports_errors
 def cmd_bundle(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.swe_agent import LEFT_OUT_TOOLS, write_bundle
 
@@ -118,7 +112,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             log=lambda message: print(message, file=sys.stderr),
         )
     except (OSError, ValueError, RuntimeError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
     tools = sorted(path.name for path in (out / "bin").iterdir())
     print(f"wrote {out}: {len(tools)} tools ({', '.join(tools)})")
     print(f"left out: {', '.join(sorted(LEFT_OUT_TOOLS))} (SWE-agent has its own submit)")
@@ -126,6 +120,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_errors
 def cmd_validate(args: argparse.Namespace) -> int:
     from reposearcher_plugin.hosts.swe_agent import validate_bundle
 
@@ -137,6 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+@reports_errors
 def cmd_instances(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
     from reposearcher_plugin.hosts.swe_agent import swe_bench_image, write_instances
@@ -156,9 +152,11 @@ def cmd_instances(args: argparse.Namespace) -> int:
         instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
         workspace = workspace_from_args(args)
     except (KeyError, IndexError) as error:
-        return _fail(ValueError(f"--image-template: unknown field {error}; use {{id}} or {{instance_id}}"))
+        raise CommandError(
+            f"--image-template: unknown field {error}; use {{id}} or {{instance_id}}"
+        ) from None
     except (DatasetError, OSError, ValueError) as error:
-        return _fail(error)
+        raise CommandError(str(error)) from None
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = f"error: {row['error']}" if row.get("error") else (row.get("locations") or ["(none)"])[0]
@@ -184,7 +182,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
             on_result=on_result,
         )
     except ValueError as error:  # a predictions file that cannot be resumed safely
-        return _fail(error)
+        raise CommandError(str(error)) from None
     print(
         f"{args.out}: {result.written} instances ({result.errors} without a localization: failed); "
         f"predictions in {result.predictions}",

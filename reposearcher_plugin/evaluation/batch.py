@@ -11,7 +11,6 @@ prediction — and the batch goes on.
 from __future__ import annotations
 
 import ctypes
-import json
 import multiprocessing
 import os
 import signal
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.files import append_row, jsonl_lines, safe_name, write_atomic
 from reposearcher_plugin.workspace import Workspace
 
 T = TypeVar("T")
@@ -114,31 +114,26 @@ def finished_ids(out: Path, retry_errors: bool = False) -> set[str]:
     done: set[str] = set()
     changed = False
     with out.open(encoding="utf-8", errors="replace") as handle:
-        lines = handle.read().splitlines(keepends=True)
-    for number, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines) - 1:  # the line a killed run was writing
+        lines = jsonl_lines(handle.read())
+    for line in lines:
+        if line.error is not None:
+            if line.last:  # the line a killed run was writing
                 changed = True
                 continue
-            raise ValueError(
-                f"{out}: line {number + 1} is not JSON; fix or remove it before resuming"
-            ) from None
+            raise ValueError(f"{out}: line {line.number} is not JSON; fix or remove it before resuming")
+        row = line.value
         instance_id = row.get("instance_id") if isinstance(row, dict) else None
         if not isinstance(instance_id, str):
-            raise ValueError(f"{out}: line {number + 1} has no instance_id; fix or remove it before resuming")
+            raise ValueError(
+                f"{out}: line {line.number} has no instance_id; fix or remove it before resuming"
+            )
         if retry_errors and row.get("error"):
             changed = True
             continue
         done.add(instance_id)
-        kept.append(line if line.endswith("\n") else line + "\n")
+        kept.append(line.text if line.text.endswith("\n") else line.text + "\n")
     if changed:
-        temporary = out.with_suffix(out.suffix + ".tmp")
-        temporary.write_text("".join(kept), encoding="utf-8")
-        os.replace(temporary, out)
+        write_atomic(out, "".join(kept))
     return done
 
 
@@ -215,10 +210,6 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)  # at once, from this thread: nothing the worker was doing may still be written
 
 
-def safe_name(instance_id: str) -> str:
-    return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
-
-
 def run_batch(
     instances: Sequence[Instance],
     out: str | Path,
@@ -251,8 +242,7 @@ def run_batch(
     with out.open("a", encoding="utf-8") as sink:
 
         def record(row: dict[str, Any]) -> None:
-            sink.write(_json_line(row))
-            sink.flush()
+            append_row(sink, row)
             summary.count(row, is_empty(row), started)
             if on_result:
                 on_result(row, summary)
@@ -274,15 +264,6 @@ def run_batch(
 
 def _no_location(row: dict[str, Any]) -> bool:
     return not row.get("locations") and not row.get("found_files")
-
-
-def _json_line(row: dict[str, Any]) -> str:
-    line = json.dumps(row, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (a patch of a file that is not UTF-8): JSON escapes it
-        line = json.dumps(row)
-    return line + "\n"
 
 
 def _localize_in_processes(

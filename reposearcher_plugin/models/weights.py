@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache, read_json, write_json_atomic
+from reposearcher_plugin.files import write_json
+from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache, read_json
 from reposearcher_plugin.models.registry import ModelError, ModelSpec, Part, missing_packages
 
 Progress = Callable[[int, int], None] | None
@@ -184,7 +185,7 @@ def _umask() -> int:
 def _record_verified(path: Path, spec: ModelSpec) -> None:
     stat = path.stat()
     record = {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    write_json_atomic(path.with_name(path.name + ".verified"), record)
+    write_json(path.with_name(path.name + ".verified"), record)
 
 
 def sha256_file(path: Path, progress: Progress = None) -> str:
@@ -311,7 +312,7 @@ def convert(
             "transformers": version,
             "seconds": round(time.monotonic() - started, 1),
         }
-        write_json_atomic(work / CONVERTED_MARKER, marker)
+        write_json(work / CONVERTED_MARKER, marker)
         os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it 0700
         if out.exists():
             shutil.rmtree(out)

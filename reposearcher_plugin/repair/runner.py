@@ -22,7 +22,6 @@ failing instance is recorded with ``model_patch: ""`` and an ``error``.
 from __future__ import annotations
 
 import functools
-import json
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -31,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, Policy, PolicyError
-from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch, safe_name, trajectory_dir
+from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
+from reposearcher_plugin.files import safe_name, write_json
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.repair.edits import apply_edits, parse_edit_blocks
 from reposearcher_plugin.repair.options import PatchOptions
@@ -177,7 +177,7 @@ def _write_log(
     logs.mkdir(parents=True, exist_ok=True)
     record = {"instance_id": instance_id, "prompt": prompt, "shown": shown, "chosen_sample": chosen}
     record["attempts"] = [asdict(attempt) for attempt in attempts]
-    (logs / f"{safe_name(instance_id)}.patch.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_json(logs / f"{safe_name(instance_id)}.patch.json", record)
 
 
 def patch_instance(run: _Run, instance: Instance) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.result import Trajectory
+from reposearcher_plugin.files import jsonl_lines
 from reposearcher_plugin.rl.reward import RewardConfig, answer_from_messages, gold_items, score_answer
 from reposearcher_plugin.tools import openai_tools, profile_specs
 
@@ -121,14 +122,11 @@ def read_trajectories(paths: Iterable[str | Path]) -> list[Scored]:
         raise ValueError("no predictions files (*.jsonl) found under " + ", ".join(map(str, paths)))
     found: list[Scored] = []
     for file in files:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+        for line in jsonl_lines(file.read_text(encoding="utf-8")):
+            if line.error is not None:
                 continue  # a line cut off by a killed run: the sampler drops it on resume
-            source = f"{file.name}:{number}"
+            row = line.value
+            source = f"{file.name}:{line.number}"
             item = Scored(str(row.get("instance_id")), source, None)
             found.append(item)
             if row.get("error"):
