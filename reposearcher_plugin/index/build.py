@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
@@ -18,7 +17,7 @@ from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, 
 from reposearcher_plugin.index.model import FileParse, encode_parse
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
-from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, name_map
+from reposearcher_plugin.index.repo_index import BuildStats, IndexedFile, RepoIndex, entity_count, name_map
 from reposearcher_plugin.index.walk import DEFAULT_MAX_FILE_BYTES, SourceFile, resolve_root, scan
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
@@ -27,17 +26,6 @@ Progress = Callable[[int, int], None]  # (files done, files to do)
 _PARALLEL_MIN_FILES = 64
 _PARALLEL_MIN_BYTES = 1 << 20
 _SNAPSHOT_FORMAT = 4
-
-
-@dataclass
-class BuildStats:
-    files: int = 0
-    entities: int = 0
-    parsed: int = 0  # files parsed in this build
-    from_cache: int = 0  # files whose parse came from the content cache
-    unchanged: int = 0  # files reused from the previous snapshot without reading them
-    skipped: dict[str, int] = field(default_factory=dict)  # reason kind -> count
-    seconds: float = 0.0
 
 
 def build_index(
@@ -78,7 +66,7 @@ def _build(
     listing = scan(root_path, max_file_bytes)
     previous, previous_names = _load_snapshot(cache, str(root_path)) if cache else ({}, None)
 
-    stats = BuildStats()
+    parsed = from_cache = unchanged = 0
     # path -> (size, mtime_ns, digest, language module, encoded FileParse, "\n"-joined entity names)
     entries: dict[str, tuple[int, int, str, str, bytes, str]] = {}
     todo: list[SourceFile] = []
@@ -86,7 +74,7 @@ def _build(
         known = previous.get(source.path)
         if known and known[0] == source.size and known[1] == source.mtime_ns and known[3] == source.module:
             entries[source.path] = known
-            stats.unchanged += 1
+            unchanged += 1
         else:
             todo.append(source)
 
@@ -102,10 +90,10 @@ def _build(
         source = by_path[path]
         entries[path] = (source.size, source.mtime_ns, digest, source.module, blob, names)
         if fresh:
-            stats.parsed += 1
+            parsed += 1
             new_parses.append((key, blob, names))
         else:
-            stats.from_cache += 1
+            from_cache += 1
 
     files = {
         path: IndexedFile(path, module, size, digest, blob, names)
@@ -118,15 +106,20 @@ def _build(
             cache.put_parses(new_parses)
         snapshot = {"format": _SNAPSHOT_FORMAT, "parser": PARSER_VERSION, "files": entries, "names": by_name}
         cache.put_snapshot(str(root_path), marshal.dumps(snapshot))
-    index = RepoIndex(root_path, files, listing.other_files, skipped, by_name)
-    stats.files = len(files)
-    stats.entities = index.entity_count
+    skipped_kinds: dict[str, int] = {}
     for reason in skipped.values():
         kind = reason.split(" (", 1)[0].split(":", 1)[0]
-        stats.skipped[kind] = stats.skipped.get(kind, 0) + 1
-    stats.seconds = time.perf_counter() - started
-    index.stats = stats
-    return index
+        skipped_kinds[kind] = skipped_kinds.get(kind, 0) + 1
+    stats = BuildStats(
+        files=len(files),
+        entities=entity_count(files),
+        parsed=parsed,
+        from_cache=from_cache,
+        unchanged=unchanged,
+        skipped=skipped_kinds,
+        seconds=time.perf_counter() - started,
+    )
+    return RepoIndex(root_path, files, listing.other_files, skipped, stats=stats, by_name=by_name)
 
 
 def parse_floor(

@@ -46,6 +46,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from reposearcher_plugin.cache_home import default_cache_dir
+
 # Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
 # marshal format is part of the name: rows written by another Python's marshal may not load here.
 SCHEMA_VERSION = "4"
@@ -82,14 +84,6 @@ _warned: set[tuple[str, str]] = set()  # (store path, kind): warnings already gi
 _inherited: list[sqlite3.Connection] = []
 
 _Result = TypeVar("_Result")
-
-
-def default_cache_dir() -> Path:
-    configured = os.environ.get("REPOSEARCHER_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "reposearcher"
 
 
 class _Damaged(Exception):

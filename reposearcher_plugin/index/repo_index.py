@@ -6,15 +6,25 @@ It is immutable once built, so one instance can serve any number of concurrent t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from reposearcher_plugin.index.languages import language_name
-
-if TYPE_CHECKING:
-    from reposearcher_plugin.index.build import BuildStats
 from reposearcher_plugin.index.model import CLASS, FUNCTION, METHOD, Entity, FileParse, Import, decode_parse
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What the build that produced an index did; part of the index, fixed when it is constructed."""
+
+    files: int = 0
+    entities: int = 0
+    parsed: int = 0  # files parsed in this build
+    from_cache: int = 0  # files whose parse came from the content cache
+    unchanged: int = 0  # files reused from the previous snapshot without reading them
+    skipped: dict[str, int] = field(default_factory=dict)  # reason kind -> count
+    seconds: float = 0.0
 
 
 class IndexedFile:
@@ -58,6 +68,11 @@ def innermost(entities: Iterable[Entity], line: int) -> Entity | None:
     return best
 
 
+def entity_count(files: dict[str, IndexedFile]) -> int:
+    """How many definitions ``files`` hold, counted from their names without decoding a parse."""
+    return sum(indexed.names.count("\n") + 1 for indexed in files.values() if indexed.names)
+
+
 def name_map(files: dict[str, IndexedFile]) -> dict[str, list[str]]:
     """Simple entity name -> the files that define it, in path order."""
     by_name: dict[str, list[str]] = {}
@@ -75,16 +90,18 @@ class RepoIndex:
         files: dict[str, IndexedFile],
         other_files: list[str],
         skipped: dict[str, str],
+        *,
+        stats: BuildStats,
         by_name: dict[str, list[str]] | None = None,
     ) -> None:
         self.root = root
         self.files = files
         self.other_files = other_files
         self.skipped = skipped
-        self.stats: BuildStats | None = None  # set by the build that produced it
+        self.stats = stats  # what the build that produced it did
         # simple name -> files defining it (path order): where every name lookup starts
         self._by_name = by_name if by_name is not None else name_map(files)
-        self.entity_count = sum(indexed.names.count("\n") + 1 for indexed in files.values() if indexed.names)
+        self.entity_count = entity_count(files)
 
     def entities(self) -> Iterator[tuple[str, Entity]]:
         for path, indexed in self.files.items():
