@@ -50,7 +50,7 @@ from reposearcher_plugin.cache_home import default_cache_dir
 
 # Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
 # marshal format is part of the name: rows written by another Python's marshal may not load here.
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"  # 5: a parse holds its identifier words (index/identifiers.py)
 _APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
 _USER_VERSION = int(SCHEMA_VERSION)
 # A snapshot row holds a whole tree's index (about 6 MB for Django); batch runs index one tree per commit,

@@ -31,7 +31,7 @@ class IndexedFile:
     """One parsed file. Its parse stays encoded until first use: a warm load then costs one read of
     the snapshot, not the construction of every entity of the repository."""
 
-    __slots__ = ("_blob", "_parse", "digest", "module", "names", "path", "size")
+    __slots__ = ("_blob", "_parse", "_positions", "digest", "module", "names", "path", "size")
 
     def __init__(self, path: str, module: str, size: int, digest: str, blob: bytes, names: str) -> None:
         self.path = path
@@ -41,6 +41,7 @@ class IndexedFile:
         self.names = names  # "\n"-joined simple names of its entities, in order
         self._blob: bytes | None = blob
         self._parse: FileParse | None = None
+        self._positions: dict[str, tuple[int, ...]] | None = None
 
     @property
     def parse(self) -> FileParse:
@@ -52,6 +53,16 @@ class IndexedFile:
     @property
     def language(self) -> str:
         return language_name(self.module)
+
+    def positions(self, qualname: str) -> tuple[int, ...]:
+        """Where the entities called ``qualname`` are in ``parse.entities`` (several when a property's
+        getter and setter, or the two branches of an ``if``, define the same name); built on first use."""
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for position, entity in enumerate(self.parse.entities):
+                positions.setdefault(entity.qualname, []).append(position)
+            self._positions = {name: tuple(found) for name, found in positions.items()}
+        return self._positions.get(qualname, ())
 
 
 def entity_id(path: str, qualname: str) -> str:
@@ -66,6 +77,17 @@ def innermost(entities: Iterable[Entity], line: int) -> Entity | None:
         if entity.start <= line <= entity.end and (best is None or entity.start >= best.start):
             best = entity
     return best
+
+
+def _holds_word(words: str, word: str) -> bool:
+    """``word`` is one of the "\n"-joined ``words``."""
+    start = words.find(word)
+    while start != -1:
+        end = start + len(word)
+        if (start == 0 or words[start - 1] == "\n") and (end == len(words) or words[end] == "\n"):
+            return True
+        start = words.find(word, end)
+    return False
 
 
 def entity_count(files: dict[str, IndexedFile]) -> int:
@@ -160,6 +182,65 @@ class RepoIndex:
     def enclosing(self, path: str, line: int) -> Entity | None:
         """The innermost definition of ``path`` whose span holds ``line``."""
         return innermost(self.files[path].parse.entities, line)
+
+    def find(self, location: str) -> Entity | None:
+        """The definition with entity id ``location`` (``path::Class.method``), the first in file order
+        when several share the id; None when the index has none (a file alone is not a definition)."""
+        found = self.find_all(location)
+        return found[0] if found else None
+
+    def find_all(self, location: str) -> tuple[Entity, ...]:
+        """Every definition with entity id ``location``, in file order: one lookup, not a scan."""
+        path, _, qualname = location.partition("::")
+        indexed = self.files.get(path)
+        if indexed is None or not qualname:
+            return ()
+        entities = indexed.parse.entities
+        return tuple(entities[position] for position in indexed.positions(qualname))
+
+    # --- words: references between definitions (index/identifiers.py) ------------------------------------
+    # A word is an identifier-shaped run of characters (code, comments and strings alike), attributed to the
+    # innermost definition holding its line. Computed once per file content with the parse, so each call
+    # here is a lookup; nothing reads a file.
+
+    @cached_property
+    def _files_by_word(self) -> dict[str, tuple[str, ...]]:
+        """word -> the files it occurs in, in index order: built once per index, on first use."""
+        by_word: dict[str, list[str]] = {}
+        for path, indexed in self.files.items():
+            for word in set("\n".join(indexed.parse.words).split("\n")):
+                by_word.setdefault(word, []).append(path)
+        by_word.pop("", None)  # from owners without words
+        return {word: tuple(paths) for word, paths in by_word.items()}
+
+    def files_using(self, word: str) -> tuple[str, ...]:
+        """The files in which ``word`` occurs as a whole word, in index order."""
+        return self._files_by_word.get(word, ())
+
+    def referencing(self, name: str) -> list[str]:
+        """Who uses the word ``name`` in their own lines (a call, an attribute, a type, a mention in a
+        comment or string): entity ids, and a file's path for its lines outside every definition. In index
+        order: file by file, the module level first, then definitions in file order; each id once.
+        Lines of a nested definition count for it, not for the definitions around it."""
+        found: list[str] = []
+        for path in self.files_using(name):
+            parse = self.files[path].parse
+            for owner, words in enumerate(parse.words):
+                if _holds_word(words, name):
+                    found.append(entity_id(path, parse.entities[owner - 1].qualname) if owner else path)
+        return list(dict.fromkeys(found))
+
+    def names_used_by(self, location: str) -> list[str]:
+        """The words the definition ``location`` (an entity id; a file's path for its module-level lines)
+        uses in its own lines, in order of first use; [] when the index does not know it. Which of them
+        name definitions is for the caller to ask (``lookup``)."""
+        path, _, qualname = location.partition("::")
+        indexed = self.files.get(path)
+        if indexed is None:
+            return []
+        words = indexed.parse.words
+        owners = [position + 1 for position in indexed.positions(qualname)] if qualname else [0]
+        return list(dict.fromkeys(word for owner in owners for word in words[owner].split("\n") if word))
 
     # --- imports ---------------------------------------------------------------------------------------
 
