@@ -12,7 +12,8 @@ files, and names that occur nowhere (a third each), plus a few common words. Per
 (it fills the line cache; after, it also builds the word -> files map once per index, timed as "first
 pass"), then ``--runs`` timed passes; a call's time is the median of its runs, in CPU seconds (the
 machine may be shared). The floor, in the after process: counting the lines that hold the word as a
-whole word in only the files that hold it (warm line cache), the scan any answer needs. Every output of
+whole word, with the tool's own test, in only the files that hold it (warm line cache): the scan any
+answer needs, without its rendering. Every output of
 every name is compared between the sides. ``--build`` adds, per side, a cold build (one worker, so its
 CPU time is this process's), the warm load from its snapshot and the snapshot's size: what keeping the
 words costs.
@@ -95,10 +96,12 @@ def measure(root: Path, names: list[str], runs: int, build: bool) -> dict:
 
 
 def _floor(tools, name: str) -> int:
+    """The lines holding the word, counted with the tool's own test, in only the files that hold it."""
+    from reposearcher_plugin.tools.repo_tools import _has_whole_word
+
     word = name.strip().rsplit(".", 1)[-1]
-    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])")
     lines = (line for path in tools.index.files_using(word) for line in tools.lines(path))
-    return sum(1 for line in lines if word in line and pattern.search(line))
+    return sum(1 for line in lines if word in line and _has_whole_word(line, word))
 
 
 def _side(checkout: Path, root: Path, names_file: Path, runs: int, build: bool) -> dict:

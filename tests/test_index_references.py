@@ -161,8 +161,8 @@ def test_words_come_back_from_the_cache_and_the_snapshot_unchanged(tmp_path, cac
     other = build_index(write_tree(tmp_path / "copy", TRICKY), cache=cache, workers=1)  # from parse rows
     assert (warm.stats.unchanged, other.stats.from_cache) == (len(TRICKY), len(TRICKY))
     for index in (warm, other):
-        assert {path: f.parse.words for path, f in index.files.items()} == {
-            path: f.parse.words for path, f in cold.files.items()
+        assert {path: f.words for path, f in index.files.items()} == {
+            path: f.words for path, f in cold.files.items()
         }
         assert index.referencing("run_job") == cold.referencing("run_job")
 

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
+from reposearcher_plugin.index.identifiers import encode_words, words_by_owner
 from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, parse_source, parse_tree
 from reposearcher_plugin.index.model import FileParse, encode_parse
 from reposearcher_plugin.index.names import os_path
@@ -25,7 +26,7 @@ Progress = Callable[[int, int], None]  # (files done, files to do)
 # Below this much work a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 64
 _PARALLEL_MIN_BYTES = 1 << 20
-_SNAPSHOT_FORMAT = 4
+_SNAPSHOT_FORMAT = 5
 
 
 def build_index(
@@ -67,8 +68,9 @@ def _build(
     previous, previous_names = _load_snapshot(cache, str(root_path)) if cache else ({}, None)
 
     parsed = from_cache = unchanged = 0
-    # path -> (size, mtime_ns, digest, language module, encoded FileParse, "\n"-joined entity names)
-    entries: dict[str, tuple[int, int, str, str, bytes, str]] = {}
+    # path -> (size, mtime_ns, digest, language module, encoded FileParse, "\n"-joined entity names,
+    # encoded words)
+    entries: dict[str, tuple[int, int, str, str, bytes, str, bytes]] = {}
     todo: list[SourceFile] = []
     for source in listing.sources:
         known = previous.get(source.path)
@@ -79,25 +81,25 @@ def _build(
             todo.append(source)
 
     skipped = dict(listing.skipped)
-    new_parses: list[tuple[str, bytes, str]] = []
+    new_parses: list[tuple[str, bytes, str, bytes]] = []
     by_path = {source.path: source for source in todo}
     for outcome in _run(_index_chunk, root_path, cache, todo, workers, progress, max_file_bytes):
         path = outcome[0]
         if outcome[1] is None:
             skipped[path] = outcome[2]
             continue
-        _, digest, key, blob, names, fresh = outcome
+        _, digest, key, blob, names, words, fresh = outcome
         source = by_path[path]
-        entries[path] = (source.size, source.mtime_ns, digest, source.module, blob, names)
+        entries[path] = (source.size, source.mtime_ns, digest, source.module, blob, names, words)
         if fresh:
             parsed += 1
-            new_parses.append((key, blob, names))
+            new_parses.append((key, blob, names, words))
         else:
             from_cache += 1
 
     files = {
-        path: IndexedFile(path, module, size, digest, blob, names)
-        for path, (size, _, digest, module, blob, names) in sorted(entries.items())
+        path: IndexedFile(path, module, size, digest, blob, names, words)
+        for path, (size, _, digest, module, blob, names, words) in sorted(entries.items())
     }
     changed = bool(todo) or len(entries) != len(previous)
     by_name = name_map(files) if changed or previous_names is None else previous_names
@@ -136,7 +138,7 @@ def parse_floor(
 
 def _load_snapshot(
     cache: ParseCache, root: str
-) -> tuple[dict[str, tuple[int, int, str, str, bytes, str]], dict[str, list[str]] | None]:
+) -> tuple[dict[str, tuple[int, int, str, str, bytes, str, bytes]], dict[str, list[str]] | None]:
     """The previous build's files (and its name map), or nothing when absent or made by other code."""
     nothing: tuple[dict, None] = ({}, None)
     data = cache.get_snapshot(root)
@@ -214,7 +216,7 @@ _worker_caches: dict[str, ParseCache] = {}
 
 def _index_chunk(job: Job) -> list[tuple]:
     """Read, hash, look up and (when new) parse each file. Returns per file either
-    ``(path, digest, cache key, encoded FileParse, entity names, freshly parsed)`` or
+    ``(path, digest, cache key, encoded FileParse, entity names, encoded words, freshly parsed)`` or
     ``(path, None, skip reason)``."""
     root, cache_dir, max_file_bytes, items = job
     cache = None
@@ -232,7 +234,7 @@ def _index_chunk(job: Job) -> list[tuple]:
         key = f"{PARSER_VERSION}:{module}:{digest}"
         cached = cache.get_parse(key) if cache is not None else None
         if cached is not None:
-            outcomes.append((path, digest, key, cached[0], cached[1], False))
+            outcomes.append((path, digest, key, *cached, False))
             continue
         try:
             parse: FileParse = parse_source(module, path, data)
@@ -240,8 +242,8 @@ def _index_chunk(job: Job) -> list[tuple]:
             outcomes.append((path, None, f"parse failed: {type(error).__name__}: {error}"))
             continue
         names = "\n".join(entity.name for entity in parse.entities)
-        blob = encode_parse(parse)
-        outcomes.append((path, digest, key, blob, names, True))
+        words = encode_words(words_by_owner(data, parse.entities))
+        outcomes.append((path, digest, key, encode_parse(parse), names, words, True))
     return outcomes
 
 

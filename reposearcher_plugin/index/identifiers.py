@@ -9,7 +9,8 @@ Each word is attributed to the *owner* of the line it is on: the innermost defin
 line, as ``repo_index.innermost`` picks it (the latest-starting one; of two starting on the same line, the
 later in the file's entity order), or the module itself for lines outside every definition. A definition
 therefore owns its own lines, not those of the definitions nested in it. The words are computed once per
-file content, with its parse, and cached with it.
+file content, with its parse, and cached beside it (compressed: a tree's snapshot holds every file's
+words and is read whole on each warm load; they are decoded only when a lookup first needs them).
 
 Words are found in the bytes: a run of ASCII characters survives UTF-8 decoding with replacement
 unchanged (a replaced byte is never ASCII), and no run crosses a "\\n", so the words of the bytes are the
@@ -19,7 +20,9 @@ words of the decoded lines the tools show.
 from __future__ import annotations
 
 import heapq
+import marshal
 import re
+import zlib
 from collections.abc import Sequence
 from itertools import accumulate
 
@@ -80,3 +83,13 @@ def words_by_owner(source: bytes, entities: Sequence[Entity]) -> tuple[str, ...]
 def _distinct_words(spaced: bytes) -> str:
     words = b"\n".join(dict.fromkeys(spaced.split())) + b"\n"
     return _DIGIT_LED.sub(b"", words)[:-1].decode()
+
+
+def encode_words(words: tuple[str, ...]) -> bytes:
+    """For the cache and the snapshot: zlib at level 1 keeps about a third of the bytes (Django: 2.7 of
+    7.6 MB) for a quarter of the time the words themselves take."""
+    return zlib.compress(marshal.dumps(words), 1)
+
+
+def decode_words(data: bytes) -> tuple[str, ...]:
+    return marshal.loads(zlib.decompress(data))

@@ -21,7 +21,6 @@ from typing import Any
 
 import tree_sitter
 
-from reposearcher_plugin.index.identifiers import words_by_owner
 from reposearcher_plugin.index.lines import line_count
 from reposearcher_plugin.index.model import FileParse
 
@@ -41,7 +40,7 @@ def _parser_version() -> str:
     """A hash of the extraction code itself: a cached parse made by other code is never reused."""
     here = Path(__file__).parent
     digest = hashlib.sha1(tree_sitter.__version__.encode() if hasattr(tree_sitter, "__version__") else b"")
-    shared = ("languages.py", "lines.py", "model.py", "identifiers.py")
+    shared = ("languages.py", "lines.py", "model.py", "identifiers.py")  # identifiers: cached beside a parse
     extraction = [*here.glob("lang_*.py"), *(here / name for name in shared)]
     for source in sorted(extraction):
         digest.update(source.read_bytes())
@@ -84,7 +83,6 @@ def parse_source(module_name: str, path: str, source: bytes) -> FileParse:
     tree = parser.parse(source)
     root = tree.root_node
     entities, imports, variables = extract(root, source)
-    entities = tuple(entities)
     lossy = False
     if not source.isascii():
         try:
@@ -94,12 +92,11 @@ def parse_source(module_name: str, path: str, source: bytes) -> FileParse:
     return FileParse(
         language=_load(module_name).NAME,
         lines=line_count(source),
-        entities=entities,
+        entities=tuple(entities),
         imports=tuple(imports),
         variables=tuple(variables),
         syntax_errors=_count_errors(root) if root.has_error else 0,
         decoded_lossy=lossy,
-        words=words_by_owner(source, entities),
     )
 
 

@@ -71,9 +71,6 @@ class FileParse(NamedTuple):
     variables: tuple[Variable, ...]
     syntax_errors: int  # ERROR / MISSING nodes tree-sitter recovered from; what parsed is still kept
     decoded_lossy: bool  # True when the bytes were not valid UTF-8 (names were decoded with replacement)
-    # identifier-shaped words (index/identifiers.py), "\n"-joined: [0] of the lines outside every
-    # definition, [i + 1] of the lines entities[i] owns (those not inside a definition nested in it)
-    words: tuple[str, ...]
 
 
 def encode_parse(parse: FileParse) -> bytes:
@@ -87,13 +84,12 @@ def encode_parse(parse: FileParse) -> bytes:
             tuple(tuple(variable) for variable in parse.variables),
             parse.syntax_errors,
             parse.decoded_lossy,
-            parse.words,
         )
     )
 
 
 def decode_parse(data: bytes) -> FileParse:
-    language, lines, entities, imports, variables, syntax_errors, lossy, words = marshal.loads(data)
+    language, lines, entities, imports, variables, syntax_errors, lossy = marshal.loads(data)
     return FileParse(
         language,
         lines,
@@ -102,5 +98,4 @@ def decode_parse(data: bytes) -> FileParse:
         tuple(Variable._make(variable) for variable in variables),
         syntax_errors,
         lossy,
-        words,
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from reposearcher_plugin.index.identifiers import decode_words
 from reposearcher_plugin.index.languages import language_name
 from reposearcher_plugin.index.model import CLASS, FUNCTION, METHOD, Entity, FileParse, Import, decode_parse
 
@@ -31,9 +32,22 @@ class IndexedFile:
     """One parsed file. Its parse stays encoded until first use: a warm load then costs one read of
     the snapshot, not the construction of every entity of the repository."""
 
-    __slots__ = ("_blob", "_parse", "_positions", "digest", "module", "names", "path", "size")
+    __slots__ = (
+        "_blob",
+        "_parse",
+        "_positions",
+        "_words",
+        "_words_blob",
+        "digest",
+        "module",
+        "names",
+        "path",
+        "size",
+    )
 
-    def __init__(self, path: str, module: str, size: int, digest: str, blob: bytes, names: str) -> None:
+    def __init__(
+        self, path: str, module: str, size: int, digest: str, blob: bytes, names: str, words: bytes
+    ) -> None:
         self.path = path
         self.module = module  # language module that parsed it
         self.size = size
@@ -42,6 +56,8 @@ class IndexedFile:
         self._blob: bytes | None = blob
         self._parse: FileParse | None = None
         self._positions: dict[str, tuple[int, ...]] | None = None
+        self._words_blob: bytes | None = words
+        self._words: tuple[str, ...] | None = None
 
     @property
     def parse(self) -> FileParse:
@@ -49,6 +65,16 @@ class IndexedFile:
             self._parse = decode_parse(self._blob)  # type: ignore[arg-type]
             self._blob = None
         return self._parse
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Its identifier words (index/identifiers.py), "\n"-joined per owner: [0] the lines outside every
+        definition, [i + 1] the lines ``parse.entities[i]`` owns. Decoded on first use, apart from the
+        parse, which most lookups need without them."""
+        if self._words is None:
+            self._words = decode_words(self._words_blob)  # type: ignore[arg-type]
+            self._words_blob = None
+        return self._words
 
     @property
     def language(self) -> str:
@@ -208,7 +234,7 @@ class RepoIndex:
         """word -> the files it occurs in, in index order: built once per index, on first use."""
         by_word: dict[str, list[str]] = {}
         for path, indexed in self.files.items():
-            for word in set("\n".join(indexed.parse.words).split("\n")):
+            for word in set("\n".join(indexed.words).split("\n")):
                 by_word.setdefault(word, []).append(path)
         by_word.pop("", None)  # from owners without words
         return {word: tuple(paths) for word, paths in by_word.items()}
@@ -224,10 +250,12 @@ class RepoIndex:
         Lines of a nested definition count for it, not for the definitions around it."""
         found: list[str] = []
         for path in self.files_using(name):
-            parse = self.files[path].parse
-            for owner, words in enumerate(parse.words):
+            indexed = self.files[path]
+            for owner, words in enumerate(indexed.words):
                 if _holds_word(words, name):
-                    found.append(entity_id(path, parse.entities[owner - 1].qualname) if owner else path)
+                    found.append(
+                        entity_id(path, indexed.parse.entities[owner - 1].qualname) if owner else path
+                    )
         return list(dict.fromkeys(found))
 
     def names_used_by(self, location: str) -> list[str]:
@@ -238,7 +266,7 @@ class RepoIndex:
         indexed = self.files.get(path)
         if indexed is None:
             return []
-        words = indexed.parse.words
+        words = indexed.words
         owners = [position + 1 for position in indexed.positions(qualname)] if qualname else [0]
         return list(dict.fromkeys(word for owner in owners for word in words[owner].split("\n") if word))
 
