@@ -54,7 +54,7 @@ from reposearcher_plugin.cache_home import default_cache_dir
 SCHEMA_VERSION = "5"  # 5: parse rows hold each file's words (index/identifiers.py)
 _APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
 _USER_VERSION = int(SCHEMA_VERSION)
-# A snapshot row holds a whole tree's index (about 6 MB for Django); batch runs index one tree per commit,
+# A snapshot row holds a whole tree's index (about 9 MB for Django); batch runs index one tree per commit,
 # so only the most recently used ones are kept. Content-addressed parses stay: they are what other
 # commits reuse.
 MAX_SNAPSHOTS = 24
