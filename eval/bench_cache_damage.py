@@ -4,8 +4,8 @@ Usage: python eval/bench_cache_damage.py [--mask-stride 4] [--outside-stride 16]
        [--json PATH]
 
 Damages, each applied to a fresh copy of one cache file (tests/cache_damage.py builds it and runs trials):
-- ``row flip``: every single byte of every stored value (parse and names of each file, the snapshot of a
-  tree, overflow pages included, with the record bytes before each run), XOR 0xFF; and every
+- ``row flip``: every single byte of every stored value (parse, names and words of each file, the
+  snapshot of a tree, overflow pages included, with the record bytes before each run), XOR 0xFF; and every
   ``--mask-stride``-th of them XOR a seeded random mask;
 - ``other flip``: every ``--outside-stride``-th byte of the rest of the file (page headers, b-tree cells,
   the schema, free space), XOR 0xFF;

@@ -83,9 +83,18 @@ OUTCOMES = ("cached", "miss", "rebuilt", "uncached", "wrong")
 
 
 def describe(index: RepoIndex) -> tuple:
-    """Everything an index answers from: per file its digest, names and whole parse, plus the name map."""
+    """Everything an index answers from: per file its digest, names, whole parse and words, plus the name
+    map."""
     files = tuple(
-        (path, indexed.module, indexed.size, indexed.digest, indexed.names, tuple(indexed.parse))
+        (
+            path,
+            indexed.module,
+            indexed.size,
+            indexed.digest,
+            indexed.names,
+            tuple(indexed.parse),
+            indexed.words,
+        )
         for path, indexed in sorted(index.files.items())
     )
     by_name = tuple(sorted((name, tuple(paths)) for name, paths in index._by_name.items()))
@@ -156,7 +165,7 @@ def _row_spans(single: Path, pristine: bytes, page_size: int) -> list[tuple[str,
     connection.text_factory = bytes
     values = [
         ("parses", bytes(value))
-        for row in connection.execute("SELECT data, names FROM parses")
+        for row in connection.execute("SELECT data, names, words FROM parses")
         for value in row
     ]
     values += [("snapshots", row[0]) for row in connection.execute("SELECT data FROM snapshots")]

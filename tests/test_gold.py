@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import pytest
 
 from reposearcher_plugin.cli.main import main
 from reposearcher_plugin.evaluation import gold_source
-from reposearcher_plugin.evaluation.gold import GoldError, derive_gold, derive_gold_for_dataset
+from reposearcher_plugin.evaluation.gold import (
+    GoldError,
+    derive_gold,
+    derive_gold_for_dataset,
+    gold_from_patches,
+)
 from reposearcher_plugin.evaluation.gold_agreement import agreement, level_set
 from reposearcher_plugin.evaluation.instances import Instance
 from tests.conftest import git, write_tree
@@ -255,7 +261,7 @@ def test_gold_for_a_dataset_checks_out_each_base_commit(dataset):
     with pytest.raises(gold_source.GoldError, match=r"1 of 1 instances:\n.*not found in"):
         derive_gold_for_dataset([instance("", "f" * 40, "acme__proj-4")], repos)
     # the same call `eval loc` makes when it has no --gold file
-    assert gold_source.gold_from_patches(instances, repos) == gold
+    assert gold_from_patches(instances, repos) == gold
 
 
 def test_eval_gold_command_writes_resumes_and_compares(dataset, tmp_path, capsys):
@@ -307,6 +313,22 @@ def test_eval_gold_command_writes_resumes_and_compares(dataset, tmp_path, capsys
     assert main(command) == 1  # one failure: reported, the others kept
     assert "acme__proj-9" in capsys.readouterr().err
     assert set(json.loads(out.read_text())) == {"acme__proj-1", "acme__proj-2"}
+
+
+def test_eval_loc_without_a_gold_module_fails_with_the_import_error(dataset, tmp_path, monkeypatch):
+    # A gold module that cannot be imported is a broken install: its own error, not "not available"
+    _, instances = dataset
+    data = tmp_path / "data.jsonl"
+    rows = [{"instance_id": i.instance_id, "repo": i.repo, "base_commit": i.base_commit} for i in instances]
+    data.write_text(
+        "".join(json.dumps({**row, "problem_statement": "x", "patch": ""}) + "\n" for row in rows)
+    )
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(json.dumps({"instance_id": "acme__proj-1", "found_files": ["mod.py"]}) + "\n")
+    monkeypatch.setitem(sys.modules, "reposearcher_plugin.evaluation.gold", None)
+    with pytest.raises(ModuleNotFoundError) as error:
+        main(["eval", "loc", "--dataset", str(data), "--predictions", str(predictions)])
+    assert error.value.name == "reposearcher_plugin.evaluation.gold"
 
 
 def test_agreement_levels_and_counts():

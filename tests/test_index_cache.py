@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import shutil
 from pathlib import Path
+
+import pytest
 
 from reposearcher_plugin.index import ParseCache, build_index
 from tests.conftest import git, write_tree
@@ -23,6 +26,14 @@ def test_warm_load_reads_nothing_and_gives_the_same_index(tmp_path, cache):
     warm = build_index(root, cache=cache, workers=1)
     assert (warm.stats.parsed, warm.stats.from_cache, warm.stats.unchanged) == (0, 0, 40)
     assert _ids(warm) == _ids(cold)
+
+
+def test_an_index_comes_with_its_build_stats_fixed(tmp_path, cache):
+    # the index is shared by concurrent calls: nothing of it, its build's figures included, changes later
+    index = build_index(write_tree(tmp_path / "repo", FILES), cache=cache)
+    assert (index.stats.files, index.stats.entities) == (40, 80) == (len(index.files), index.entity_count)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        index.stats.parsed = 0  # type: ignore[misc]
 
 
 def test_second_commit_reparses_only_changed_files(tmp_path, cache):

@@ -33,7 +33,7 @@ from reposearcher_plugin.agent.parse import (
 )
 from reposearcher_plugin.agent.policy import Policy, PolicyError, Reply
 from reposearcher_plugin.agent.result import LocalizationResult, Step, ToolCallRecord, Trajectory
-from reposearcher_plugin.index import RepoIndex
+from reposearcher_plugin.index import DEFINITION_KINDS, RepoIndex
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, split_location
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
 from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, ToolSession, invalid_call_text
@@ -587,13 +587,12 @@ class _Run:
         resolved = []
         for location in locations:
             path, name = split_location(location)
-            indexed = self.index.files.get(path)
-            if name and indexed is not None:
-                qualnames = {entity.qualname for entity in indexed.parse.entities}
-                if name not in qualnames:
-                    candidates = [qualname for qualname in qualnames if qualname.endswith("." + name)]
-                    if len(candidates) == 1:
-                        location = f"{path}{SEPARATOR}{candidates[0]}"
+            if name and path in self.index.files and self.index.find(f"{path}{SEPARATOR}{name}") is None:
+                # the definitions of the file whose qualified names end in ".name"
+                found = self.index.lookup(name, DEFINITION_KINDS, path)
+                candidates = list(dict.fromkeys(entity.qualname for _, entity in found))
+                if len(candidates) == 1:
+                    location = f"{path}{SEPARATOR}{candidates[0]}"
             resolved.append(location)
         return resolved
 

@@ -14,7 +14,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from reposearcher_plugin.index import build_index, default_cache_dir
+from reposearcher_plugin.cache_home import default_cache_dir
+from reposearcher_plugin.index import build_index
 
 RELEASE = ("requests", "2.2.1")
 # pip cannot download it: `pip download` builds the sdist's metadata, and requests 2.2.1's setup.py

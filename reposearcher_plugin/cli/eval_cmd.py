@@ -141,9 +141,10 @@ def _gold(args: argparse.Namespace, instances: list[Any]) -> dict[str, list[str]
     if args.gold:
         return gold_source.read_gold_file(args.gold)
     from reposearcher_plugin.cli.progress import progress_bar
+    from reposearcher_plugin.evaluation.gold import gold_from_patches  # (only needed without a gold file)
 
     with progress_bar("deriving gold") as update:
-        return gold_source.gold_from_patches(instances, args.repos_dir, progress=update)
+        return gold_from_patches(instances, args.repos_dir, progress=update)
 
 
 def system_names(paths: list[str]) -> list[str]:

@@ -179,7 +179,9 @@ def _eval_report(args: argparse.Namespace) -> int:
         if args.gold:
             gold = gold_source.read_gold_file(args.gold)
         else:
-            gold = gold_source.gold_from_patches(instances, args.repos_dir)
+            from reposearcher_plugin.evaluation.gold import gold_from_patches
+
+            gold = gold_from_patches(instances, args.repos_dir)
         gold_source.check_gold_matches(instances, gold, args.gold or "derived from patches")
         gold = gold_source.ordered_like(instances, gold)
     systems = []

@@ -45,6 +45,7 @@ import unidiff
 from reposearcher_plugin.evaluation import gold_source
 from reposearcher_plugin.evaluation.diffs import DiffError, diff_paths, parse_diff
 from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.evaluation.locations import normalize_location, unique
 from reposearcher_plugin.index import Entity, ParseCache, RepoIndex, build_index, entity_id, innermost
 from reposearcher_plugin.index.languages import module_for, parse_source
 from reposearcher_plugin.index.names import os_path
@@ -332,3 +333,14 @@ def derive_gold_for_dataset(
         count = f"{len(failures)} of {total} instances"
         raise GoldError(f"gold could not be derived for {count}:\n  {shown}{more}")
     return gold
+
+
+def gold_from_patches(
+    instances: Sequence[Instance],
+    repos_dir: str | os.PathLike[str] | None,
+    progress: Progress | None = None,
+) -> dict[str, list[str]]:
+    """Gold derived from each instance's patch, in the entity-id form ``gold_source.read_gold_file``
+    gives a gold file's items, so either source feeds the same checks and scores."""
+    derived = derive_gold_for_dataset(instances, repos_dir, progress=progress)
+    return {instance_id: unique(map(normalize_location, items)) for instance_id, items in derived.items()}

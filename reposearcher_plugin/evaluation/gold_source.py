@@ -3,18 +3,18 @@
 A gold file is ``{instance_id: ["path.py::Class.method", "path.py::func", "path.py", ...]}`` as the
 ToolTrain and CoSIL authors publish it; LocAgent's single-colon form (``path.py:Class.method``, as in
 Loc-Bench) is accepted too. Items come back in entity-id form (docs/formats.md), in the file's order.
+Gold derived from the patches comes from ``gold.gold_from_patches``, which builds on this module.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import normalize_location, unique
 
-GOLD_MODULE = "reposearcher_plugin.evaluation.gold"
 MISMATCHES_NAMED = 5
 
 
@@ -39,25 +39,6 @@ def read_gold_file(path: str | Path) -> dict[str, list[str]]:
             raise GoldError(f"{path}: gold of {instance_id!r} is not a list of strings")
         gold[instance_id] = unique(normalize_location(item) for item in items if item.strip())
     return gold
-
-
-def gold_from_patches(
-    instances: Sequence[Instance],
-    repos_dir: str | Path | None,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, list[str]]:
-    """Gold derived from each instance's patch, by the gold module (imported only when needed, so that
-    evaluation with a gold file never depends on it)."""
-    try:
-        from reposearcher_plugin.evaluation.gold import derive_gold_for_dataset
-    except ModuleNotFoundError as error:
-        if error.name != GOLD_MODULE:
-            raise
-        raise GoldError(
-            "deriving gold from patches is not available in this version; pass --gold FILE"
-        ) from None
-    derived = derive_gold_for_dataset(instances, repos_dir, progress=progress)
-    return {instance_id: unique(map(normalize_location, items)) for instance_id, items in derived.items()}
 
 
 def check_gold_matches(instances: Sequence[Instance], gold: Mapping[str, Sequence[str]], source: str) -> None:

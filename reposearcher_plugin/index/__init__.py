@@ -1,7 +1,7 @@
 """Layer 1: a repository tree -> an index of its files, definitions and imports (tree-sitter)."""
 
-from reposearcher_plugin.index.build import BuildStats, build_index, parse_floor
-from reposearcher_plugin.index.cache import ParseCache, default_cache_dir
+from reposearcher_plugin.index.build import build_index, parse_floor
+from reposearcher_plugin.index.cache import ParseCache
 from reposearcher_plugin.index.model import (
     CLASS,
     DEFINITION_KINDS,
@@ -12,7 +12,7 @@ from reposearcher_plugin.index.model import (
     Import,
     Variable,
 )
-from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, entity_id, innermost
+from reposearcher_plugin.index.repo_index import BuildStats, IndexedFile, RepoIndex, entity_id, innermost
 from reposearcher_plugin.index.roles import DOCS, LIBRARY, TEST, path_role
 from reposearcher_plugin.index.walk import IndexInputError
 
@@ -34,7 +34,6 @@ __all__ = [
     "RepoIndex",
     "Variable",
     "build_index",
-    "default_cache_dir",
     "entity_id",
     "innermost",
     "parse_floor",

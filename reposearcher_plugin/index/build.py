@@ -10,15 +10,15 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
+from reposearcher_plugin.index.identifiers import encode_words, words_by_owner
 from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, parse_source, parse_tree
 from reposearcher_plugin.index.model import FileParse, encode_parse
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
-from reposearcher_plugin.index.repo_index import IndexedFile, RepoIndex, name_map
+from reposearcher_plugin.index.repo_index import BuildStats, IndexedFile, RepoIndex, entity_count, name_map
 from reposearcher_plugin.index.walk import DEFAULT_MAX_FILE_BYTES, SourceFile, resolve_root, scan
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
@@ -26,18 +26,7 @@ Progress = Callable[[int, int], None]  # (files done, files to do)
 # Below this much work a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 64
 _PARALLEL_MIN_BYTES = 1 << 20
-_SNAPSHOT_FORMAT = 4
-
-
-@dataclass
-class BuildStats:
-    files: int = 0
-    entities: int = 0
-    parsed: int = 0  # files parsed in this build
-    from_cache: int = 0  # files whose parse came from the content cache
-    unchanged: int = 0  # files reused from the previous snapshot without reading them
-    skipped: dict[str, int] = field(default_factory=dict)  # reason kind -> count
-    seconds: float = 0.0
+_SNAPSHOT_FORMAT = 5
 
 
 def build_index(
@@ -78,38 +67,39 @@ def _build(
     listing = scan(root_path, max_file_bytes)
     previous, previous_names = _load_snapshot(cache, str(root_path)) if cache else ({}, None)
 
-    stats = BuildStats()
-    # path -> (size, mtime_ns, digest, language module, encoded FileParse, "\n"-joined entity names)
-    entries: dict[str, tuple[int, int, str, str, bytes, str]] = {}
+    parsed = from_cache = unchanged = 0
+    # path -> (size, mtime_ns, digest, language module, encoded FileParse, "\n"-joined entity names,
+    # encoded words)
+    entries: dict[str, tuple[int, int, str, str, bytes, str, bytes]] = {}
     todo: list[SourceFile] = []
     for source in listing.sources:
         known = previous.get(source.path)
         if known and known[0] == source.size and known[1] == source.mtime_ns and known[3] == source.module:
             entries[source.path] = known
-            stats.unchanged += 1
+            unchanged += 1
         else:
             todo.append(source)
 
     skipped = dict(listing.skipped)
-    new_parses: list[tuple[str, bytes, str]] = []
+    new_parses: list[tuple[str, bytes, str, bytes]] = []
     by_path = {source.path: source for source in todo}
     for outcome in _run(_index_chunk, root_path, cache, todo, workers, progress, max_file_bytes):
         path = outcome[0]
         if outcome[1] is None:
             skipped[path] = outcome[2]
             continue
-        _, digest, key, blob, names, fresh = outcome
+        _, digest, key, blob, names, words, fresh = outcome
         source = by_path[path]
-        entries[path] = (source.size, source.mtime_ns, digest, source.module, blob, names)
+        entries[path] = (source.size, source.mtime_ns, digest, source.module, blob, names, words)
         if fresh:
-            stats.parsed += 1
-            new_parses.append((key, blob, names))
+            parsed += 1
+            new_parses.append((key, blob, names, words))
         else:
-            stats.from_cache += 1
+            from_cache += 1
 
     files = {
-        path: IndexedFile(path, module, size, digest, blob, names)
-        for path, (size, _, digest, module, blob, names) in sorted(entries.items())
+        path: IndexedFile(path, module, size, digest, blob, names, words)
+        for path, (size, _, digest, module, blob, names, words) in sorted(entries.items())
     }
     changed = bool(todo) or len(entries) != len(previous)
     by_name = name_map(files) if changed or previous_names is None else previous_names
@@ -118,15 +108,20 @@ def _build(
             cache.put_parses(new_parses)
         snapshot = {"format": _SNAPSHOT_FORMAT, "parser": PARSER_VERSION, "files": entries, "names": by_name}
         cache.put_snapshot(str(root_path), marshal.dumps(snapshot))
-    index = RepoIndex(root_path, files, listing.other_files, skipped, by_name)
-    stats.files = len(files)
-    stats.entities = index.entity_count
+    skipped_kinds: dict[str, int] = {}
     for reason in skipped.values():
         kind = reason.split(" (", 1)[0].split(":", 1)[0]
-        stats.skipped[kind] = stats.skipped.get(kind, 0) + 1
-    stats.seconds = time.perf_counter() - started
-    index.stats = stats
-    return index
+        skipped_kinds[kind] = skipped_kinds.get(kind, 0) + 1
+    stats = BuildStats(
+        files=len(files),
+        entities=entity_count(files),
+        parsed=parsed,
+        from_cache=from_cache,
+        unchanged=unchanged,
+        skipped=skipped_kinds,
+        seconds=time.perf_counter() - started,
+    )
+    return RepoIndex(root_path, files, listing.other_files, skipped, stats=stats, by_name=by_name)
 
 
 def parse_floor(
@@ -143,7 +138,7 @@ def parse_floor(
 
 def _load_snapshot(
     cache: ParseCache, root: str
-) -> tuple[dict[str, tuple[int, int, str, str, bytes, str]], dict[str, list[str]] | None]:
+) -> tuple[dict[str, tuple[int, int, str, str, bytes, str, bytes]], dict[str, list[str]] | None]:
     """The previous build's files (and its name map), or nothing when absent or made by other code."""
     nothing: tuple[dict, None] = ({}, None)
     data = cache.get_snapshot(root)
@@ -221,7 +216,7 @@ _worker_caches: dict[str, ParseCache] = {}
 
 def _index_chunk(job: Job) -> list[tuple]:
     """Read, hash, look up and (when new) parse each file. Returns per file either
-    ``(path, digest, cache key, encoded FileParse, entity names, freshly parsed)`` or
+    ``(path, digest, cache key, encoded FileParse, entity names, encoded words, freshly parsed)`` or
     ``(path, None, skip reason)``."""
     root, cache_dir, max_file_bytes, items = job
     cache = None
@@ -239,7 +234,7 @@ def _index_chunk(job: Job) -> list[tuple]:
         key = f"{PARSER_VERSION}:{module}:{digest}"
         cached = cache.get_parse(key) if cache is not None else None
         if cached is not None:
-            outcomes.append((path, digest, key, cached[0], cached[1], False))
+            outcomes.append((path, digest, key, *cached, False))
             continue
         try:
             parse: FileParse = parse_source(module, path, data)
@@ -247,8 +242,8 @@ def _index_chunk(job: Job) -> list[tuple]:
             outcomes.append((path, None, f"parse failed: {type(error).__name__}: {error}"))
             continue
         names = "\n".join(entity.name for entity in parse.entities)
-        blob = encode_parse(parse)
-        outcomes.append((path, digest, key, blob, names, True))
+        words = encode_words(words_by_owner(data, parse.entities))
+        outcomes.append((path, digest, key, encode_parse(parse), names, words, True))
     return outcomes
 
 

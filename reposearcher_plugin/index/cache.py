@@ -2,7 +2,8 @@
 
 One SQLite file holds two tables:
 
-- ``parses``: a file's parse keyed by ``parser version : language module : sha1 of its bytes``. Any
+- ``parses``: a file's parse, its entity names and its words (index/identifiers.py) keyed by
+  ``parser version : language module : sha1 of its bytes``. Any
   repository, any commit, any checkout path that contains the same bytes reuses it, so indexing another
   commit of a repository re-parses only the files that changed.
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
@@ -46,12 +47,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from reposearcher_plugin.cache_home import default_cache_dir
+
 # Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
 # marshal format is part of the name: rows written by another Python's marshal may not load here.
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"  # 5: parse rows hold each file's words (index/identifiers.py)
 _APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
 _USER_VERSION = int(SCHEMA_VERSION)
-# A snapshot row holds a whole tree's index (about 6 MB for Django); batch runs index one tree per commit,
+# A snapshot row holds a whole tree's index (about 9 MB for Django); batch runs index one tree per commit,
 # so only the most recently used ones are kept. Content-addressed parses stay: they are what other
 # commits reuse.
 MAX_SNAPSHOTS = 24
@@ -84,14 +87,6 @@ _inherited: list[sqlite3.Connection] = []
 _Result = TypeVar("_Result")
 
 
-def default_cache_dir() -> Path:
-    configured = os.environ.get("REPOSEARCHER_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "reposearcher"
-
-
 class _Damaged(Exception):
     """The open store is not a usable cache of this schema."""
 
@@ -117,32 +112,35 @@ class ParseCache:
 
     # --- the public operations: each answers "nothing cached" rather than raise ---------------------------
 
-    def get_parse(self, key: str) -> tuple[bytes, str] | None:
-        """(encoded FileParse, "\n"-joined entity names) for a cache key, when stored intact."""
+    def get_parse(self, key: str) -> tuple[bytes, str, bytes] | None:
+        """(encoded FileParse, "\n"-joined entity names, encoded words) for a cache key, when stored
+        intact."""
 
-        def read(connection: sqlite3.Connection) -> tuple[bytes, str] | None:
+        def read(connection: sqlite3.Connection) -> tuple[bytes, str, bytes] | None:
             row = connection.execute(
-                "SELECT key, data, names, crc FROM parses WHERE key = ?", (key,)
+                "SELECT key, data, names, words, crc FROM parses WHERE key = ?", (key,)
             ).fetchone()
             if row is None:
                 return None
-            stored_key, data, names, crc = row
-            if stored_key != key.encode() or not _intact(crc, stored_key, data, names):
+            stored_key, data, names, words, crc = row
+            if stored_key != key.encode() or not _intact(crc, stored_key, data, names, words):
                 self._warn_damaged_row()
                 return None  # a miss: the file is parsed again and its row replaced
-            return bytes(data), bytes(names).decode()
+            return bytes(data), bytes(names).decode(), bytes(words)
 
         return self._run(read, None)
 
-    def put_parses(self, items: Iterable[tuple[str, bytes, str]]) -> None:
+    def put_parses(self, items: Iterable[tuple[str, bytes, str, bytes]]) -> None:
         rows = [
-            (key, data, names, _checksum(key.encode(), data, names.encode())) for key, data, names in items
+            (key, data, names, words, _checksum(key.encode(), data, names.encode(), words))
+            for key, data, names, words in items
         ]
 
         def write(connection: sqlite3.Connection) -> None:
             with _transaction(connection):
                 connection.executemany(
-                    "INSERT OR REPLACE INTO parses (key, data, names, crc) VALUES (?, ?, ?, ?)", rows
+                    "INSERT OR REPLACE INTO parses (key, data, names, words, crc) VALUES (?, ?, ?, ?, ?)",
+                    rows,
                 )
 
         self._run(write, None, writing=True)
@@ -356,8 +354,8 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
         if state == "foreign":
             raise _Damaged("not a cache of this schema")
         connection.execute(
-            "CREATE TABLE parses"
-            " (key TEXT PRIMARY KEY, data BLOB NOT NULL, names TEXT NOT NULL, crc INTEGER NOT NULL)"
+            "CREATE TABLE parses (key TEXT PRIMARY KEY, data BLOB NOT NULL, names TEXT NOT NULL,"
+            " words BLOB NOT NULL, crc INTEGER NOT NULL)"
         )
         connection.execute(
             "CREATE TABLE snapshots"

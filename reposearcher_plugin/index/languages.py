@@ -49,6 +49,7 @@ def _parser_version() -> str:
         here / "languages.py",
         here / "lines.py",
         here / "model.py",
+        here / "identifiers.py",  # identifier words are cached beside a parse
     ]
     for source in sorted(extraction):
         digest.update(source.read_bytes())

@@ -6,24 +6,48 @@ It is immutable once built, so one instance can serve any number of concurrent t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from reposearcher_plugin.index.identifiers import decode_words
 from reposearcher_plugin.index.languages import language_name
-
-if TYPE_CHECKING:
-    from reposearcher_plugin.index.build import BuildStats
 from reposearcher_plugin.index.model import CLASS, FUNCTION, METHOD, Entity, FileParse, Import, decode_parse
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What the build that produced an index did; part of the index, fixed when it is constructed."""
+
+    files: int = 0
+    entities: int = 0
+    parsed: int = 0  # files parsed in this build
+    from_cache: int = 0  # files whose parse came from the content cache
+    unchanged: int = 0  # files reused from the previous snapshot without reading them
+    skipped: dict[str, int] = field(default_factory=dict)  # reason kind -> count
+    seconds: float = 0.0
 
 
 class IndexedFile:
     """One parsed file. Its parse stays encoded until first use: a warm load then costs one read of
     the snapshot, not the construction of every entity of the repository."""
 
-    __slots__ = ("_blob", "_parse", "digest", "module", "names", "path", "size")
+    __slots__ = (
+        "_blob",
+        "_parse",
+        "_positions",
+        "_words",
+        "_words_blob",
+        "digest",
+        "module",
+        "names",
+        "path",
+        "size",
+    )
 
-    def __init__(self, path: str, module: str, size: int, digest: str, blob: bytes, names: str) -> None:
+    def __init__(
+        self, path: str, module: str, size: int, digest: str, blob: bytes, names: str, words: bytes
+    ) -> None:
         self.path = path
         self.module = module  # language module that parsed it
         self.size = size
@@ -31,6 +55,9 @@ class IndexedFile:
         self.names = names  # "\n"-joined simple names of its entities, in order
         self._blob: bytes | None = blob
         self._parse: FileParse | None = None
+        self._positions: dict[str, tuple[int, ...]] | None = None
+        self._words_blob: bytes | None = words
+        self._words: tuple[str, ...] | None = None
 
     @property
     def parse(self) -> FileParse:
@@ -40,8 +67,28 @@ class IndexedFile:
         return self._parse
 
     @property
+    def words(self) -> tuple[str, ...]:
+        """Its identifier words (index/identifiers.py), "\n"-joined per owner: [0] the lines outside every
+        definition, [i + 1] the lines ``parse.entities[i]`` owns. Decoded on first use, apart from the
+        parse, which most lookups need without them."""
+        if self._words is None:
+            self._words = decode_words(self._words_blob)  # type: ignore[arg-type]
+            self._words_blob = None
+        return self._words
+
+    @property
     def language(self) -> str:
         return language_name(self.module)
+
+    def positions(self, qualname: str) -> tuple[int, ...]:
+        """Where the entities called ``qualname`` are in ``parse.entities`` (several when a property's
+        getter and setter, or the two branches of an ``if``, define the same name); built on first use."""
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for position, entity in enumerate(self.parse.entities):
+                positions.setdefault(entity.qualname, []).append(position)
+            self._positions = {name: tuple(found) for name, found in positions.items()}
+        return self._positions.get(qualname, ())
 
 
 def entity_id(path: str, qualname: str) -> str:
@@ -56,6 +103,22 @@ def innermost(entities: Iterable[Entity], line: int) -> Entity | None:
         if entity.start <= line <= entity.end and (best is None or entity.start >= best.start):
             best = entity
     return best
+
+
+def _holds_word(words: str, word: str) -> bool:
+    """``word`` is one of the "\n"-joined ``words``."""
+    start = words.find(word)
+    while start != -1:
+        end = start + len(word)
+        if (start == 0 or words[start - 1] == "\n") and (end == len(words) or words[end] == "\n"):
+            return True
+        start = words.find(word, end)
+    return False
+
+
+def entity_count(files: dict[str, IndexedFile]) -> int:
+    """How many definitions ``files`` hold, counted from their names without decoding a parse."""
+    return sum(indexed.names.count("\n") + 1 for indexed in files.values() if indexed.names)
 
 
 def name_map(files: dict[str, IndexedFile]) -> dict[str, list[str]]:
@@ -75,16 +138,18 @@ class RepoIndex:
         files: dict[str, IndexedFile],
         other_files: list[str],
         skipped: dict[str, str],
+        *,
+        stats: BuildStats,
         by_name: dict[str, list[str]] | None = None,
     ) -> None:
         self.root = root
         self.files = files
         self.other_files = other_files
         self.skipped = skipped
-        self.stats: BuildStats | None = None  # set by the build that produced it
+        self.stats = stats  # what the build that produced it did
         # simple name -> files defining it (path order): where every name lookup starts
         self._by_name = by_name if by_name is not None else name_map(files)
-        self.entity_count = sum(indexed.names.count("\n") + 1 for indexed in files.values() if indexed.names)
+        self.entity_count = entity_count(files)
 
     def entities(self) -> Iterator[tuple[str, Entity]]:
         for path, indexed in self.files.items():
@@ -143,6 +208,67 @@ class RepoIndex:
     def enclosing(self, path: str, line: int) -> Entity | None:
         """The innermost definition of ``path`` whose span holds ``line``."""
         return innermost(self.files[path].parse.entities, line)
+
+    def find(self, location: str) -> Entity | None:
+        """The definition with entity id ``location`` (``path::Class.method``), the first in file order
+        when several share the id; None when the index has none (a file alone is not a definition)."""
+        found = self.find_all(location)
+        return found[0] if found else None
+
+    def find_all(self, location: str) -> tuple[Entity, ...]:
+        """Every definition with entity id ``location``, in file order: one lookup, not a scan."""
+        path, _, qualname = location.partition("::")
+        indexed = self.files.get(path)
+        if indexed is None or not qualname:
+            return ()
+        entities = indexed.parse.entities
+        return tuple(entities[position] for position in indexed.positions(qualname))
+
+    # --- words: references between definitions (index/identifiers.py) ------------------------------------
+    # A word is an identifier-shaped run of characters (code, comments and strings alike), attributed to the
+    # innermost definition holding its line. Computed once per file content with the parse, so each call
+    # here is a lookup; nothing reads a file.
+
+    @cached_property
+    def _files_by_word(self) -> dict[str, tuple[str, ...]]:
+        """word -> the files it occurs in, in index order: built once per index, on first use."""
+        by_word: dict[str, list[str]] = {}
+        for path, indexed in self.files.items():
+            for word in set("\n".join(indexed.words).split("\n")):
+                by_word.setdefault(word, []).append(path)
+        by_word.pop("", None)  # from owners without words
+        return {word: tuple(paths) for word, paths in by_word.items()}
+
+    def files_using(self, word: str) -> tuple[str, ...]:
+        """The files in which ``word`` occurs as a whole word, in index order."""
+        return self._files_by_word.get(word, ())
+
+    def referencing(self, name: str) -> list[str]:
+        """Who uses the word ``name`` in their own lines (a call, an attribute, a type, a mention in a
+        comment or string): entity ids, and a file's path for its lines outside every definition. In index
+        order: file by file, the module level first, then definitions in file order; each id once.
+        Lines of a nested definition count for it, not for the definitions around it."""
+        found: list[str] = []
+        for path in self.files_using(name):
+            indexed = self.files[path]
+            for owner, words in enumerate(indexed.words):
+                if _holds_word(words, name):
+                    found.append(
+                        entity_id(path, indexed.parse.entities[owner - 1].qualname) if owner else path
+                    )
+        return list(dict.fromkeys(found))
+
+    def names_used_by(self, location: str) -> list[str]:
+        """The words the definition ``location`` (an entity id; a file's path for its module-level lines)
+        uses in its own lines, in order of first use; [] when the index does not know it. Which of them
+        name definitions is for the caller to ask (``lookup``)."""
+        path, _, qualname = location.partition("::")
+        indexed = self.files.get(path)
+        if indexed is None:
+            return []
+        words = indexed.words
+        owners = [position + 1 for position in indexed.positions(qualname)] if qualname else [0]
+        return list(dict.fromkeys(word for owner in owners for word in words[owner].split("\n") if word))
 
     # --- imports ---------------------------------------------------------------------------------------
 

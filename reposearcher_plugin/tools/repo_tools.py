@@ -368,7 +368,8 @@ class RepoTools:
         hits: list[str] = []
         total = 0
         files_with_hits = 0
-        for path in self.index.files:
+        # only the files the index knows hold the word (its words are exactly those this scan matches)
+        for path in self.index.files_using(word):
             try:
                 lines = self.lines(path)
             except ToolFailure:
@@ -411,9 +412,7 @@ class RepoTools:
             return False
         if path not in self.index.files:
             return False
-        if not qualname:
-            return True
-        return any(entity.qualname == qualname for entity in self.index.files[path].parse.entities)
+        return not qualname or self.index.find(entity_id(path, qualname)) is not None
 
     # --- tooltrain profile: the official RepoSearcher tools, raw code as they return it ------------------
 

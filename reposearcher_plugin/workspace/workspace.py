@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from reposearcher_plugin.index import default_cache_dir
+from reposearcher_plugin.cache_home import default_cache_dir
 from reposearcher_plugin.workspace.cache import DEFAULT_MAX_BYTES, DEFAULT_PROTECT_S, SnapshotCache
 from reposearcher_plugin.workspace.errors import CommitNotFound, RepositoryNotFound, WorkspaceError
 from reposearcher_plugin.workspace.git import (
