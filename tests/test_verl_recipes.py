@@ -274,7 +274,7 @@ def test_tool_agent_loop_runs_a_whole_trajectory_and_the_reward_scores_it(shop_r
     from reposearcher_plugin.index import ParseCache, build_index
     from reposearcher_plugin.rl.datasets import build_row
     from reposearcher_plugin.rl.verl_tools import write_tool_config
-    from reposearcher_plugin.tools import ToolBox
+    from reposearcher_plugin.tools import RepoTools, ToolBox
     from reposearcher_plugin.workspace import Workspace
     from tests.tiny_tokenizer import build_tiny_tokenizer
 
@@ -291,7 +291,12 @@ def test_tool_agent_loop_runs_a_whole_trajectory_and_the_reward_scores_it(shop_r
     )
     tokenizer = build_tiny_tokenizer()
     instance = Instance("acme__shop-1", "acme/shop", commit, "Cart.checkout ignores discounts in the total.")
-    row = build_row(instance, GOLD, "shop/\n  cart.py\n  pricing.py", "default", 0)
+    reference = build_index(
+        Workspace(repos, tmp_path / "ref", online=False).checkout("acme/shop", commit),
+        cache=ParseCache(tmp_path / "ref-cache"),
+        workers=1,
+    )
+    row = build_row(instance, GOLD, RepoTools(reference), "default", 0)
     assert row["agent_name"] == config.actor_rollout_ref.rollout.agent.default_agent_loop
 
     with contextlib.redirect_stdout(io.StringIO()):  # BaseTool.__init__ prints every schema
@@ -323,14 +328,7 @@ def test_tool_agent_loop_runs_a_whole_trajectory_and_the_reward_scores_it(shop_r
     assert output.num_turns == 1 + 3 + 2  # prompt, three assistant turns, two tool-result turns
 
     # the observations in the trajectory are exactly what our tools say at inference
-    box = ToolBox(
-        build_index(
-            Workspace(repos, tmp_path / "ref", online=False).checkout("acme/shop", commit),
-            cache=ParseCache(tmp_path / "ref-cache"),
-            workers=1,
-        ),
-        "default",
-    )
+    box = ToolBox(reference, "default")
     response = tokenizer.decode(output.response_ids, skip_special_tokens=False)
     for name, arguments in (
         ("search_class", {"class_name": "Cart"}),
