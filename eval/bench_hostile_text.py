@@ -2,6 +2,7 @@
 the offline default's mention extractor, at 10 KB, 100 KB and 1 MB, beside a floor measured on the same text.
 
 Usage: python eval/bench_hostile_text.py [--runs 5] [--issues FILE.jsonl] [--md OUT.md] [--json OUT.json]
+       [--only FUNCTION ...]
 
 Every shape is one that took quadratic time before issue 12 (item 4) or stresses a pattern that could:
 many unclosed ``<think>`` / ``<tool_call>``, a user turn of many tool results, a deep ``[``, one long word,
@@ -15,6 +16,7 @@ at 10 KB (1.0 = linear; below 1 where fixed costs dominate the small size). The 
 regular-expression pass, the least any reader of the text pays. ``RetrievalLocalizer.rank`` (this
 repository's own index) shows the input cap: past MAX_RANKED_ISSUE_CHARS the time stops growing.
 A case that is already slow at 100 KB and grows faster than linearly is not run at 1 MB (marked so).
+``--only`` keeps the rows of the functions named (``extract_mentions``, ``RetrievalLocalizer.rank``, ...).
 """
 
 from __future__ import annotations
@@ -134,9 +136,14 @@ def real_issues(path: Path | None) -> str | None:
     return "\n\n".join(texts)
 
 
-def run(runs: int, issues_file: Path | None) -> list[dict[str, Any]]:
+def run(runs: int, issues_file: Path | None, only: set[str] | None = None) -> list[dict[str, Any]]:
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     rows: list[dict[str, Any]] = []
     for name, function in model_output_functions().items():
+        if not wanted(name):
+            continue
         for shape, make in MODEL_OUTPUT.items():
             rows.append({"function": name, "shape": shape, **measure(function, make, runs)})
             print(f"{name:18s} {shape:32s} {rows[-1]['s_per_mb']}", file=sys.stderr, flush=True)
@@ -145,9 +152,13 @@ def run(runs: int, issues_file: Path | None) -> list[dict[str, Any]]:
     if corpus:
         issue_shapes["real issues (normal)"] = lambda n: repeated(corpus, n)
     for shape, make in issue_shapes.items():
+        if not wanted("extract_mentions"):
+            break
         row = measure(extract_mentions, make, runs)
         rows.append({"function": "extract_mentions", "shape": shape, **row})
         print(f"extract_mentions   {shape:32s} {rows[-1]['s_per_mb']}", file=sys.stderr, flush=True)
+    if not wanted("RetrievalLocalizer.rank"):
+        return rows
     rank = retrieval_ranker()
     for shape in ("one long word", "real issues (normal)"):
         if shape in issue_shapes:
@@ -203,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issues", type=Path, default=DEFAULT_ISSUES, help="JSONL with problem_statement")
     parser.add_argument("--md", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", nargs="+", metavar="FUNCTION", help="measure only these functions")
     args = parser.parse_args(argv)
-    rows = run(args.runs, args.issues)
+    rows = run(args.runs, args.issues, set(args.only) if args.only else None)
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python eval/bench_hostile_text.py", *given])
     text = markdown(rows, args.runs, command)

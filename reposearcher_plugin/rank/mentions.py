@@ -5,6 +5,7 @@ how much of an issue is read at all (:func:`cap_issue`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,11 @@ MAX_RANKED_ISSUE_CHARS = 200_000
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _BACKTICK = re.compile(r"`([^`\n]+)`")
-_DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-_WORD = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+# possessive: nothing follows, so the longest chain is the match; three times faster on a long one
+_DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*+(?:\.[A-Za-z_]\w*+)++")
+# a word not after a dot: ``(?<![\w.])[A-Za-z_]\w*``, spelled with the letter first so that the engine
+# skips quickly to where one can start, then the character before it checked (a quarter faster)
+_WORD = re.compile(r"[A-Za-z_](?<![\w.].)\w*+")
 # ``name(``: the name is the word's tail from its first ASCII letter or underscore (``2to3_fix(`` names
 # ``to3_fix``); tried once per word, not from every letter of it (quadratic on a 16 KB word)
 _CALL = re.compile(r"(?<!\w)[^\W_A-Za-z]*+([A-Za-z_]\w*+)\s*\(")
@@ -64,6 +68,8 @@ _PYTHON_MESSAGES = re.compile(
     r"|No module named|cannot import name|is not JSON serializable|object is not|is not a valid"
     r"|Traceback \(most recent call last\)"
 )
+# every _MESSAGE match holds one of these: the name's ending and the colon after it
+_MESSAGE_NEEDLES = ("Error:", "Exception:", "Warning:", "Exit:", "Failure:")
 MESSAGE_MIN_CHARS = 12
 MESSAGE_MIN_WORDS = 3
 MAX_MESSAGES = 8
@@ -184,28 +190,115 @@ def cap_issue(issue: str, limit: int | None = None) -> tuple[str, dict[str, Any]
 
 def _code_like(word: str) -> bool:
     """snake_case, CamelCase, dunder or ALLCAPS_WITH_UNDERSCORE: a word that prose does not use."""
+    if "_" not in word and word.islower():  # most prose: no underscore, no capital for CamelCase
+        return False
     core = word.strip("_")
     if not core:
         return False
     return "_" in core or word.startswith("__") or bool(_CAMEL_CASE.search(word))
 
 
-def _sub_where_found(pattern: re.Pattern[str], needle: str, text: str) -> str:
-    """``pattern.sub(" ", text)``, skipped when ``text`` lacks ``needle``, a literal every match holds."""
-    return pattern.sub(" ", text) if needle in text else text
-
-
-def _cut_out(pattern: re.Pattern[str], text: str) -> tuple[list[re.Match[str]], str]:
-    """The matches of ``pattern`` and ``pattern.sub(" ", text)``, in one pass."""
-    matches = list(pattern.finditer(text))
+def _cut(text: str, matches: list[re.Match[str]]) -> str:
+    """``text`` with each of ``matches`` (in order, not overlapping) replaced by a blank: what
+    ``pattern.sub(" ", text)`` gives when ``matches`` are the pattern's."""
     if not matches:
-        return matches, text
+        return text
     kept, position = [], 0
     for match in matches:
         kept.append(text[position : match.start()])
         position = match.end()
     kept.append(text[position:])
-    return matches, " ".join(kept)
+    return " ".join(kept)
+
+
+# Fast equivalents of a full ``finditer`` of the patterns above. A pattern whose matches always hold a
+# literal, and can start only at a place found from that literal, is tried only there: a few quick
+# ``str.find`` scans of the text, instead of a regular-expression attempt at every character of it.
+
+
+def _fences(text: str) -> tuple[list[str], str]:
+    """The matches of ``_FENCE`` (each from three backticks to the next three, or to the end) and the text
+    with each cut out for a blank. ``text.split("```")`` finds the same backtick triples, left to right
+    without overlaps, in one scan: the pieces between them alternate outside, inside, outside..."""
+    pieces = text.split("```")
+    fences = [f"```{piece}```" for piece in pieces[1:-1:2]]
+    outside = pieces[0::2]
+    if len(pieces) % 2 == 0:  # an odd number of triples: the last fence has no end and runs to the end
+        fences.append(f"```{pieces[-1]}")
+        outside.append("")
+    return fences, " ".join(outside)
+
+
+def _literal_start_matches(pattern: re.Pattern[str], literal: str, text: str) -> list[re.Match[str]]:
+    """``list(pattern.finditer(text))`` for a pattern that starts with ``literal``: ``pattern.match`` where
+    ``str.find`` finds the literal, which is quicker at skipping the text between them."""
+    matches: list[re.Match[str]] = []
+    found = text.find(literal)
+    while found >= 0:
+        match = pattern.match(text, found)
+        if match:
+            matches.append(match)
+        found = text.find(literal, match.end() if match else found + 1)
+    return matches
+
+
+def _line_matches(pattern: re.Pattern[str], needles: tuple[str, ...], text: str) -> list[re.Match[str]]:
+    """``list(pattern.finditer(text))`` for a pattern that starts with ``^`` (multiline), never crosses a
+    line end and holds one of ``needles`` in every match: ``pattern.match`` at the start of each line
+    that holds a needle. Each line is looked at once per needle, however many times it holds it."""
+    line_starts: set[int] = set()
+    for needle in needles:
+        found = text.find(needle)
+        while found >= 0:
+            line_starts.add(text.rfind("\n", 0, found) + 1)
+            line_end = text.find("\n", found)
+            if line_end < 0:
+                break
+            found = text.find(needle, line_end)
+    return [match for start in sorted(line_starts) if (match := pattern.match(text, start))]
+
+
+def _run_start_matches(
+    pattern: re.Pattern[str], run: re.Pattern[str], needle: re.Pattern[str], text: str
+) -> list[re.Match[str]]:
+    """``list(pattern.finditer(text))`` for a pattern whose matches start only where a run of ``run``'s
+    characters starts (a lookbehind for any other character), stay inside the run and hold ``needle``:
+    ``pattern.match`` at the start of each run holding the needle. A run is found from its first needle
+    (which must read on to the run's end) and back to its start on the reversed text: each is read once."""
+    matches: list[re.Match[str]] = []
+    length = len(text)
+    reversed_text = ""
+    found = needle.search(text)
+    while found:
+        reversed_text = reversed_text or text[::-1]
+        # the run read backwards from just before the needle, in the reversed text, ends where it starts
+        match = pattern.match(text, length - run.match(reversed_text, length - found.start()).end())
+        if match:
+            matches.append(match)
+        found = needle.search(text, found.end())
+    return matches
+
+
+# runs of the characters that _PATH and _DOTTED matches are made of, and what each match holds, with the
+# rest of its run
+_PATH_RUN = re.compile(r"[\w/.-]*+")
+_PATH_NEEDLE = re.compile(r"\.py[\w/.-]*+")
+_DOTTED_RUN = re.compile(r"[\w.]*+")
+_DOTTED_NEEDLE = re.compile(r"\.[A-Za-z_][\w.]*+")
+
+
+# on the reversed text: a "(", the blanks before it, and the word before them up to its first ASCII
+# letter or underscore (the last in the reversed word: the greedy run gives back up to one)
+_CALL_REVERSED = re.compile(r"\(\s*(\w*[A-Za-z_])")
+
+
+def _calls(text: str) -> list[str]:
+    """``_CALL.findall(text)``: each whole word that blanks and a "(" follow, from its first ASCII letter
+    or underscore on. The words are found from the "(" backwards, on the reversed text: a literal "(" is
+    quick to find, where ``_CALL`` is tried at every character."""
+    if "(" not in text:
+        return []
+    return [name[::-1] for name in reversed(_CALL_REVERSED.findall(text[::-1]))]
 
 
 @dataclass
@@ -222,41 +315,37 @@ class Mentions:
 def extract_mentions(issue: str) -> Mentions:
     """Identifiers, dotted names, file paths and traceback frames, each once, in order of appearance."""
     # Each pattern holds a literal (```, ".py:", "File ", ...): a pass is skipped when the text lacks it,
-    # and words are filtered once per distinct word, so that long prose costs a few scans of it.
+    # and those that can be are tried only where their literal is (the fast finders above); words are
+    # filtered once per distinct word. Long prose costs a few scans of it: the words of the code quoted
+    # and of the whole text, and quick searches for the literals.
     found = Mentions()
-    fences, without_fences = _cut_out(_FENCE, issue) if "```" in issue else ([], issue)
-    code = [match.group(0) for match in fences]
+    code, without_fences = _fences(issue)
     if "`" in without_fences:
-        code += [match.group(1) for match in _BACKTICK.finditer(without_fences)]
+        code += _BACKTICK.findall(without_fences)
     code_text = "\n".join(code)
-    frames: list[tuple[int, str, int, str]] = []
-    frame_patterns = ((_FRAME, 'File "'), (_PYTEST_FRAME, ".py:"), (_IPYTHON_FRAME, ".py:"))
-    for pattern, needle in frame_patterns:
-        if needle in issue:
-            for match in pattern.finditer(issue):
-                frames.append((match.start(), match.group(1), int(match.group(2)), match.group(3) or ""))
-    if ".py in " in issue:
-        for match in _IPYTHON_OLD_FRAME.finditer(issue):
-            frames.append((match.start(), match.group(1), 0, match.group(2)))
-    found.frames = [(path, line, function) for _, path, line, function in sorted(frames)]
     # a frame's file counts as a frame (weighed by depth), not as a plain mention of the file
+    frames: list[tuple[int, str, int, str]] = []
     without_frames = issue
-    for pattern, needle in (*frame_patterns, (_IPYTHON_OLD_FRAME, ".py in ")):
-        without_frames = _sub_where_found(pattern, needle, without_frames)
-    without_paths = without_frames
-    if ".py" in without_frames:
-        paths, without_paths = _cut_out(_PATH, without_frames)
-        found.paths = unique(normalize_path(match.group(1)) for match in paths)
-    if "." in without_paths:
-        dotted = unique(_DOTTED.findall(without_paths))
-        found.dotted = [name for name in dotted if not _NOT_A_NAME.fullmatch(name)]
+    for finder in _FRAME_FINDERS:
+        in_issue = finder(issue)
+        frames += [_frame_of(match) for match in in_issue]
+        # each pattern is cut out of what the ones before it left: found again only when they cut something
+        without_frames = _cut(without_frames, in_issue if without_frames is issue else finder(without_frames))
+    found.frames = [(path, line, function) for _, path, line, function in sorted(frames)]
+    paths = _run_start_matches(_PATH, _PATH_RUN, _PATH_NEEDLE, without_frames)
+    without_paths = _cut(without_frames, paths)
+    found.paths = unique(normalize_path(match.group(1)) for match in paths)
+    dotted_names = _run_start_matches(_DOTTED, _DOTTED_RUN, _DOTTED_NEEDLE, without_paths)
+    found.dotted = [
+        name for name in unique([match.group() for match in dotted_names]) if not _NOT_A_NAME.fullmatch(name)
+    ]
     names: list[str] = []
-    names += [word for word in _WORD.findall(code_text) if word not in STOPWORDS]
-    if "(" in without_paths:
-        names += _CALL.findall(without_paths)
+    # each list is made unique before it is filtered: only the first occurrence of a name counts
+    names += [word for word in unique(_WORD.findall(code_text)) if word not in STOPWORDS]
+    names += _calls(without_paths)
     names += [word for word in unique(_WORD.findall(without_paths)) if _code_like(word)]
-    for dotted in found.dotted:
-        names += dotted.split(".")
+    for dotted_name in found.dotted:
+        names += dotted_name.split(".")
     names += [
         part
         for _, _, function in found.frames
@@ -265,7 +354,7 @@ def extract_mentions(issue: str) -> Mentions:
     ]
     found.names = [name for name in unique(names) if len(name) > 1 and not name.isdigit()]
     fragments: dict[str, None] = {}  # in order, each once
-    messages = _MESSAGE.finditer(issue) if ":" in issue else ()
+    messages = _line_matches(_MESSAGE, _MESSAGE_NEEDLES, issue)
     for message in unique(match.group(1) for match in messages):
         # the values a message was formatted with are not in the code: keep the literal words between
         for fragment in message_fragments(_PYTHON_MESSAGES.sub("|", message)):
@@ -274,3 +363,19 @@ def extract_mentions(issue: str) -> Mentions:
             break
     found.messages = list(fragments)[:MAX_MESSAGES]
     return found
+
+
+# the frame patterns' matches, in the order they are cut out
+_FRAME_FINDERS: tuple[Callable[[str], list[re.Match[str]]], ...] = (
+    lambda text: _literal_start_matches(_FRAME, 'File "', text),
+    lambda text: _line_matches(_PYTEST_FRAME, (".py:",), text),
+    lambda text: _literal_start_matches(_IPYTHON_FRAME, "File ", text) if ".py:" in text else [],
+    lambda text: _line_matches(_IPYTHON_OLD_FRAME, (".py in ",), text),
+)
+
+
+def _frame_of(match: re.Match[str]) -> tuple[int, str, int, str]:
+    """(where, path, line, function) of a frame pattern's match; the old IPython form has no line."""
+    if match.re is _IPYTHON_OLD_FRAME:
+        return match.start(), match.group(1), 0, match.group(2)
+    return match.start(), match.group(1), int(match.group(2)), match.group(3) or ""
