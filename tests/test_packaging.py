@@ -117,7 +117,6 @@ def test_every_extra_named_for_a_module_brings_it_and_hints_say_how_to_install()
 def test_a_built_wheel_carries_the_tree_sitter_queries_and_indexes_with_them(tmp_path):
     """The index reads its definitions queries (index/queries/*.scm) as package data: a wheel without
     them would index no JavaScript, TypeScript, Java, Go or Rust file (issue 14, move 9)."""
-    import os
     import shutil
     import zipfile
 
@@ -152,14 +151,7 @@ def test_a_built_wheel_carries_the_tree_sitter_queries_and_indexes_with_them(tmp
         ]:
             print(path, [entity.qualname for entity in parse_source(module, path, text).entities])
         """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,  # not the checkout: only the unpacked wheel can be imported
-        env={**os.environ, "PYTHONPATH": str(site)},
-        timeout=120,
-    )
+    done = _run_from_unpacked_wheel(code, site, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         str(site / "reposearcher_plugin" / "__init__.py"),
@@ -264,14 +256,19 @@ def test_a_built_wheel_carries_the_bundle_files_and_writes_the_same_bundle_insta
         from reposearcher_plugin.cli.main import main
         sys.exit(main(["swe-agent", "bundle", "--out", {str(installed)!r}]))
         """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,  # not the checkout: only the unpacked wheel can be imported
-        env={**os.environ, "PYTHONPATH": str(site)},
-        timeout=120,
-    )
+    done = _run_from_unpacked_wheel(code, site, tmp_path)
     assert done.returncode == 0, done.stderr
     checkout = write_bundle(tmp_path / "from-checkout" / "reposearcher")
     assert _files_and_modes(installed) == _files_and_modes(checkout)
+
+
+def _run_from_unpacked_wheel(code: str, site: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` where only the unpacked wheel in ``site`` can be imported (not the checkout)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=120,
+    )

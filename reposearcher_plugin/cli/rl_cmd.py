@@ -165,30 +165,24 @@ def cmd_rl_prepare(args: argparse.Namespace) -> int:
         raise CommandError("no training instances left after --exclude / --test-dataset")
     report = datasets.BuildReport(excluded=excluded + overlap)
     cache = ParseCache()
-    with progress_bar("building train rows") as update:
-        rows = datasets.build_rows(
-            instances,
-            workspace,
-            gold=gold,
-            profile=args.profile,
-            cache=cache,
-            report=report,
-            progress=update,
-            prompts=prompts,
-        )
+
+    def build(selected: list, what: str) -> list[dict[str, Any]]:
+        with progress_bar(f"building {what} rows") as update:
+            return datasets.build_rows(
+                selected,
+                workspace,
+                gold=gold,
+                profile=args.profile,
+                cache=cache,
+                report=report,
+                progress=update,
+                prompts=prompts,
+            )
+
+    rows = build(instances, "train")
     try:
         if tests:
-            with progress_bar("building test rows") as update:
-                test_rows = datasets.build_rows(
-                    tests,
-                    workspace,
-                    gold=gold,
-                    profile=args.profile,
-                    cache=cache,
-                    report=report,
-                    progress=update,
-                    prompts=prompts,
-                )
+            test_rows = build(tests, "test")
             train, test = datasets.renumber(rows, "train"), datasets.renumber(test_rows, "test")
         else:
             size = args.test_size if args.test_size is not None else datasets.default_test_size(len(rows))
