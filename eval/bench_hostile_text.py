@@ -48,6 +48,16 @@ def repeated(unit: str, size: int, head: str = "", tail: str = "") -> str:
     return head + (unit * (body // len(unit) + 1))[:body] + tail
 
 
+def distinct_lines(pattern: str, size: int, head: str = "", tail: str = "") -> str:
+    body = size - len(head) - len(tail)
+    lines: list[str] = []
+    length = 0
+    while length < body:
+        lines.append(pattern.format(len(lines)))
+        length += len(lines[-1]) + 1
+    return head + "\n".join(lines)[:body] + tail
+
+
 MODEL_OUTPUT: dict[str, Callable[[int], str]] = {
     "unclosed <think>": lambda n: repeated("<think>", n),
     "unclosed <tool_call>": lambda n: repeated("<tool_call>", n),
@@ -60,6 +70,10 @@ MODEL_OUTPUT: dict[str, Callable[[int], str]] = {
     "blank-padded call lines": lambda n: repeated('search_code("x")' + " " * 2000 + "x\n", n),
     "long answer (normal)": lambda n: repeated(
         "pkg/module.py\nfunction: Class.method\n", n, head="```\n", tail="\n```"
+    ),
+    # no line twice, so reading each distinct line once saves nothing
+    "distinct dotted lines in a fence": lambda n: distinct_lines(
+        "see a.b then line {}", n, head="```\n", tail="\n```"
     ),
 }
 ISSUES: dict[str, Callable[[int], str]] = {

@@ -354,6 +354,9 @@ def parse_answer(text: str) -> Answer:
 # made the answer quadratically larger than the reply (a 100 KB reply could yield 200 MB of locations).
 MAX_PATH_CHARS = 1024  # no repository path comes near; Windows' MAX_PATH is 260
 MAX_ANSWER_ITEMS = 1000  # files, and locations: an answer ranks a handful; the rest is not read
+# lines of one block: even MAX_ANSWER_ITEMS locations in the Agentless form take 2,000; more is a model
+# writing in a loop, and reading each of its lines would cost more than the rest of the parse
+MAX_ANSWER_LINES = 10_000
 
 
 def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
@@ -361,40 +364,65 @@ def parse_location_lines(lines: Iterable[str], strict: bool = False) -> Answer:
 
     ``strict`` (used for unfenced prose) accepts only lines that are nothing but a location, so that
     sentences which merely mention a file are not taken for an answer. At most MAX_ANSWER_ITEMS files
-    and as many locations are read (``problem`` says when there were more).
+    and as many locations, from at most MAX_ANSWER_LINES lines (``problem`` says when there were more).
     """
     files: dict[str, None] = {}  # in order, each once
     locations: dict[str, None] = {}
     current: str | None = None
-    for raw in lines:
+    # A line reads the same wherever it stands, so each distinct line is read once: a long answer that
+    # repeats itself (small models loop) costs a dictionary lookup per line, not a parse.
+    readings: dict[str, _LineReading] = {}
+    for number, raw in enumerate(lines):
         if len(files) >= MAX_ANSWER_ITEMS or len(locations) >= MAX_ANSWER_ITEMS:
             return Answer(
                 files=list(files),
                 locations=list(locations),
                 problem=f"the answer reached {MAX_ANSWER_ITEMS:,} files or locations; no more were read",
             )
-        # quoted and comma-separated (a JSON list written line by line) reads the same
-        line = raw.strip().strip("`").rstrip(",").strip().strip("\"'")
-        if rank := _RANK_PREFIX.match(line):  # a match at the start, not a search through the line
-            line = line[rank.end() :]
-        line = line.strip()
-        if not line:
-            continue
-        name = entity_name_of_line(line)
-        if name is not None:  # a keyword line: function: / class: / method: / variable: ...
-            if name and current is not None:
+        if number >= MAX_ANSWER_LINES:
+            return Answer(
+                files=list(files),
+                locations=list(locations),
+                problem=f"the answer is over {MAX_ANSWER_LINES:,} lines; the rest was not read",
+            )
+        reading = readings.get(raw)
+        if reading is None:
+            reading = readings[raw] = _read_location_line(raw, strict)
+        kind, path, name = reading
+        if kind == "name":
+            if current is not None:
                 locations[f"{current}{SEPARATOR}{name}"] = None
-            continue
-        if "." not in line:  # a path has a suffix: the cheap test first (a reply can be many lines)
-            continue
-        path, qualname = split_location(line if strict else line.split()[0])
-        if not _looks_like_path(path):
-            continue
-        files[path] = None
-        current = path
-        if qualname:
-            locations[f"{path}{SEPARATOR}{qualname}"] = None
+        elif kind == "path":
+            files[path] = None
+            current = path
+            if name:
+                locations[f"{path}{SEPARATOR}{name}"] = None
     return Answer(files=list(files), locations=list(locations))
+
+
+# ("name", "", name) for a keyword line, ("path", path, name or "") for a location, ("", "", "") otherwise
+_LineReading = tuple[str, str, str]
+_NOTHING: _LineReading = ("", "", "")
+
+
+def _read_location_line(raw: str, strict: bool) -> _LineReading:
+    # quoted and comma-separated (a JSON list written line by line) reads the same
+    line = raw.strip().strip("`").rstrip(",").strip().strip("\"'")
+    if rank := _RANK_PREFIX.match(line):  # a match at the start, not a search through the line
+        line = line[rank.end() :]
+    line = line.strip()
+    if not line:
+        return _NOTHING
+    if ":" in line and (name := entity_name_of_line(line)) is not None:
+        # a keyword line: function: / class: / method: / variable: ...
+        return ("name", "", name) if name else _NOTHING
+    candidate = line if strict else line.split(None, 1)[0]
+    if "." not in candidate:  # a path has a suffix: the cheap test first (a reply can be many lines)
+        return _NOTHING
+    path, qualname = split_location(candidate)
+    if not _looks_like_path(path):
+        return _NOTHING
+    return ("path", path, qualname or "")
 
 
 _MAX_JSON_ANSWER = 200_000  # characters; a longer block is read line by line
