@@ -16,6 +16,9 @@ from reposearcher_plugin.index.locations import SEPARATOR, file_of, name_of, uni
 from reposearcher_plugin.index.names import utf8_value
 
 TRAJECTORY_FORMAT = "reposearcher-trajectory/1"
+# Names written to found_related_locs: the ToolTrain and CoSIL evaluation scripts keep the first five
+# names they read there, and the published Agentless-style outputs list a median of five.
+RELATED_LOCS_NAMES = 5
 
 
 @dataclass
@@ -107,12 +110,28 @@ class LocalizationResult:
         self.files = unique([*self.files, *(file_of(location) for location in self.locations)])
 
     def related_locs(self) -> dict[str, list[str]]:
-        """Agentless ``found_related_locs``: per file, one string of ``function:`` / ``class:`` lines."""
+        """Agentless ``found_related_locs``: the top :data:`RELATED_LOCS_NAMES` names of the ranking, per
+        file (in the order the files first appear), one string of ``function:`` lines per file.
+
+        Why only the top five: Agentless, CoSIL and the ToolTrain evaluation all need this field to be an
+        object keyed by file (they call ``.items()`` and use each key as the file of its lines), so it
+        cannot interleave files the way the ranking does. The dict-order readers (ToolTrain's
+        ``FLEval.py``, CoSIL's ``FLEvalNew.py``) read the names file by file and keep the first five;
+        given every location, a file's later, low-ranked names would come before the next file's best
+        one. Cut at the fifth name, they read the ranking's top five names, the first one first (the
+        other four grouped by file, which only metrics of their order can tell: recall@3, MAP, MRR,
+        nDCG). The whole ranking is in ``locations``.
+        """
         lines: dict[str, list[str]] = {}
+        names: set[str] = set()
         for location in self.locations:
             name = name_of(location)
-            if name:
-                lines.setdefault(file_of(location), []).append(f"function: {name}")
+            if not name:
+                continue
+            if name not in names and len(names) == RELATED_LOCS_NAMES:
+                break
+            names.add(name)  # by name alone, as those readers count (one name in two files is one)
+            lines.setdefault(file_of(location), []).append(f"function: {name}")
         return {path: ["\n".join(found)] for path, found in lines.items()}
 
     def to_dict(self) -> dict[str, Any]:

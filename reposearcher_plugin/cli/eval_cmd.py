@@ -16,7 +16,7 @@ from typing import Any
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import add_dataset_options
 
-PROTOCOL_CHOICES = ("strict", "tooltrain")
+PROTOCOL_CHOICES = ("strict", "tooltrain", "locagent")
 
 
 def add_eval_commands(subparsers: Any) -> None:
@@ -54,7 +54,13 @@ def _add_loc(commands: Any) -> None:
         help="gold file {instance_id: [path::Class.method, ...]}; without it, gold is derived from patches",
     )
     loc.add_argument("--repos-dir", help="where repositories are checked out, to derive gold from patches")
-    loc.add_argument("--protocol", default="strict", choices=PROTOCOL_CHOICES, help="default: strict")
+    loc.add_argument(
+        "--protocol",
+        default="strict",
+        choices=PROTOCOL_CHOICES,
+        help="strict (default), tooltrain (the ToolTrain paper's script), locagent (LocAgent's Acc@k; "
+        "give it LocAgent's gold, eval/locagent_gold.py)",
+    )
     output = loc.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object keyed by system name")
     output.add_argument("--markdown", action="store_true", help="print markdown tables")

@@ -10,6 +10,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 
+# not locagent: the joint report puts function Recall@5 beside %Resolved, and that protocol has only Acc@k
 PROTOCOL_CHOICES = ("strict", "tooltrain")
 NO_DOCKER_STATUS = 3
 

@@ -127,8 +127,8 @@ def _file_attributions(
     if not len(patched):  # a rename or a mode change without content changes
         return whole("renamed file") if patched.is_rename else []
     old_text = _read_base(instance_id, index, old_path)
-    old_lines = _split_lines(old_text)
-    applied = _apply(instance_id, old_path, old_lines, patched)
+    old_lines = split_lines(old_text)
+    applied = apply_file_patch(instance_id, old_path, old_lines, patched)
     old_entities = _entities(index, old_path, old_text)
     new_entities = parse_source(
         module_for(new_path) or module_for(old_path) or "",
@@ -174,7 +174,7 @@ def _read_base(instance_id: str, index: RepoIndex, path: str) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     """Lines as git and the index count them: only "\\n" ends a line (str.splitlines would also split
     at form feeds and other separators that Python sources do contain)."""
     lines = text.split("\n")
@@ -215,7 +215,7 @@ def _existing_ancestor(qualname: str, existing: Container[str]) -> str:
     return qualname
 
 
-class _Applied:
+class AppliedPatch:
     """The patched file's lines, and where the non-blank changed lines are (1-based): removed lines in
     the base file, added lines in the patched file."""
 
@@ -225,11 +225,13 @@ class _Applied:
         self.added: list[tuple[int, str]] = []  # (line in the patched file, text)
 
 
-def _apply(instance_id: str, path: str, old_lines: list[str], patched: unidiff.PatchedFile) -> _Applied:
+def apply_file_patch(
+    instance_id: str, path: str, old_lines: list[str], patched: unidiff.PatchedFile
+) -> AppliedPatch:
     """Apply the file's hunks to the base lines as ``git apply`` does: each hunk's context and removed
     lines must match exactly, at the stated line or, failing that, at the nearest line where they do
     (gold patches are sometimes offset by a few lines from their base commit)."""
-    applied = _Applied()
+    applied = AppliedPatch()
     cursor = 0  # 0-based index of the next base line not yet copied
     offset = 0  # how far the previous hunk had to move
     for hunk in patched:

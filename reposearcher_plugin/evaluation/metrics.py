@@ -1,4 +1,4 @@
-"""Localization metrics at three levels, under two protocols.
+"""Localization metrics at three levels, under three protocols.
 
 Levels: ``file`` (paths), ``module`` (a class or top-level function: for ``path::A.b.c`` the module is
 ``path::A``) and ``function`` (the full entity id, classes included, since gold lists ``path::C`` when
@@ -69,6 +69,38 @@ computes neither recall nor nDCG, which the paper reports. FLEval.py is therefor
   rank, is reported as unreadable and occupies none. Gold items are normalized (single-colon
   LocAgent gold becomes ``path::name``, which the script would take for a file). On the published
   SWE-bench Lite outputs none of this changes a number: every figure equals the script's.
+
+Protocol ``locagent``: Acc@k as LocAgent and SweRank report it
+--------------------------------------------------------------
+Derived from ``evaluation/eval_metric.py`` of LocAgent's repository (``evaluate_results``, which its
+``run_evaluation.ipynb`` calls with ``metrics=['acc']``; SweRank reports the same numbers).
+
+- Gold: the edited functions and methods of the instance, LocAgent's ``edit_functions``
+  (``path.py:Class.method``, read as ``path.py::Class.method``). Every level comes from that one list:
+  files = the path of each entity, modules = ``path::First`` (the first part of the qualified name: the
+  class of a method, or the function itself), functions = the entities as listed. Bare paths, which
+  LocAgent's gold never holds, are left out. The gold must be LocAgent's kind (``gold_locagent.py``;
+  for SWE-bench Lite an ``__init__`` edit is listed as its class there): classes that our or CoSIL's
+  gold lists for class-body changes and new methods would be scored as functions
+  (``eval/results/locagent_protocol.md`` derives Lite's and shows it reproduces the published row).
+- Instances: those whose gold names at least one entity, at every level alike (LocAgent skips an
+  instance whose gold list is empty). On SWE-bench Lite that leaves the 274 instances LocAgent and
+  SweRank report: the 26 whose patch edits no existing function or method (only module-level code,
+  class bodies outside methods, or new definitions) drop out.
+- Rankings: ``found_files`` / ``found_modules`` / ``found_entities`` (for other formats, the files and the
+  entities read as usual, modules derived from the entities in rank order), paths as written
+  (``clean_paths=False``: the script compares strings), repeats dropped keeping the first.
+- ``acc@k``: 1 when the top k hold min(gold items, k) gold items, that is every gold item when there are
+  at most k of them, and nothing but gold items when there are more (the script compares the hits in
+  the top k with the gold count capped at k). An instance without a prediction, or with an empty
+  ranking at a level, scores zero there. k: the script's defaults are 1, 3 and 5 at file level and 5
+  and 10 at module and function level; we compute 1, 3, 5 and 10 at every level.
+- Only ``acc``: LocAgent's other metrics (its recall divides by the gold count capped at the largest
+  k; its MAP divides by k) are not what the two papers report, and are left out.
+- Differences from running the script, on malformed outputs only: it counts a repeated prediction at
+  every rank it holds (a repeat of a gold item can make the hit count exceed the cap and the instance
+  miss); our readers drop repeats first. On the published LocAgent outputs, which hold none, every
+  figure equals the script's.
 """
 
 from __future__ import annotations
@@ -84,6 +116,7 @@ from reposearcher_plugin.evaluation.locations import Prediction, file_of, module
 LEVELS = ("file", "module", "function")
 STRICT_CUTOFFS = (1, 3, 5, 10)
 TOOLTRAIN_CUTOFF = 5  # the script keeps 5 files and 5 names
+LOCAGENT_CUTOFFS = (1, 3, 5, 10)  # LocAgent's script: file 1, 3, 5; module and function 5, 10
 RANKED_METRICS = ("acc", "recall", "precision", "ndcg")  # these take a cut-off: recall@5
 WHOLE_RANKING_METRICS = ("map", "mrr", "empty")
 
@@ -114,6 +147,11 @@ def all_found_at(ranking: Sequence[str], gold: frozenset[str], k: int) -> float:
 
 def any_found_at(ranking: Sequence[str], gold: frozenset[str], k: int) -> float:
     return 1.0 if hits_at(ranking, gold, k) else 0.0
+
+
+def capped_all_found_at(ranking: Sequence[str], gold: frozenset[str], k: int) -> float:
+    """LocAgent's acc@k: the top k hold min(|gold|, k) gold items (all of them, or k when there are more)."""
+    return 1.0 if gold and hits_at(ranking, gold, k) == min(len(gold), k) else 0.0
 
 
 def average_precision(ranking: Sequence[str], gold: frozenset[str]) -> float:
@@ -196,6 +234,9 @@ class Protocol:
         """Whether an instance with this gold at a level is scored at that level."""
         raise NotImplementedError
 
+    def score(self, metric: str, ranking: Sequence[str], gold: frozenset[str]) -> float:
+        return score(metric, ranking, gold, acc_needs_all=self.acc_needs_all)
+
 
 class StrictProtocol(Protocol):
     name = "strict"
@@ -265,14 +306,53 @@ class ToolTrainProtocol(Protocol):
         return True
 
 
-PROTOCOLS: dict[str, Protocol] = {"strict": StrictProtocol(), "tooltrain": ToolTrainProtocol()}
+class LocAgentProtocol(Protocol):
+    name = "locagent"
+    levels = LEVELS
+    metrics = tuple(f"acc@{k}" for k in LOCAGENT_CUTOFFS)
+    acc_needs_all = True  # for the other metrics a caller may ask for; acc@k is LocAgent's (score below)
+    clean_paths = False
+
+    def gold_by_level(self, items: Sequence[str]) -> dict[str, frozenset[str]]:
+        entities = [item for item in items if name_of(item)]
+        return {
+            "file": frozenset(map(file_of, entities)),
+            "module": frozenset(module for module in map(module_of, entities) if module),
+            "function": frozenset(entities),
+        }
+
+    def rankings(self, prediction: Prediction | None) -> dict[str, list[str]]:
+        if prediction is None:
+            return {level: [] for level in self.levels}
+        return {
+            "file": unique(prediction.files),
+            "module": unique(prediction.modules),
+            "function": unique(prediction.functions),
+        }
+
+    def scores_instance(self, gold: frozenset[str]) -> bool:
+        return bool(gold)
+
+    def score(self, metric: str, ranking: Sequence[str], gold: frozenset[str]) -> float:
+        base, k = parse_metric(metric)
+        if base == "acc":
+            assert k is not None
+            return capped_all_found_at(ranking, gold, k)
+        return super().score(metric, ranking, gold)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "strict": StrictProtocol(),
+    "tooltrain": ToolTrainProtocol(),
+    "locagent": LocAgentProtocol(),
+}
 
 
 def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise MetricError(f"unknown protocol {name!r}: use {' or '.join(PROTOCOLS)}") from None
+        raise MetricError(f"unknown protocol {name!r}: use {', '.join(PROTOCOLS)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -333,7 +413,7 @@ def evaluate(
                 continue
             ids[level].append(instance_id)
             for metric in names:
-                value = score(metric, rankings[level], gold_sets[level], acc_needs_all=rules.acc_needs_all)
+                value = rules.score(metric, rankings[level], gold_sets[level])
                 values[level][metric].append(value)
     levels = {
         level: LevelScores(

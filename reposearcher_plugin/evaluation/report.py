@@ -25,6 +25,7 @@ RECALL_CURVE_CUTOFFS = tuple(range(1, 11))
 TABLE_METRICS = {
     "strict": ("acc@5", "recall@1", "recall@5", "recall@10", "map", "ndcg@5", "empty"),
     "tooltrain": ("acc@1", "acc@5", "recall@1", "recall@5", "map", "mrr", "ndcg@5", "empty"),
+    "locagent": ("acc@1", "acc@3", "acc@5", "acc@10"),
 }
 PROTOCOL_NOTES = {
     "strict": (
@@ -37,6 +38,12 @@ PROTOCOL_NOTES = {
         "the first 5 names, names compared without their file, every sum divided by all gold instances; "
         "`acc@k` is the script's TOP k, at least one gold item in the top k. No module level: the script "
         "scores files and names (classes and functions together) only."
+    ),
+    "locagent": (
+        "Protocol `locagent`, Acc@k as LocAgent and SweRank report it (LocAgent's `eval_metric.py`): gold "
+        "is the edited functions and methods, files and modules derived from them; an instance whose gold "
+        "names none is not scored; `acc@k` means the top k hold every gold item, or only gold items when "
+        "there are more than k. LocAgent reports file acc@1/3/5 and module and function acc@5/10."
     ),
 }
 DIAGNOSTIC_COLUMNS = (
