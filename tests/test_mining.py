@@ -460,3 +460,19 @@ def test_history_keeps_odd_messages_and_names_apart(tmp_path):
     ]
     patches = dict(commit_patches(root / ".git", [second, moved]))
     assert "+    return 2" in patches[second] and "rename from" in patches[moved]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 41, 42, 43, 1 << 20])
+def test_patches_are_cut_at_commit_marks_whatever_the_read_size(monkeypatch, chunk):
+    import io
+
+    from reposearcher_plugin.workspace import history
+
+    first, empty, last = "a" * 40, "b" * 40, "c" * 40
+    stream = f"\x01{first}\n\ndiff --git a/x b/x\n-1\n+2\n\x01{empty}\n\x01{last}\n\ndiff y\n+\x01 z\n"
+    monkeypatch.setattr(history, "_CHUNK", chunk)
+    assert list(history._split_patches(io.BytesIO(stream.encode()))) == [
+        (first, "diff --git a/x b/x\n-1\n+2\n"),
+        (empty, ""),
+        (last, "diff y\n+\x01 z\n"),
+    ]

@@ -160,7 +160,8 @@ def _mine(args: argparse.Namespace) -> int:
             report = summary.to_dict()
             print(
                 f"{name}: {summary.commits} commits, kept {report['kept']} in {summary.seconds:.0f} s "
-                f"({summary.resumed} from an earlier run); {verdict_counts(report['filtered'])}",
+                f"({summary.cpu_seconds:.0f} s of CPU; {summary.resumed} decided by an earlier run); "
+                f"{verdict_counts(report['filtered'])}",
                 file=sys.stderr,
             )
             if summary.interrupted:

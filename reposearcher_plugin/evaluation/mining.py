@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import resource
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -576,6 +577,7 @@ class RepoSummary:
     resumed: int = 0  # decided by an earlier run
     verdicts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process and its git processes: comparable on a shared machine
     parsed: int = 0  # file versions parsed by tree-sitter in this run
     parses_reused: int = 0  # ... taken from memory or the parse cache
     excluded_instances: int = 0  # excluded instances that concern this repository
@@ -590,6 +592,7 @@ class RepoSummary:
             "filtered": {name: self.verdicts[name] for name, _ in FILTERS},
             "resumed": self.resumed,
             "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
             "parsed": self.parsed,
             "parses_reused": self.parses_reused,
             "excluded_instances": self.excluded_instances,
@@ -613,7 +616,7 @@ def mine_repository(
     progress: Progress | None = None,
 ) -> RepoSummary:
     """Mine one repository into ``state``; Ctrl-C stops it with every decided commit recorded."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     summary = RepoSummary(repo)
     parses = ParseMemo(cache)
     try:
@@ -629,7 +632,15 @@ def mine_repository(
         summary.parsed = parses.parsed
         summary.parses_reused = parses.from_cache + parses.from_memory
         summary.seconds = time.perf_counter() - started
+        summary.cpu_seconds = _cpu_seconds() - cpu_started
     return summary
+
+
+def _cpu_seconds() -> float:
+    """User and system time of this process and of its children that have ended (the git processes of
+    a repository end before its summary is taken)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _mine(
@@ -764,6 +775,7 @@ def write_summary(out: Path, options: MineOptions, summaries: Sequence[RepoSumma
             "kept": total[KEPT],
             "filtered": {name: total[name] for name, _ in FILTERS},
             "seconds": round(sum(summary.seconds for summary in summaries), 1),
+            "cpu_seconds": round(sum(summary.cpu_seconds for summary in summaries), 1),
         },
     }
     write_json(summary_path(out), payload)
