@@ -239,7 +239,7 @@ def leaky_history(repos: Path) -> tuple[dict[str, str], Path]:
             root, "Initial import of the shop package", {"shop/cart.py": CART, "shop/util.py": UTIL}
         )
     }
-    fixed = CART.replace("discount = 5", "discount = 7")
+    fixed = CART.replace("discount = 5", "discount = amount * 0.07")
     (root / "shop/cart.py").write_text(fixed)
     gold_patch = git(root, "diff", "--src-prefix=a/", "--dst-prefix=b/")
     git(root, "checkout", "-q", "--", ".")
@@ -248,9 +248,9 @@ def leaky_history(repos: Path) -> tuple[dict[str, str], Path]:
     made["leak_fix_content"] = commit(
         root,
         "Give large carts a bigger discount",
-        {"shop/cart.py": add.replace("discount = 5", "discount = 7")},
+        {"shop/cart.py": add.replace("discount = 5", "discount = amount * 0.07")},
     )
-    rounded = add.replace("discount = 5", "discount = 7").replace("discount = 7", "discount = round(7.0)")
+    rounded = add.replace("discount = 5", "discount = round(amount * 0.07)")
     made["leak_line_overlap"] = commit(root, "Round the discount of large carts", {"shop/cart.py": rounded})
     logged = rounded.replace("return amount + taxes", "return round(amount + taxes, 2)")
     made["leak_entity_overlap"] = commit(root, "Round the cart total to cents", {"shop/cart.py": logged})
@@ -298,6 +298,17 @@ def test_leakage_rules_drop_what_touches_an_excluded_instance(tmp_path):
     assert {name: found[sha] for name, sha in made.items()} == expected
     (summary,) = json.loads(summary_path(out).read_text())["repositories"]
     assert summary["excluded_instances"] == 2 and summary["excluded_gold_errors"] == []
+
+
+def test_short_or_import_lines_shared_with_an_excluded_patch_do_not_make_a_fix():
+    diff = (
+        "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n-else:\n+import os.path.join\n+raise KeyError(a_name)\n-x\n"
+    )
+    assert mining._changed_lines(mining.parse_diff(diff)) == {"+raise KeyError(a_name)"}
+    theirs = ["+raise ValueError(name)", "-return self.cache[key]"]
+    exclusions = mining.RepoExclusions(line_counts={"x-1": 2}, by_line={line: ["x-1"] for line in theirs})
+    assert exclusions.content_of(frozenset(theirs[:1])) is None  # one telling line of two is not the fix
+    assert exclusions.content_of(frozenset(theirs)) == "x-1"
 
 
 def test_an_excluded_instance_of_a_mirror_under_another_name_still_counts(tmp_path):

@@ -59,6 +59,7 @@ DEFAULT_MAX_DEFINITIONS = 10
 DEFAULT_MAX_FILES = 20
 MASS_RENAME_FILES = 20  # renamed files that make a mass rename on their own
 MIN_MESSAGE_WORDS = 3
+MIN_TELLING_CHARACTERS = 16  # changed lines shorter than this do not identify a fix (leak_fix_content)
 
 KEPT = "kept"
 # Every verdict, in the order the rules are tried; a commit is counted under the first it fails.
@@ -78,7 +79,7 @@ FILTERS: tuple[tuple[str, str], ...] = (
     ("docs_only", "changes documentation only (docs, examples, *.rst, *.md, changelogs)"),
     ("no_source_file", "modifies or deletes no library source file the index parses"),
     ("too_many_files", "modifies or deletes more than --max-files library source files"),
-    ("leak_fix_content", "holds half or more of the changed lines of an excluded instance's gold patch"),
+    ("leak_fix_content", "holds half or more of the telling changed lines of an excluded gold patch"),
     (
         "leak_line_overlap",
         "changes lines of a file that an excluded gold patch changes, in overlapping spans",
@@ -146,6 +147,7 @@ _RULES_TEXT = json.dumps(
         _TRIVIAL_SUBJECT.pattern,
         _RELEASE.pattern,
         MIN_MESSAGE_WORDS,
+        MIN_TELLING_CHARACTERS,
     ]
 ).encode()
 
@@ -367,12 +369,14 @@ class RepoExclusions:
         return None
 
     def content_of(self, lines: frozenset[str]) -> str | None:
-        """The excluded instance half or more of whose changed lines the commit changes too."""
+        """The excluded instance half or more of whose telling changed lines (two at least, when it
+        has two) the commit changes too."""
         shared: Counter[str] = Counter()
         for line in lines:
             shared.update(self.by_line.get(line, ()))
         for instance_id, count in shared.items():
-            if 2 * count >= self.line_counts[instance_id]:
+            theirs = self.line_counts[instance_id]
+            if 2 * count >= theirs and count >= min(2, theirs):
                 return instance_id
         return None
 
@@ -412,14 +416,21 @@ def _changed_spans(patched: unidiff.PatchedFile) -> list[tuple[int, int]]:
 
 
 def _changed_lines(patch: Iterable[unidiff.PatchedFile]) -> frozenset[str]:
-    """The non-blank lines a diff adds or removes, marked with their side, whitespace stripped."""
-    return frozenset(
-        ("+" if line.is_added else "-") + line.value.strip()
-        for patched in patch
-        for hunk in patched
-        for line in hunk
-        if (line.is_added or line.is_removed) and line.value.strip()
-    )
+    """The telling lines a diff adds or removes, marked with their side, whitespace stripped: what
+    identifies a change wherever it landed. Short lines (``else:``, ``return None``, ``@property``) and
+    imports recur in unrelated commits, so they do not count."""
+    found = set()
+    for patched in patch:
+        for hunk in patched:
+            for line in hunk:
+                text = line.value.strip()
+                if (line.is_added or line.is_removed) and _is_telling(text):
+                    found.add(("+" if line.is_added else "-") + text)
+    return frozenset(found)
+
+
+def _is_telling(text: str) -> bool:
+    return len(text) >= MIN_TELLING_CHARACTERS and not text.startswith(("import ", "from "))
 
 
 # --- parsing file versions -------------------------------------------------------------------------------
