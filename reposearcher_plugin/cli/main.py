@@ -13,6 +13,7 @@ from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.eval_cmd import add_eval_commands
 from reposearcher_plugin.cli.localize_cmd import add_localize_commands
 from reposearcher_plugin.cli.mcp_cmd import add_mcp_command
+from reposearcher_plugin.cli.mine_cmd import add_mine_command
 from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.models_cmd import add_models_commands
 from reposearcher_plugin.cli.openhands_cmd import add_openhands_command
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mcp_command(commands)
     add_openhands_command(commands)
     add_rl_commands(commands)
+    add_mine_command(commands)
     add_patch_command(commands)
     add_eval_commands(commands)
     add_models_commands(commands)

@@ -122,11 +122,11 @@ def add_rl_commands(commands: Any) -> None:
 
 
 def _excluding(instances: list[Any], sources: list[str]) -> tuple[list[Any], list[str]]:
-    from reposearcher_plugin.rl.datasets import read_exclusions
+    from reposearcher_plugin.evaluation.mining import read_excluded
 
     if not sources:
         return instances, []
-    excluded = read_exclusions(sources)
+    excluded = {item.instance_id for item in read_excluded(sources)}
     dropped = [instance.instance_id for instance in instances if instance.instance_id in excluded]
     return [instance for instance in instances if instance.instance_id not in excluded], dropped
 

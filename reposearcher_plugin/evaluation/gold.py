@@ -35,10 +35,11 @@ not fit the base tree raises ``GoldError``: gold derived from the wrong tree wou
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import unidiff
 
@@ -78,29 +79,91 @@ class Attribution(NamedTuple):
     note: str  # how it was mapped, when not simply "innermost enclosing definition"
 
 
-def derive_gold(instance: Instance, index: RepoIndex, *, include_non_source: bool = False) -> list[str]:
-    """The gold labels of ``instance``'s patch; ``index`` is the index of its base commit's tree."""
-    labels: list[str] = []
-    for attributions in _by_file(explain_gold(instance, index, include_non_source=include_non_source)):
-        entities = [item for item in attributions if item.label != item.path]
-        labels.extend(item.label for item in sorted(entities, key=lambda item: (item.start, item.label)))
-        if len(entities) < len(attributions):
-            labels.append(attributions[0].path)
-    return list(dict.fromkeys(labels))
+class BaseTree(Protocol):
+    """The files of a base commit as gold reads them: an index of a checked-out tree (``IndexTree``) or
+    blobs read straight out of git (evaluation/mining.py), which need no checkout at all."""
+
+    where: str  # names the tree in error messages
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes of the repository path ``path`` at the base commit; None when the tree lacks it."""
+        ...
+
+    def definitions(self, path: str, data: bytes) -> tuple[Entity, ...]:
+        """The entities of ``data``, a version of the file ``path`` (its base version or a patched one),
+        as the index's extractor finds them."""
+        ...
+
+
+class IndexTree:
+    """A ``BaseTree`` over the index of a checked-out base commit."""
+
+    def __init__(self, index: RepoIndex) -> None:
+        self.index = index
+        self.where = str(index.root)
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return (self.index.root / os_path(path)).read_bytes()
+        except OSError:
+            return None
+
+    def definitions(self, path: str, data: bytes) -> tuple[Entity, ...]:
+        indexed = self.index.files.get(path)
+        if indexed is not None and indexed.digest == hashlib.sha1(data).hexdigest():
+            return indexed.parse.entities
+        # another version of the file, or one the index left out (over its size limit, say): parse it
+        # here, with the same extractor
+        module = module_for(path)
+        return parse_source(module, path, data).entities if module else ()
+
+
+def _tree(base: RepoIndex | BaseTree) -> BaseTree:
+    return IndexTree(base) if isinstance(base, RepoIndex) else base
+
+
+def derive_gold(
+    instance: Instance, index: RepoIndex | BaseTree, *, include_non_source: bool = False
+) -> list[str]:
+    """The gold labels of ``instance``'s patch; ``index`` is the index of its base commit's tree (or any
+    ``BaseTree`` of that commit)."""
+    return labels_of(explain_gold(instance, index, include_non_source=include_non_source))
 
 
 def explain_gold(
-    instance: Instance, index: RepoIndex, *, include_non_source: bool = False
+    instance: Instance, index: RepoIndex | BaseTree, *, include_non_source: bool = False
 ) -> list[Attribution]:
     """Every changed line of the patch with the label it maps to, file by file in patch order."""
     try:
         patch = parse_diff(instance.patch)
     except DiffError as error:
         raise GoldError(f"{instance.instance_id}: the patch cannot be parsed: {error}") from None
+    return explain_patch(instance.instance_id, patch, _tree(index), include_non_source=include_non_source)
+
+
+def explain_patch(
+    instance_id: str,
+    patch: Iterable[unidiff.PatchedFile],
+    tree: BaseTree,
+    *,
+    include_non_source: bool = False,
+) -> list[Attribution]:
+    """``explain_gold`` of a diff already read (``instance_id`` names it in errors)."""
     found: list[Attribution] = []
     for patched in patch:
-        found.extend(_file_attributions(instance.instance_id, patched, index, include_non_source))
+        found.extend(_file_attributions(instance_id, patched, tree, include_non_source))
     return found
+
+
+def labels_of(attributions: list[Attribution]) -> list[str]:
+    """The gold labels ``attributions`` give, in the order ``derive_gold`` lists them."""
+    labels: list[str] = []
+    for group in _by_file(attributions):
+        entities = [item for item in group if item.label != item.path]
+        labels.extend(item.label for item in sorted(entities, key=lambda item: (item.start, item.label)))
+        if len(entities) < len(group):
+            labels.append(group[0].path)
+    return list(dict.fromkeys(labels))
 
 
 def _by_file(attributions: list[Attribution]) -> list[list[Attribution]]:
@@ -111,7 +174,7 @@ def _by_file(attributions: list[Attribution]) -> list[list[Attribution]]:
 
 
 def _file_attributions(
-    instance_id: str, patched: unidiff.PatchedFile, index: RepoIndex, include_non_source: bool
+    instance_id: str, patched: unidiff.PatchedFile, tree: BaseTree, include_non_source: bool
 ) -> list[Attribution]:
     old_path, new_path = diff_paths(patched)  # repository paths, as the index and predictions name files
 
@@ -126,15 +189,13 @@ def _file_attributions(
         return whole("deleted file")
     if not len(patched):  # a rename or a mode change without content changes
         return whole("renamed file") if patched.is_rename else []
-    old_text = _read_base(instance_id, index, old_path)
-    old_lines = split_lines(old_text)
+    old_data = _read_base(instance_id, tree, old_path)
+    old_lines = split_lines(old_data.decode("utf-8", "surrogateescape"))
     applied = apply_file_patch(instance_id, old_path, old_lines, patched)
-    old_entities = _entities(index, old_path, old_text)
-    new_entities = parse_source(
-        module_for(new_path) or module_for(old_path) or "",
-        new_path,
-        "".join(line + "\n" for line in applied.new_lines).encode("utf-8", "surrogateescape"),
-    ).entities
+    old_entities = tree.definitions(old_path, old_data)
+    new_data = "".join(line + "\n" for line in applied.new_lines).encode("utf-8", "surrogateescape")
+    # a file renamed to a name no grammar parses is read in its base language
+    new_entities = tree.definitions(new_path if module_for(new_path) else old_path, new_data)
     starts: dict[str, int] = {}
     for entity in old_entities:
         starts.setdefault(entity.qualname, entity.start)
@@ -163,15 +224,13 @@ def _file_attributions(
     return found
 
 
-def _read_base(instance_id: str, index: RepoIndex, path: str) -> str:
-    try:
-        data = (index.root / os_path(path)).read_bytes()
-    except OSError as error:
+def _read_base(instance_id: str, tree: BaseTree, path: str) -> bytes:
+    data = tree.read(path)
+    if data is None:
         raise GoldError(
-            f"{instance_id}: the patch edits {path}, which the base tree {index.root} lacks "
-            f"({error.strerror}): wrong commit?"
-        ) from None
-    return data.decode("utf-8", "surrogateescape")
+            f"{instance_id}: the patch edits {path}, which the base tree {tree.where} lacks: wrong commit?"
+        )
+    return data
 
 
 def split_lines(text: str) -> list[str]:
@@ -181,15 +240,6 @@ def split_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return lines
-
-
-def _entities(index: RepoIndex, path: str, text: str) -> tuple[Entity, ...]:
-    indexed = index.files.get(path)
-    if indexed is not None:
-        return indexed.parse.entities
-    # not in the index (over its size limit, say): parse it here, with the same extractor
-    module = module_for(path)
-    return parse_source(module, path, text.encode("utf-8", "surrogateescape")).entities if module else ()
 
 
 def _owner(entities: Sequence[Entity], lines: list[str], line: int) -> Entity | None:

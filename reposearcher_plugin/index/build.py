@@ -231,20 +231,33 @@ def _index_chunk(job: Job) -> list[tuple]:
             outcomes.append((path, None, refused.reason))
             continue
         digest = hashlib.sha1(data).hexdigest()
-        key = f"{PARSER_VERSION}:{module}:{digest}"
+        key = parse_key(module, digest)
         cached = cache.get_parse(key) if cache is not None else None
         if cached is not None:
             outcomes.append((path, digest, key, *cached, False))
             continue
         try:
-            parse: FileParse = parse_source(module, path, data)
+            _, blob, names, words = parse_row(module, path, data)
         except Exception as error:  # a grammar crash on one file must not stop the whole index
             outcomes.append((path, None, f"parse failed: {type(error).__name__}: {error}"))
             continue
-        names = "\n".join(entity.name for entity in parse.entities)
-        words = encode_words(words_by_owner(data, parse.entities))
-        outcomes.append((path, digest, key, encode_parse(parse), names, words, True))
+        outcomes.append((path, digest, key, blob, names, words, True))
     return outcomes
+
+
+def parse_key(module: str, digest: str) -> str:
+    """The parse cache's key of a file: the extraction code, the language module and the sha1 of the
+    bytes. Anything that parses files by content (the index build, the history miner) uses this key, so
+    each reuses what the other parsed."""
+    return f"{PARSER_VERSION}:{module}:{digest}"
+
+
+def parse_row(module: str, path: str, data: bytes) -> tuple[FileParse, bytes, str, bytes]:
+    """Parse ``data`` (the file ``path``): the parse, and the values a parse cache row stores for it
+    (the encoded parse, its "\n"-joined entity names, its encoded words)."""
+    parse = parse_source(module, path, data)
+    names = "\n".join(entity.name for entity in parse.entities)
+    return parse, encode_parse(parse), names, encode_words(words_by_owner(data, parse.entities))
 
 
 def _parse_only_chunk(job: Job) -> list[tuple]:

@@ -12,16 +12,15 @@ model trained on these rows is served with that profile and sees what it was tra
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent import chat
 from reposearcher_plugin.evaluation.gold import GoldError, derive_gold
-from reposearcher_plugin.evaluation.instances import DatasetError, Instance, load_instances
+from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.index import ParseCache, build_index
 from reposearcher_plugin.index.locations import normalize_location, unique
 from reposearcher_plugin.index.names import utf8_value
@@ -54,35 +53,6 @@ class BuildReport:
             "failures": dict(list(self.failed.items())[:20]),
             "longest_prompt_chars": self.longest_prompt_chars,
         }
-
-
-def read_exclusions(sources: Iterable[str], split: str | None = None) -> set[str]:
-    """Instance ids to keep out of training: a dataset (file or hub name), a JSON list or object of ids,
-    or a text file with one id per line."""
-    ids: set[str] = set()
-    for source in sources:
-        path = Path(source)
-        if path.suffix in (".txt", ".ids", "") and path.is_file():
-            ids |= {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
-            continue
-        if path.suffix == ".json" and path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, list) and all(isinstance(item, str) for item in data):
-                ids |= set(data)
-                continue
-            if isinstance(data, dict) and not _looks_like_rows(data):  # a gold file: {id: [...]}
-                ids |= set(data)
-                continue
-        try:
-            ids |= {instance.instance_id for instance in load_instances(source, split)}
-        except DatasetError as error:
-            raise DatasetError(f"--exclude {source}: {error}") from None
-    return ids
-
-
-def _looks_like_rows(data: Mapping[str, Any]) -> bool:
-    first = next(iter(data.values()), None)
-    return isinstance(first, Mapping) and "problem_statement" in first
 
 
 def prompt_messages(
