@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.parse import ParsedCall, render_hermes_call
+from reposearcher_plugin.agent.tool_calls import ParsedCall, render_hermes_call
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, RepoIndex
 from reposearcher_plugin.tools import TWO_STAGE_PROFILES, RepoTools, ToolSpec, hermes_tools_prompt
 

@@ -122,7 +122,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 @reports_errors
 def cmd_validate(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.hosts.swe_agent import validate_bundle
+    from reposearcher_plugin.hosts.swe_agent_rules import validate_bundle
 
     problems = validate_bundle(args.path)
     for problem in problems:
@@ -135,7 +135,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 @reports_errors
 def cmd_instances(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
-    from reposearcher_plugin.hosts.swe_agent import swe_bench_image, write_instances
+    from reposearcher_plugin.hosts.swe_agent_instances import swe_bench_image, write_instances
 
     try:
         options = localizer_options(args)
