@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.parse import hermes_tool_calls, loose_tool_calls, parse_answer
+from reposearcher_plugin.agent.parse import parse_answer
+from reposearcher_plugin.agent.tool_calls import hermes_tool_calls, loose_tool_calls
 from reposearcher_plugin.rank import MAX_RANKED_ISSUE_CHARS, extract_mentions
 from reposearcher_plugin.rl.reward import compute_score
 

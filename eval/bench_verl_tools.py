@@ -176,7 +176,7 @@ def memory(root: str, cache_dir: str, mode: str, seed: int) -> dict[str, int]:
 
 
 def bench(root: str, runs: int, seed: int, repeat: int = 3) -> dict[str, Any]:
-    from reposearcher_plugin.rl.verl_tools import index_cache
+    from reposearcher_plugin.rl.shared_indexes import index_cache
 
     with tempfile.TemporaryDirectory() as scratch:
         cache_dir = str(Path(scratch) / "parse-cache")

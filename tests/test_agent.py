@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from reposearcher_plugin.agent.loop import ANSWER_MAX_TOKENS, Agent, AgentConfig
+from reposearcher_plugin.agent.config import AgentConfig
+from reposearcher_plugin.agent.loop import ANSWER_MAX_TOKENS, Agent
 from reposearcher_plugin.agent.policy import LiteLLMPolicy
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.tools.session import REPEATED_NOTE
@@ -255,7 +256,7 @@ def test_fenced_json_and_python_style_calls_are_run(index):
 
 
 def test_old_observations_are_dropped_to_fit_the_context_window(index):
-    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+    from reposearcher_plugin.agent.limits import DROPPED_OBSERVATION
 
     views = [
         {"tool_calls": [("show_code", {"file": "shop/cart.py", "start_line": n, "end_line": 14})]}
@@ -280,7 +281,7 @@ def test_old_observations_are_dropped_to_fit_the_context_window(index):
 
 
 def test_a_dropped_observation_may_be_asked_for_again(index):
-    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+    from reposearcher_plugin.agent.limits import DROPPED_OBSERVATION
 
     view = {"tool_calls": [("show_code", {"file": "shop/cart.py", "start_line": 1, "end_line": 14})]}
     other = {"tool_calls": [("show_code", {"file": "shop/pricing.py", "start_line": 1, "end_line": 6})]}
@@ -508,7 +509,7 @@ def test_trimming_goes_below_the_budget_so_the_prompt_prefix_stays_put(make_inde
     """Once a request outgrows the window, enough old observations go that the next turns fit as they
     are: dropping just enough would change the prompt's prefix (and lose the server's prompt cache)
     on every turn."""
-    from reposearcher_plugin.agent.loop import DROPPED_OBSERVATION
+    from reposearcher_plugin.agent.limits import DROPPED_OBSERVATION
 
     big = make_index({"big.py": "".join(f"def f{n}(value):\n    return value + {n}\n\n" for n in range(400))})
     views = [

@@ -26,12 +26,14 @@ from reposearcher_plugin.agent.parse import (
     Answer,
     answer_blocks,
     drop_thinking,
+    parse_answer,
+    parse_location_lines,
+)
+from reposearcher_plugin.agent.tool_calls import (
     hermes_tool_calls,
     load_json,
     loose_tool_calls,
     native_tool_calls,
-    parse_answer,
-    parse_location_lines,
     render_hermes_call,
 )
 from reposearcher_plugin.index.locations import normalize_path
@@ -403,7 +405,7 @@ def test_each_fast_finder_finds_what_a_full_scan_finds(text):
 @EXACT
 @given(joined(["f", "o.", "(", ")", " ", "\t", ";", "`", "x", "\n", "1"]))
 def test_python_call_lines_are_found_as_before(text):
-    from reposearcher_plugin.agent.parse import _PY_CALL_LINE
+    from reposearcher_plugin.agent.tool_calls import _PY_CALL_LINE
 
     assert [m.span() for m in _PY_CALL_LINE.finditer(text)] == [
         m.span() for m in OLD_PY_CALL_LINE.finditer(text)
@@ -413,7 +415,7 @@ def test_python_call_lines_are_found_as_before(text):
 @EXACT
 @given(joined(["```", "`", " ", "\n", "\t", "py", "x"], size=12))
 def test_empty_fences_are_cut_as_before(text):
-    from reposearcher_plugin.agent.parse import _EMPTY_FENCE
+    from reposearcher_plugin.agent.tool_calls import _EMPTY_FENCE
 
     assert _EMPTY_FENCE.sub("", text) == OLD_EMPTY_FENCE.sub("", text)
 

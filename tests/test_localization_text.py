@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.hosts.localization_text import definition, render_localization
-from reposearcher_plugin.hosts.mcp_server import localize_summary
+from reposearcher_plugin.hosts.mcp_service import localize_summary
 from reposearcher_plugin.hosts.openhands_hook import render_context
-from reposearcher_plugin.hosts.swe_agent import instance_row
+from reposearcher_plugin.hosts.swe_agent_instances import instance_row
 
 INVOICE = {
     "billing/invoice.py": (

@@ -301,7 +301,7 @@ def test_missing_mcp_says_how_to_install(monkeypatch, tmp_path):
 
 
 def test_service_index_is_built_once(tmp_path):
-    from reposearcher_plugin.hosts.mcp_server import ReposearcherService
+    from reposearcher_plugin.hosts.mcp_service import ReposearcherService
 
     service = ReposearcherService(write_tree(tmp_path / "repo", REPO), cache_dir=tmp_path / "cache")
     assert service._index is None  # nothing is indexed before the first call

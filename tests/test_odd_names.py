@@ -325,7 +325,7 @@ def test_rows_and_trajectories_of_model_text_with_lone_surrogates_are_written(tm
 
 
 def test_mcp_outcomes_are_always_utf8():
-    from reposearcher_plugin.hosts.mcp_server import ToolOutcome
+    from reposearcher_plugin.hosts.mcp_service import ToolOutcome
 
     assert ToolOutcome(("Error: \udcff",)).texts == ("Error: \\udcff",)
 

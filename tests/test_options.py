@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.agent.localizers import LocalizerOptions, flat_option_names
-from reposearcher_plugin.agent.loop import AgentConfig
 from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "agent"

@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reposearcher_plugin.agent.chat import assistant_message, to_wire, tool_message
-from reposearcher_plugin.agent.parse import (
+from reposearcher_plugin.agent.parse import parse_answer
+from reposearcher_plugin.agent.tool_calls import (
     ParsedCall,
     hermes_tool_calls,
     loose_tool_calls,
     native_tool_calls,
-    parse_answer,
     render_hermes_call,
 )
 
@@ -259,7 +259,7 @@ HOSTILE_JSON = [
 
 
 def test_hostile_json_in_arguments_is_an_error_not_an_exception():
-    from reposearcher_plugin.agent.parse import read_arguments
+    from reposearcher_plugin.agent.tool_calls import read_arguments
     from reposearcher_plugin.rl.reward import compute_score
 
     for raw in HOSTILE_JSON:
@@ -284,7 +284,7 @@ def test_hostile_json_in_arguments_is_an_error_not_an_exception():
 
 @given(st.text(alphabet=st.sampled_from(list('{}[]":,0123456789\\ ae')), max_size=3000))
 def test_argument_parsing_never_raises(raw):
-    from reposearcher_plugin.agent.parse import read_arguments
+    from reposearcher_plugin.agent.tool_calls import read_arguments
 
     arguments, text, error = read_arguments("show_code", raw)
     assert isinstance(text, str) and (arguments is None) == (error is not None)

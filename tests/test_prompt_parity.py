@@ -13,7 +13,8 @@ pytest.importorskip("verl")
 
 from verl.tools.tool_registry import initialize_tools_from_config
 
-from reposearcher_plugin.agent.loop import Agent, AgentConfig
+from reposearcher_plugin.agent.config import AgentConfig
+from reposearcher_plugin.agent.loop import Agent
 from reposearcher_plugin.agent.policy import LiteLLMPolicy
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.rl.datasets import build_row

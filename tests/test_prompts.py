@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from reposearcher_plugin.agent import chat
-from reposearcher_plugin.agent.loop import Agent, AgentConfig
+from reposearcher_plugin.agent.config import AgentConfig
+from reposearcher_plugin.agent.loop import Agent
 from reposearcher_plugin.agent.policy import LiteLLMPolicy
 from reposearcher_plugin.tools import profile_specs
 from tests.scripted_llm import scripted_model

@@ -23,15 +23,9 @@ from jinja2 import Template
 from reposearcher_plugin.cli.swe_agent_cmd import main as swe_agent_main
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.hosts.localization_text import render_localization
-from reposearcher_plugin.hosts.swe_agent import (
-    bundle_config,
-    instance_row,
-    render_bundle_file,
-    swe_bench_image,
-    validate_bundle,
-    validate_bundle_config,
-    write_bundle,
-)
+from reposearcher_plugin.hosts.swe_agent import bundle_config, render_bundle_file, write_bundle
+from reposearcher_plugin.hosts.swe_agent_instances import instance_row, swe_bench_image
+from reposearcher_plugin.hosts.swe_agent_rules import validate_bundle, validate_bundle_config
 from reposearcher_plugin.hosts.swe_agent_tool import (
     NoRepository,
     UsageError,

@@ -18,18 +18,18 @@ from verl.experimental.agent_loop.tool_parser import FunctionCall
 from verl.tools.schemas import OpenAIFunctionToolSchema
 from verl.tools.tool_registry import initialize_tools_from_config
 
-from reposearcher_plugin.agent.loop import AgentConfig
+from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.index import ParseCache, build_index
-from reposearcher_plugin.rl import verl_tools
+from reposearcher_plugin.rl import shared_indexes, verl_tools
+from reposearcher_plugin.rl.shared_indexes import index_cache
+from reposearcher_plugin.rl.toolset import tool_names
 from reposearcher_plugin.rl.verl_tools import (
     RepoSearcherTool,
-    index_cache,
     tool_config,
-    tool_names,
     verl_schema,
     write_tool_config,
 )
-from reposearcher_plugin.tools import ToolBox, profile_specs
+from reposearcher_plugin.tools import RepoTools, ToolBox, profile_specs
 from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, clip_observation
 from reposearcher_plugin.workspace import Workspace
 from tests.conftest import git, write_tree
@@ -107,11 +107,11 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, lis
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch):
     """Each test gets its own process-wide index cache and workspace table."""
-    monkeypatch.setattr(verl_tools, "_CACHE", None)
-    monkeypatch.setattr(verl_tools, "_WORKSPACES", {})
+    monkeypatch.setattr(shared_indexes, "_CACHE", None)
+    monkeypatch.setattr(shared_indexes, "_WORKSPACES", {})
     yield
-    if verl_tools._CACHE is not None:
-        verl_tools._CACHE.clear()
+    if shared_indexes._CACHE is not None:
+        shared_indexes._CACHE.clear()
 
 
 def settings(repos: Path, tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -353,7 +353,7 @@ def test_a_tool_bug_becomes_an_error_observation(repos, tmp_path, monkeypatch):
     def broken(self, *args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(verl_tools.RepoTools, "search_class", broken)
+    monkeypatch.setattr(RepoTools, "search_class", broken)
     text, metrics = asyncio.run(
         call(tools["search_class"], kwargs_for("acme/car", commits["acme/car"][0]), {"class_name": "Engine"})
     )
@@ -450,7 +450,7 @@ def test_2048_concurrent_calls_across_repositories(repos, tmp_path, max_cached):
     for name, tool in tools.items():
         assert tool.live_instances == 0
         assert len(vars(tool)) == sizes_before[name]
-    assert len(verl_tools._WORKSPACES) == 1
+    assert len(shared_indexes._WORKSPACES) == 1
     for key in cache.cached_keys():
         assert len(cache.future(key, lambda: None).result().boxes) == 1
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.parse import ParsedCall, render_hermes_call
+from reposearcher_plugin.agent.tool_calls import ParsedCall, render_hermes_call
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, RepoIndex
 from reposearcher_plugin.tools import TWO_STAGE_PROFILES, RepoTools, ToolSpec, hermes_tools_prompt
 
@@ -138,31 +138,24 @@ def default_prompt(
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 
-def files_prompt(
+# the official flow's stages -> the name of what their user turn shows beside the issue
+_STAGE_CONTEXT = {"files": "overview", "functions": "skeletons"}
+
+
+def two_stage_prompt(
+    stage: str,
     issue: str,
-    overview: str,
+    context: str,
     specs: Sequence[ToolSpec],
     tool_format: str,
     top_k: int,
     prompts: Prompts | None = None,
 ) -> list[dict]:
+    """The opening turns of a stage of the official flow: ``files`` shows the candidate files as its
+    ``context``, ``functions`` the skeletons of the files the first stage found."""
     prompts = prompts or default_prompts()
-    system = prompts.render("files_system", top_k=top_k)
-    user = prompts.render("files_user", issue=clip_issue(issue), overview=overview)
-    return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
-
-
-def functions_prompt(
-    issue: str,
-    skeletons: str,
-    specs: Sequence[ToolSpec],
-    tool_format: str,
-    top_k: int,
-    prompts: Prompts | None = None,
-) -> list[dict]:
-    prompts = prompts or default_prompts()
-    system = prompts.render("functions_system", top_k=top_k)
-    user = prompts.render("functions_user", issue=clip_issue(issue), skeletons=skeletons)
+    system = prompts.render(f"{stage}_system", top_k=top_k)
+    user = prompts.render(f"{stage}_user", issue=clip_issue(issue), **{_STAGE_CONTEXT[stage]: context})
     return [system_message(system, specs, tool_format), {"role": "user", "content": user}]
 
 
@@ -203,10 +196,10 @@ def first_turns(
     for ``files``, the candidate files to list when not all of them fit the model's window."""
     if stage == "files":
         candidates = file_list(tools.index, files or None)
-        return files_prompt(issue, candidates, specs, tool_format, top_k, prompts)
+        return two_stage_prompt(stage, issue, candidates, specs, tool_format, top_k, prompts)
     if stage == "functions":
         skeletons = "\n\n".join(file_skeleton(tools.index, path) for path in files)
-        return functions_prompt(issue, skeletons, specs, tool_format, top_k, prompts)
+        return two_stage_prompt(stage, issue, skeletons, specs, tool_format, top_k, prompts)
     if stage != "search":
         raise ValueError(f"unknown stage {stage!r}; choose one of: search, files, functions")
     overview = repository_overview(tools)

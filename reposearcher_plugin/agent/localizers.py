@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.fields import FieldInfo
 
-from reposearcher_plugin.agent.loop import Agent, AgentConfig
+from reposearcher_plugin.agent.config import AgentConfig
+from reposearcher_plugin.agent.loop import Agent
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex

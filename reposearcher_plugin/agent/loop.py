@@ -10,119 +10,44 @@ window. Weak models still end without an answer: then the locations their tool c
 ranked by the offline default, are the result, and the trajectory says so. An LLM failure that
 survives the policy's retries ends the run with the error recorded; the result keeps whatever was
 found before.
+
+The budgets and the context window are ``limits.py``, what an answer becomes (resolved, kept to the
+repository, the fallback) is ``answers.py``, the settings are ``config.py``. What stays here is one job,
+the turns of a run, and stays one module: the stage loop, its final turns and the running of a reply's
+calls all read and write the one conversation, trajectory and counters of a run.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
 from reposearcher_plugin.agent import chat
-from reposearcher_plugin.agent.parse import (
-    Answer,
-    ParsedCall,
-    hermes_tool_calls,
-    loose_tool_calls,
-    parse_answer,
-    parse_location_lines,
-)
+from reposearcher_plugin.agent.answers import fallback, in_repository, resolve_locations
+from reposearcher_plugin.agent.config import AgentConfig
+from reposearcher_plugin.agent.limits import LOW_WATER, Budget, ContextWindow, wire_chars
+from reposearcher_plugin.agent.parse import Answer, parse_answer, parse_location_lines
 from reposearcher_plugin.agent.policy import Policy, PolicyError, Reply
 from reposearcher_plugin.agent.result import LocalizationResult, Step, ToolCallRecord, Trajectory
-from reposearcher_plugin.index import DEFINITION_KINDS, RepoIndex
-from reposearcher_plugin.index.locations import SEPARATOR, file_of, split_location
+from reposearcher_plugin.agent.tool_calls import ParsedCall, hermes_tool_calls, loose_tool_calls
+from reposearcher_plugin.index import RepoIndex
+from reposearcher_plugin.index.locations import file_of
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
-from reposearcher_plugin.tools.session import MAX_OBSERVATION_CHARS, ToolSession, invalid_call_text
+from reposearcher_plugin.tools.session import ToolSession, invalid_call_text
 
-DROPPED_OBSERVATION = (
-    "[This earlier observation was removed to fit the model's context window; call the tool again if "
-    "you still need it.]"
-)
 STALLED = (
     "Your last {turns} replies only repeated earlier calls or made calls that failed, so the search is over."
 )
 # an answer of ten entity ids and a reason fits in ~250 tokens; a small model that rambles to a 1,024-token
 # cap in the answer turn (at ~14 tokens/s on a CPU) would outlast the answer turn's grace
 ANSWER_MAX_TOKENS = 512
-LOW_WATER = 0.75  # share of the context budget a request is trimmed down to once it outgrows it
 ANSWER_ONLY = "Reply with nothing but the final answer: one ``` block of locations.\n{answer_format}"
 NOT_IN_REPOSITORY = (
     "None of the locations in your answer exist in this repository: {paths}. Do not guess paths: search "
     "with the tools to find the real files and definitions, then answer again."
 )
-FALLBACK_NOTE = (
-    "the model gave no readable answer: the result is the {count} locations its tool calls returned, "
-    "ranked by the offline default"
-)
-# an entity as the tools name it in their observations: "path.py::Class.method (method, lines 3-9)"
-_OBSERVED_ENTITY = re.compile(r"([^\s:()'\"]+::[\w.$<>-]+) \((?:class|function|method)\b")
-_OBSERVED_FILE = re.compile(r"^([^\s:()'\"]+) \(lines \d+-\d+ of \d+\)", re.MULTILINE)
-
-
-class AgentConfig(BaseModel):
-    """The search loop's settings; the ``agent`` part of a :class:`LocalizerOptions`. Frozen and hashable:
-    batch workers in other processes get the same configuration pickled."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    profile: str = "default"
-    """``default`` (our tools, one stage), ``tooltrain`` (the official two-stage flow), or ``default-rl`` /
-    ``tooltrain-rl`` (one stage, the last reply is the answer: the conversation RL trains)."""
-    tool_format: str = "native"
-    """``native`` function calling, or ``hermes`` ``<tool_call>`` text (servers without a tool parser)."""
-    max_turns: int = 20
-    """Model turns per stage, the final answer turn included."""
-    max_tokens: int = 400_000
-    """Prompt + completion tokens over the whole run."""
-    max_wall_s: float = 900.0
-    """Seconds per run."""
-    max_calls_per_turn: int = 8
-    """Tool calls run per reply; the rest get a note."""
-    max_observation_chars: int = MAX_OBSERVATION_CHARS
-    """Longest observation shown to the model; longer ones are clipped with a note."""
-    top_k: int = 5
-    """How many locations the prompts ask for."""
-    hints: int = 0
-    """Default profile: show the retrieval default's top N definitions in the first prompt."""
-    max_stalled_turns: int = 2
-    """Consecutive turns with no new, successful call end the search."""
-    context_window: int | None = None
-    """The model's window in tokens; None: ask the policy (the server)."""
-    fallback: bool = True
-    """No readable answer: rank the locations the tools returned."""
-    prompts: str | None = None
-    """A directory of prompt templates (``<name>.jinja``) overriding the packaged ones by name."""
-
-    @field_validator("profile")
-    @classmethod
-    def _known_profile(cls, profile: str) -> str:
-        profile_specs(profile)  # raises on an unknown profile
-        return profile
-
-    @field_validator("tool_format")
-    @classmethod
-    def _known_tool_format(cls, tool_format: str) -> str:
-        if tool_format not in chat.TOOL_FORMATS:
-            raise ValueError(f"unknown tool format {tool_format!r}; choose one of: native, hermes")
-        return tool_format
-
-    @field_validator("max_turns")
-    @classmethod
-    def _at_least_one_turn(cls, max_turns: int) -> int:
-        if max_turns < 1:
-            raise ValueError("max_turns must be at least 1")
-        return max_turns
-
-    @field_validator("prompts")
-    @classmethod
-    def _readable_prompts(cls, prompts: str | None) -> str | None:
-        if prompts is not None:
-            chat.Prompts(prompts)  # raises on a missing directory or an unknown template name
-        return prompts
 
 
 class _StageOver(Exception):
@@ -158,15 +83,13 @@ class _Run:
         self.session = ToolSession(
             ToolBox(index, self.config.profile, self.repo_tools), self.config.max_observation_chars
         )
-        self.started = time.perf_counter()
-        self.tokens = 0
+        self.budget = Budget(self.config.max_turns, self.config.max_tokens, self.config.max_wall_s)
         self.calls = 0
         # id() of a tool message -> its call's identity, to forget dropped observations (call ids are not
         # unique across turns on every server)
         self.call_keys: dict[int, str] = {}
         self.stalled = 0  # consecutive turns in which no call brought anything new
-        self.window: int | bool | None = False  # False: not asked yet
-        self.tokens_per_char = 1 / 3  # a cautious start; measured from each reply's prompt tokens
+        self.context = ContextWindow(self.policy, self.config.context_window)
         self.ranking: Any = None  # the offline default's ranking, computed at most once
         self.known_files: set[str] | None = None  # every path of the repository, built when first needed
         self.found_files: list[str] = []  # the tooltrain files stage's answer, kept if stage two fails
@@ -196,11 +119,13 @@ class _Run:
         except _StageOver as over:
             error = str(over)
             files = self.found_files
-        files, locations = self._in_repository(files, self._resolve(locations))
+        files, locations = self._in_repository(files, resolve_locations(self.index, locations))
         if not locations and self.config.fallback:
-            fallback_files, locations = self._fallback()
+            fallback_files, locations, self.trajectory.fallback = fallback(
+                self.trajectory.steps, self.index, self.repo_tools, self._ranking
+            )
             files = files or fallback_files
-        self.trajectory.wall_s = round(time.perf_counter() - self.started, 3)
+        self.trajectory.wall_s = round(self.budget.elapsed(), 3)
         self.trajectory.error = error
         return LocalizationResult(
             instance_id=self.trajectory.instance_id,
@@ -234,18 +159,17 @@ class _Run:
         request can only fail. Then the list keeps the files the offline default ranks first, as many as
         fit in LOW_WATER of the budget, and says how many it left out."""
         turns = self._first_turns("files")
-        budget = self._context_budget()
+        budget = self.context.budget()
         tools = openai_tools(self.specs) if self.config.tool_format == "native" else None
-        per_char = 1.1 * self.tokens_per_char  # tokens per character, with the estimate's margin
-        size = per_char * _wire_chars(chat.to_wire(turns, self.config.tool_format), tools)
+        size = self.context.tokens(wire_chars(chat.to_wire(turns, self.config.tool_format), tools))
         if budget is None or size <= LOW_WATER * budget:
             return turns
-        listed = per_char * sum(len(path) + 1 for path in self.index.files)
+        listed = self.context.tokens(sum(len(path) + 1 for path in self.index.files))
         room = LOW_WATER * budget - (size - listed)
         kept: list[str] = []
         ranked = dict.fromkeys([*self._ranking().files, *sorted(self.index.files)])
         for path in (path for path in ranked if path in self.index.files):
-            room -= per_char * (len(path) + 1)
+            room -= self.context.tokens(len(path) + 1)
             if room < 0:
                 break
             kept.append(path)
@@ -271,7 +195,7 @@ class _Run:
         challenged = False  # an answer naming nothing in the repository was sent back once
         self.stalled = 0
         while True:
-            reason = self._budget_spent(turns)
+            reason = self.budget.spent(turns)
             if reason:
                 conversation.append(chat.final_turn(reason, answer_format, self.prompts))
                 return self._final(stage, start, answer_format, note=f"budget spent: {reason}")
@@ -336,9 +260,12 @@ class _Run:
         return True
 
     def _known_file(self, path: str) -> bool:
+        return path in self._known_files()
+
+    def _known_files(self) -> set[str]:
         if self.known_files is None:
             self.known_files = set(self.index.files) | set(self.index.other_files)
-        return path in self.known_files
+        return self.known_files
 
     def _final(self, stage: str, start: int, answer_format: str, note: str | None) -> Answer:
         """The last turns: tools shown but not callable, any call in a reply is not run, and an unreadable
@@ -383,7 +310,7 @@ class _Run:
                 reply = self.policy.complete(
                     wire,
                     tools,
-                    deadline=self._deadline(with_tools),
+                    deadline=self.budget.deadline(searching=with_tools),
                     allow_calls=with_tools,
                     max_tokens=None if with_tools else ANSWER_MAX_TOKENS,
                 )
@@ -405,24 +332,9 @@ class _Run:
         step.content = reply.content
         step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
         step.latency_s = round(reply.latency_s, 3)
-        self.tokens += reply.prompt_tokens + reply.completion_tokens
-        if reply.prompt_tokens > 0:
-            self.tokens_per_char = reply.prompt_tokens / max(1, _wire_chars(wire, tools))
+        self.budget.spend(reply.prompt_tokens + reply.completion_tokens)
+        self.context.measure(reply.prompt_tokens, wire, tools)
         return reply, step
-
-    # --- the context window --------------------------------------------------------------------------
-
-    def _context_budget(self) -> int | None:
-        """Prompt tokens a request may carry: the window less the reply's room, or None if unknown."""
-        if self.window is False:
-            self.window = self.config.context_window
-            ask = getattr(self.policy, "context_window", None)
-            if self.window is None and callable(ask):
-                self.window = ask()
-        if not self.window:
-            return None
-        reply_room = int(getattr(self.policy, "max_output_tokens", 0) or 0)
-        return int(self.window) - min(reply_room, int(self.window) // 2) - 64
 
     def _fit_context(
         self,
@@ -431,36 +343,12 @@ class _Run:
         tools: list[dict[str, Any]] | None,
         everything: bool,
     ) -> int:
-        """Drop the oldest observations of this stage when the request would not fit; returns how many.
-
-        Once over the budget, observations go until the request is down to ``LOW_WATER`` of it: every
-        drop changes the prompt's prefix and so throws away the server's prompt cache from the first
-        dropped message on, and dropping just enough would do that again on every following turn (a
-        0.5B on two cores re-read 9k tokens, two minutes, per turn). The newest turn's observations stay
-        (the model is answering them). ``everything`` drops all the older ones regardless of the
-        estimate: the server said the request did not fit."""
-        budget = self._context_budget()
-        if budget is None and not everything:
-            return 0
-        messages = conversation[start:]
-        newest = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
-        margin = 1.1  # the estimate is a ratio of characters; keep room for its error
-        wire = chat.to_wire(messages, self.config.tool_format)
-        size = margin * self.tokens_per_char * _wire_chars(wire, tools)
-        if not everything and (budget is None or size <= budget):
-            return 0
-        target = None if budget is None else LOW_WATER * budget
-        dropped = 0
-        for message in messages[:newest]:
-            if not everything and (target is None or size <= target):
-                break
-            if message["role"] != "tool" or message["content"] == DROPPED_OBSERVATION:
-                continue
-            size -= margin * self.tokens_per_char * (len(message["content"]) - len(DROPPED_OBSERVATION))
-            message["content"] = DROPPED_OBSERVATION
-            self.session.forget(self.call_keys.pop(id(message), ""))  # the call may run again
-            dropped += 1
-        return dropped
+        """Drop old observations of this stage to fit the window (``ContextWindow.fit``); a dropped
+        call may run again. Returns how many were dropped."""
+        dropped = self.context.fit(conversation[start:], tools, self.config.tool_format, everything)
+        for message in dropped:
+            self.session.forget(self.call_keys.pop(id(message), ""))
+        return len(dropped)
 
     def _split(self, reply: Reply) -> tuple[str, list[ParsedCall]]:
         """The reply's text and its calls: native calls, hermes blocks in the text (a native endpoint
@@ -513,25 +401,6 @@ class _Run:
             )
         return final
 
-    def _deadline(self, searching: bool) -> float:
-        """When a request must have returned: a search turn by the end of the wall budget (then the answer
-        turn comes), the answer turns within a grace after it (a run out of time still gets its answer,
-        but not a second budget's worth). The grace is never under 5 s: below that a loaded machine
-        cannot even send the request."""
-        if searching:
-            return self.started + self.config.max_wall_s
-        grace = min(120.0, max(5.0, 0.2 * self.config.max_wall_s))
-        return self.started + self.config.max_wall_s + grace
-
-    def _budget_spent(self, turns: int) -> str | None:
-        if turns >= self.config.max_turns - 1:  # the last turn is kept for the answer
-            return f"You have used {turns} turns, the most allowed."
-        if self.tokens >= self.config.max_tokens:
-            return f"You have used {self.tokens} tokens, the most allowed."
-        if time.perf_counter() - self.started >= self.config.max_wall_s:
-            return "The time for this search is up."
-        return None
-
     # --- the result ----------------------------------------------------------------------------------------
 
     def _ranking(self) -> Any:
@@ -542,59 +411,13 @@ class _Run:
             self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)
         return self.ranking
 
-    def _fallback(self) -> tuple[list[str], list[str]]:
-        """The locations the run's successful tool calls returned, ranked by the offline default."""
-        observed: dict[str, None] = {}
-        files: dict[str, None] = {}
-        for step in self.trajectory.steps:
-            for call in step.calls:
-                if not call.ok or call.name in FINAL_TOOLS:
-                    continue
-                for match in _OBSERVED_ENTITY.finditer(call.observation):
-                    if self.repo_tools.location_exists(match.group(1)):
-                        observed.setdefault(match.group(1))
-                for match in _OBSERVED_FILE.finditer(call.observation):
-                    if match.group(1) in self.index.files:
-                        files.setdefault(match.group(1))
-        if not observed and not files:
-            self.trajectory.fallback = "the model gave no readable answer and its tool calls returned nothing"
-            return [], []
-        ranking = self._ranking()
-        position = {location: rank for rank, location in enumerate(ranking.locations)}
-        file_position = {path: rank for rank, path in enumerate(ranking.files)}
-        unranked = len(position)
-        locations = sorted(observed, key=lambda loc: position.get(loc, unranked))
-        viewed = sorted(files, key=lambda path: file_position.get(path, len(file_position)))
-        all_files = [*dict.fromkeys([*(file_of(loc) for loc in locations), *viewed])]
-        self.trajectory.fallback = FALLBACK_NOTE.format(count=len(locations) or len(all_files))
-        return all_files, locations
-
     def _in_repository(self, files: list[str], locations: list[str]) -> tuple[list[str], list[str]]:
-        """Only what exists: small models copy the prompt's example (``path/to/file.py``) or invent paths,
-        and an answer made only of those is no answer (the fallback then applies)."""
-        kept_files = [path for path in files if self._known_file(path)]
-        kept = [location for location in locations if file_of(location) in self.index.files]
-        dropped = (len(files) - len(kept_files)) + (len(locations) - len(kept))
+        kept_files, kept, dropped = in_repository(self.index, self._known_files(), files, locations)
         if dropped and self.trajectory.steps:
             step = self.trajectory.steps[-1]
             what = f"{dropped} answered file(s)/location(s) not in the repository were dropped"
             step.note = "; ".join(part for part in (step.note, what) if part)
         return kept_files, kept
-
-    def _resolve(self, locations: list[str]) -> list[str]:
-        """Fix the commonest slip of small models: a method written without its class. ``path::m`` becomes
-        ``path::C.m`` when ``path`` has no ``m`` of its own and exactly one definition ending in ``.m``."""
-        resolved = []
-        for location in locations:
-            path, name = split_location(location)
-            if name and path in self.index.files and self.index.find(f"{path}{SEPARATOR}{name}") is None:
-                # the definitions of the file whose qualified names end in ".name"
-                found = self.index.lookup(name, DEFINITION_KINDS, path)
-                candidates = list(dict.fromkeys(entity.qualname for _, entity in found))
-                if len(candidates) == 1:
-                    location = f"{path}{SEPARATOR}{candidates[0]}"
-            resolved.append(location)
-        return resolved
 
     def _usage(self) -> dict[str, Any]:
         steps = self.trajectory.steps
@@ -603,12 +426,5 @@ class _Run:
             "completion_tokens": sum(step.completion_tokens for step in steps),
             "turns": len(steps),
             "tool_calls": self.calls,
-            "wall_s": round(time.perf_counter() - self.started, 3),
+            "wall_s": round(self.budget.elapsed(), 3),
         }
-
-
-def _wire_chars(messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
-    """The size of a request in characters: its messages and its tool schemas."""
-    size = sum(len(message.get("content") or "") + 16 for message in messages)
-    size += sum(len(json.dumps(message["tool_calls"])) for message in messages if message.get("tool_calls"))
-    return size + (len(json.dumps(tools)) if tools else 0)

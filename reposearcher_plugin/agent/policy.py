@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reposearcher_plugin.agent.parse import ParsedCall, native_tool_calls
+from reposearcher_plugin.agent.tool_calls import ParsedCall, native_tool_calls
 
 
 class PolicyError(RuntimeError):

@@ -17,7 +17,7 @@ from reposearcher_plugin.cli.options import (
     add_batch_options,
     add_dataset_options,
     add_workspace_options,
-    select_instances,
+    batch_instances,
     workspace_from_args,
 )
 from reposearcher_plugin.cli.progress import finish_batch
@@ -131,7 +131,7 @@ def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
 
 @reports_errors
 def cmd_run(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+    from reposearcher_plugin.evaluation.instances import DatasetError
     from reposearcher_plugin.index.languages import check_grammars
 
     check_grammars()  # here, once: in the workers every instance would become the same error row
@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = localizer_options(args)
         if args.workers < 1:
             raise ValueError("--workers must be at least 1")
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        instances = batch_instances(args)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:
         raise CommandError(str(error)) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+from collections.abc import Callable
 from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
@@ -16,10 +16,10 @@ from reposearcher_plugin.cli.options import (
     add_batch_options,
     add_dataset_options,
     add_workspace_options,
-    select_instances,
+    batch_instances,
     workspace_from_args,
 )
-from reposearcher_plugin.cli.progress import finish_batch
+from reposearcher_plugin.cli.progress import finish_batch, report_row
 
 
 def add_mini_command(commands: Any) -> None:
@@ -93,8 +93,7 @@ def _localizer_overrides(args: argparse.Namespace) -> dict[str, Any]:
 @reports_errors
 def cmd_swebench(args: argparse.Namespace) -> int:
     os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")  # keep mini-swe-agent's banner off our stdout
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
-    from reposearcher_plugin.hosts.mini_swe_agent_swebench import load_config, run_swebench
+    from reposearcher_plugin.hosts.mini_swe_agent_swebench import load_config
 
     try:
         if args.workers < 1:
@@ -104,36 +103,52 @@ def cmd_swebench(args: argparse.Namespace) -> int:
         config = recursive_merge(
             load_config(args.config), {"agent": {"localizer": _localizer_overrides(args)}}
         )
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
-        workspace = workspace_from_args(args)
-    except (DatasetError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = row.get("error") or row.get("exit_status")
         lines = row["model_patch"].count("\n")
-        print(
-            f"[{summary.skipped + summary.done}/{summary.total}] {row['instance_id']}: {status}, "
-            f"patch {lines} lines, {row.get('seconds', 0):.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+        seconds = row.get("seconds", 0)
+        report_row(summary, row["instance_id"], f"{status}, patch {lines} lines, {seconds:.0f} s")
+
+    return run_swebench_batch(
+        args,
+        lambda: config,
+        on_result,
+        model_class=args.model_class,
+        environment=args.environment,
+        work_root=args.work_dir,
+        keep_workdirs=args.keep_workdirs,
+    )
+
+
+def run_swebench_batch(
+    args: argparse.Namespace,
+    config: Callable[[], dict[str, Any]],
+    on_result: Callable[[dict[str, Any], Any], None] | None = None,
+    **run_options: Any,
+) -> int:
+    """mini-swe-agent over the instances the batch options select, and the batch's last lines: the body
+    of ``mini-swe-agent swebench`` and of ``patch --patcher mini-swe-agent``. ``config`` is read once the
+    instances and the workspace are; ``run_options`` go to ``run_swebench``."""
+    from reposearcher_plugin.evaluation.instances import DatasetError
+    from reposearcher_plugin.hosts.mini_swe_agent_swebench import run_swebench
 
     try:
+        instances = batch_instances(args)
+        workspace = workspace_from_args(args)
         summary = run_swebench(
             instances,
             args.out,
             workspace,
-            config=config,
+            config=config(),
             model_name=args.model,
-            model_class=args.model_class,
-            environment=args.environment,
             workers=args.workers,
             retry_errors=args.retry_errors,
-            work_root=args.work_dir,
-            keep_workdirs=args.keep_workdirs,
             on_result=on_result,
+            **run_options,
         )
-    except ValueError as error:  # an output that cannot be resumed safely
+    except (DatasetError, OSError, ValueError) as error:  # ValueError: also an output that cannot resume
         raise CommandError(str(error)) from None
     return finish_batch(args.out, summary, "run", "empty patches")

@@ -1,23 +1,20 @@
 """`reposearcher models`: real local models with no API key (fetch, convert, serve with vLLM or llama.cpp,
-stop)."""
+stop). Here the group, `list` and the server sub-commands (setup-server, serve, stop, status); the weights
+sub-commands (fetch, convert, to-gguf) are `models_weights_cmd.py`, what all share `models_common.py`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import shutil
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.cli.errors import CommandError, reports_errors
+from reposearcher_plugin.cli.models_common import handles_model_errors, model_cache, model_specs, say
+from reposearcher_plugin.cli.models_weights_cmd import add_weights_commands
 from reposearcher_plugin.models.cache import ModelCache
-from reposearcher_plugin.models.registry import ModelError, ModelSpec, load_registry, resolve
-
-Handler = Callable[[argparse.Namespace], int]
+from reposearcher_plugin.models.registry import ModelError, load_registry, resolve
 
 
 def add_models_commands(commands: Any) -> None:
@@ -45,37 +42,9 @@ def add_models_commands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object")
     listing.set_defaults(handler=cmd_list)
 
-    fetch = sub.add_parser(
-        "fetch", parents=[common], help="download the wheels and assemble the verified GGUF"
-    )
-    fetch.add_argument("names", nargs="+", metavar="NAME", help="qwen2.5-coder-0.5b or qwen2.5-coder-1.5b")
-    fetch.add_argument("--find-links", action="append", default=[], metavar="DIR", help="passed to pip")
-    fetch.add_argument("--no-index", action="store_true", help="passed to pip (offline, with --find-links)")
-    fetch.add_argument("--index-url", help="passed to pip")
-    fetch.set_defaults(handler=cmd_fetch)
-
-    convert = sub.add_parser(
-        "convert", parents=[common], help="GGUF -> Hugging Face bf16 folder (torch, transformers, gguf)"
-    )
-    convert.add_argument("names", nargs="+", metavar="NAME", help="models fetched before (`models list`)")
-    convert.add_argument("--force", action="store_true", help="convert again even if already converted")
-    convert.set_defaults(handler=cmd_convert)
+    add_weights_commands(sub, common)
 
     engines = ("vllm", "llama.cpp")
-    gguf = sub.add_parser(
-        "to-gguf",
-        parents=[common],
-        help="a Hugging Face folder (e.g. an SFT checkpoint) -> GGUF for llama.cpp",
-        description="Write a Hugging Face model folder, such as `<ckpt>/global_step_N/huggingface` from "
-        "`run_sft.sh`, as a GGUF with llama.cpp's own converter (from the sdist `setup-server --engine "
-        "llama.cpp` unpacked), then serve it with `serve NAME --engine llama.cpp --gguf FILE`.",
-    )
-    gguf.add_argument("model_dir", metavar="MODEL_DIR", help="the folder (config.json, weights, tokenizer)")
-    gguf.add_argument("--out", help="the GGUF to write (default: MODEL_DIR/model-<outtype>.gguf)")
-    gguf.add_argument("--outtype", default="q8_0", help="q8_0 (default), f16, bf16 or f32")
-    gguf.add_argument("--dir", help="where llama.cpp was built (default: <models dir>/llama.cpp)")
-    gguf.set_defaults(handler=cmd_to_gguf)
-
     setup = sub.add_parser(
         "setup-server", parents=[common], help="make the vLLM (CPU) venv, or build llama.cpp's llama-server"
     )
@@ -156,66 +125,14 @@ def add_models_commands(commands: Any) -> None:
     status.set_defaults(handler=cmd_status)
 
 
-def _handled(handler: Handler) -> Handler:
-    """A ModelError as the CLI's one-line error (plus a log tail when it carries one), status 2."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except ModelError as error:
-            raise CommandError(str(error)) from None
-
-    return reports_errors(run)
-
-
-def _cache(args: argparse.Namespace) -> ModelCache:
-    return ModelCache.at(args.models_dir)
-
-
-def _specs(args: argparse.Namespace, names: list[str]) -> list[ModelSpec]:
-    registry = load_registry(args.registry)
-    return [resolve(name, registry) for name in names]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-class _Stages:
-    """One transient progress bar per stage (rich shows one live display at a time)."""
-
-    def __init__(self) -> None:
-        self._stack = contextlib.ExitStack()
-
-    def __call__(self, description: str) -> Callable[[int, int], None] | None:
-        from reposearcher_plugin.cli.progress import progress_bar
-
-        self._stack.close()
-        self._stack = contextlib.ExitStack()
-        return self._stack.enter_context(progress_bar(description))
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-@contextlib.contextmanager
-def _stages() -> Iterator[_Stages]:
-    stages = _Stages()
-    try:
-        yield stages
-    finally:
-        stages.close()
-
-
 # --- list ----------------------------------------------------------------------------------------------
 
 
-@_handled
+@handles_model_errors
 def cmd_list(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.models import llama_cpp, server, weights
+    from reposearcher_plugin.models import llama_cpp, server, vllm_cpu, weights
 
-    cache = _cache(args)
+    cache = model_cache(args)
     states = {state.name: state for state in server.all_states(cache)}
     rows = []
     for spec in load_registry(args.registry).values():
@@ -232,7 +149,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     venv = cache.default_venv
     summary = {"models_dir": str(cache.root), "models": rows, "venv": str(venv)}
-    summary["venv_present"] = server.venv_python(venv).exists()
+    summary["venv_present"] = vllm_cpu.venv_python(venv).exists()
     summary["llama_server"] = str(llama_cpp.binary_path(cache.llama_cpp))
     summary["llama_server_present"] = llama_cpp.binary_path(cache.llama_cpp).is_file()
     if args.json:
@@ -251,62 +168,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- fetch / convert -----------------------------------------------------------------------------------
-
-
-def _pip_args(args: argparse.Namespace) -> list[str]:
-    pip_args = [item for directory in args.find_links for item in ("--find-links", directory)]
-    if args.no_index:
-        pip_args.append("--no-index")
-    if args.index_url:
-        pip_args += ["--index-url", args.index_url]
-    return pip_args
-
-
-@_handled
-def cmd_fetch(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.models import weights
-
-    cache = _cache(args)
-    for spec in _specs(args, args.names):
-        with _stages() as stages:
-            path = weights.fetch(
-                spec, cache, _pip_args(args), progress=stages, log=_say, show_pip=sys.stderr.isatty()
-            )
-        print(path)
-    return 0
-
-
-@_handled
-def cmd_convert(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.models import weights
-
-    cache = _cache(args)
-    for spec in _specs(args, args.names):
-        print(weights.convert(spec, cache, force=args.force, log=_say))
-    return 0
-
-
-@_handled
-def cmd_to_gguf(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.models import llama_cpp
-
-    model_dir = Path(args.model_dir).expanduser().resolve()
-    out = Path(args.out).expanduser() if args.out else model_dir / f"model-{args.outtype}.gguf"
-    directory = Path(args.dir).expanduser() if args.dir else _cache(args).llama_cpp
-    print(llama_cpp.to_gguf(model_dir, out.resolve(), directory, args.outtype, log=_say))
-    return 0
-
-
 # --- server --------------------------------------------------------------------------------------------
 
 
-@_handled
+@handles_model_errors
 def cmd_setup_server(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.models import llama_cpp, server
+    from reposearcher_plugin.models import llama_cpp, vllm_cpu
 
     if args.engine == "llama.cpp":
-        directory = Path(args.dir).expanduser() if args.dir else _cache(args).llama_cpp
+        directory = Path(args.dir).expanduser() if args.dir else model_cache(args).llama_cpp
         sdist = Path(args.sdist).expanduser() if args.sdist else None
         binary, version = llama_cpp.setup_llama_cpp(
             directory, jobs=args.jobs, dry_run=args.dry_run, log=print, local_sdist=sdist
@@ -314,11 +184,11 @@ def cmd_setup_server(args: argparse.Namespace) -> int:
         if version:
             print(f"{binary}: {version} (serve with --engine llama.cpp --server-binary {binary})")
         return 0
-    venv = Path(args.venv).expanduser() if args.venv else _cache(args).default_venv
+    venv = Path(args.venv).expanduser() if args.venv else model_cache(args).default_venv
     torch_args = [item for directory in args.find_links for item in ("--find-links", directory)]
     if args.torch_index_url:
         torch_args += ["--index-url", args.torch_index_url]
-    version = server.setup_server(venv, torch_args, dry_run=args.dry_run, log=print)
+    version = vllm_cpu.setup_server(venv, torch_args, dry_run=args.dry_run, log=print)
     if version:
         print(f"{venv}: vllm {version} (serve with --venv {venv})")
     return 0
@@ -339,13 +209,13 @@ def _serve_target(args: argparse.Namespace, cache: ModelCache) -> tuple[str, Pat
     if args.engine == "llama.cpp":
         if args.gguf:
             return _own_name(args), Path(args.gguf).expanduser().resolve()
-        spec = _specs(args, [args.name])[0]
+        spec = model_specs(args, [args.name])[0]
         if weights.gguf_state(spec, cache) != "verified":
             raise ModelError(f"{spec.name} has no verified GGUF yet: `reposearcher models fetch {spec.name}`")
         return spec.name, cache.gguf(spec)
     if args.model_dir:
         return _own_name(args), Path(args.model_dir).expanduser().resolve()
-    spec = _specs(args, [args.name])[0]
+    spec = model_specs(args, [args.name])[0]
     if not weights.converted(spec, cache):
         raise ModelError(
             f"{spec.name} is not converted yet: `reposearcher models fetch {spec.name}` then "
@@ -370,7 +240,7 @@ def _check_engine_options(args: argparse.Namespace) -> None:
 
 def _program(args: argparse.Namespace, cache: ModelCache) -> Path:
     """The python (vLLM) or llama-server binary (llama.cpp) that serves."""
-    from reposearcher_plugin.models import llama_cpp, server
+    from reposearcher_plugin.models import llama_cpp, vllm_cpu
 
     if args.engine == "llama.cpp":
         if args.server_binary:
@@ -380,16 +250,16 @@ def _program(args: argparse.Namespace, cache: ModelCache) -> Path:
         return built if built.is_file() or not on_path else Path(on_path)
     if args.python:
         return Path(args.python).expanduser()
-    return server.venv_python(Path(args.venv).expanduser() if args.venv else cache.default_venv)
+    return vllm_cpu.venv_python(Path(args.venv).expanduser() if args.venv else cache.default_venv)
 
 
-@_handled
+@handles_model_errors
 def cmd_serve(args: argparse.Namespace) -> int:
     from reposearcher_plugin.cli.progress import progress_bar
     from reposearcher_plugin.models import llama_cpp, server
 
     _check_engine_options(args)
-    cache = _cache(args)
+    cache = model_cache(args)
     name, model = _serve_target(args, cache)
     request = server.ServeRequest(
         name=name,
@@ -405,7 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cache_reuse=args.cache_reuse,
     )
     with progress_bar(f"starting {name} (s)") as update:
-        state, already = server.serve(request, cache, progress=update, log=_say)
+        state, already = server.serve(request, cache, progress=update, log=say)
     how = "already serving" if already else f"serving (ready in {state.ready_s:g} s)"
     print(f"{state.name}: {how} with {state.engine} at {state.api_base} (pid {state.pid}, log {state.log})")
     print(f"use it with: --model {state.litellm_model} --api-base {state.api_base}")
@@ -413,11 +283,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-@_handled
+@handles_model_errors
 def cmd_stop(args: argparse.Namespace) -> int:
     from reposearcher_plugin.models import server
 
-    cache = _cache(args)
+    cache = model_cache(args)
     name = args.name
     if name:
         with contextlib.suppress(ModelError):  # a --model-dir server may have any name
@@ -430,11 +300,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-@_handled
+@handles_model_errors
 def cmd_status(args: argparse.Namespace) -> int:
     from reposearcher_plugin.models import server
 
-    rows = [server.describe(state) for state in server.all_states(_cache(args))]
+    rows = [server.describe(state) for state in server.all_states(model_cache(args))]
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -12,10 +12,11 @@ GIB = 1 << 30
 DEFAULT_CACHE_GB = 20.0
 
 
-def add_dataset_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dataset", required=True, help="a local .jsonl/.json/.parquet/.csv file, or a hub name"
-    )
+DATASET_HELP = "a local .jsonl/.json/.parquet/.csv file, or a hub name"
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, dataset_help: str = DATASET_HELP) -> None:
+    parser.add_argument("--dataset", required=True, help=dataset_help)
     parser.add_argument("--split", help="split of a hub dataset (default: test)")
 
 
@@ -70,6 +71,14 @@ def select_instances(instances: list[Any], ids: str | None, limit: int | None = 
             raise ValueError("--limit must not be negative")
         instances = instances[:limit]
     return instances
+
+
+def batch_instances(args: argparse.Namespace) -> list[Any]:
+    """The instances a batch command runs: ``--dataset`` (and ``--split``) cut to ``--instances`` and
+    ``--limit``. Raises ``DatasetError`` or ``ValueError`` with the user's message."""
+    from reposearcher_plugin.evaluation.instances import load_instances
+
+    return select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
 
 
 def add_batch_options(parser: argparse.ArgumentParser, workers_help: str = "instances in parallel") -> None:

@@ -11,14 +11,15 @@ import sys
 from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
+from reposearcher_plugin.cli.mini_cmd import run_swebench_batch
 from reposearcher_plugin.cli.options import (
     add_batch_options,
     add_dataset_options,
     add_workspace_options,
-    select_instances,
+    batch_instances,
     workspace_from_args,
 )
-from reposearcher_plugin.cli.progress import finish_batch
+from reposearcher_plugin.cli.progress import finish_batch, report_row
 
 
 def add_patch_command(commands: Any) -> None:
@@ -79,7 +80,7 @@ def add_patch_command(commands: Any) -> None:
 
 @reports_errors
 def cmd_patch(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+    from reposearcher_plugin.evaluation.instances import DatasetError
     from reposearcher_plugin.evaluation.readers import PredictionsError, read_predictions
 
     if args.patcher == "mini-swe-agent":
@@ -89,7 +90,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
             raise ValueError("--workers and --samples must be at least 1")
         if args.patcher == "repair" and not (args.model and args.localizations):
             raise ValueError("the repair patcher needs --model and --localizations")
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        instances = batch_instances(args)
         localizations: dict[str, Any] = {}
         if args.localizations and args.patcher == "repair":
             localizations, diagnostics = read_predictions(
@@ -119,12 +120,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = row.get("error") or row.get("outcome") or "done"
-        print(
-            f"[{summary.skipped + summary.done}/{summary.total}] {row['instance_id']}: {status}, "
-            f"patch {row['model_patch'].count(chr(10))} lines",
-            file=sys.stderr,
-            flush=True,
-        )
+        report_row(summary, row["instance_id"], f"{status}, patch {row['model_patch'].count(chr(10))} lines")
 
     try:
         summary = run_patches(
@@ -146,27 +142,11 @@ def cmd_patch(args: argparse.Namespace) -> int:
 def _mini_swe_agent(args: argparse.Namespace) -> int:
     # The hosts layer sits below evaluation, so only the CLI may reach it.
     os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
-    from reposearcher_plugin.hosts.mini_swe_agent_swebench import load_config, run_swebench
+    from reposearcher_plugin.hosts.mini_swe_agent_swebench import load_config
 
     if args.localizations:
         print(
             "reposearcher: note: mini-swe-agent localizes by itself; --localizations is ignored",
             file=sys.stderr,
         )
-    try:
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
-        workspace = workspace_from_args(args)
-        config = load_config()
-        summary = run_swebench(
-            instances,
-            args.out,
-            workspace,
-            config=config,
-            model_name=args.model,
-            workers=args.workers,
-            retry_errors=args.retry_errors,
-        )
-    except (DatasetError, OSError, ValueError) as error:
-        raise CommandError(str(error)) from None
-    return finish_batch(args.out, summary, "run", "empty patches")
+    return run_swebench_batch(args, load_config)

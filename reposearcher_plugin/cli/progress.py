@@ -42,6 +42,12 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None
         yield update
 
 
+def report_row(summary: Any, instance_id: str, status: str) -> None:
+    """One finished instance of a batch, on stderr: ``[done/total] ID: STATUS``."""
+    done = summary.skipped + summary.done
+    print(f"[{done}/{summary.total}] {instance_id}: {status}", file=sys.stderr, flush=True)
+
+
 def finish_batch(out: str, summary: Any, verb: str, empty: str = "empty") -> int:
     """The last lines of a batch command (localize, patch, mini-swe-agent) and its exit status:
     130 when interrupted (rerun to resume), 1 when every instance failed, else 0."""

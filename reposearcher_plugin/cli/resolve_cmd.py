@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
+from reposearcher_plugin.cli.options import add_dataset_options
 
 # not locagent: the joint report puts function Recall@5 beside %Resolved, and that protocol has only Acc@k
 PROTOCOL_CHOICES = ("strict", "tooltrain")
@@ -56,12 +57,7 @@ def _add_report(commands: Any) -> None:
         description="One table per the ToolTrain paper's Table 3: each system's localization scores and "
         "%Resolved (from a SWE-bench harness report; denominator = dataset size).",
     )
-    report.add_argument(
-        "--dataset",
-        required=True,
-        help="a local .jsonl/.json/.parquet/.csv file or a hub name",
-    )
-    report.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(report, "a local .jsonl/.json/.parquet/.csv file or a hub name")
     report.add_argument("--gold", help="gold file {instance_id: [path::Class.method, ...]}")
     report.add_argument("--repos-dir", help="where repositories are checked out, to derive gold from patches")
     report.add_argument(

@@ -14,6 +14,7 @@ from reposearcher_plugin.cli.options import (
     add_batch_options,
     add_dataset_options,
     add_workspace_options,
+    batch_instances,
     select_instances,
     workspace_from_args,
 )
@@ -30,8 +31,7 @@ def add_rl_commands(commands: Any) -> None:
         "one chat format, the overview taken at the instance's base commit), the gold entity ids, and "
         "tools_kwargs for every tool of the profile.",
     )
-    prepare.add_argument("--dataset", required=True, help="training issues: a local file or a hub name")
-    prepare.add_argument("--split", help="split of a hub dataset (default: test)")
+    add_dataset_options(prepare, "training issues: a local file or a hub name")
     prepare.add_argument("--out", required=True, help="output directory")
     prepare.add_argument(
         "--gold", help="gold JSON {instance_id: [entity ids]} (default: derive from patches)"
@@ -216,14 +216,14 @@ def _print_failures(report: Any) -> None:
 
 @reports_errors
 def cmd_sft_sample(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
+    from reposearcher_plugin.evaluation.instances import DatasetError
     from reposearcher_plugin.rl import sft
 
     try:
         options = localizer_options(args)
         if options.model in ("retrieval", "bm25"):
             raise ValueError("--model must be an LLM (a litellm model string): sampling needs an agent")
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        instances = batch_instances(args)
         instances, _ = _excluding(instances, args.exclude)
         workspace = workspace_from_args(args)
     except (DatasetError, OSError, ValueError) as error:

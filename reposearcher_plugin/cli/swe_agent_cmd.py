@@ -13,9 +13,10 @@ from reposearcher_plugin.cli.options import (
     add_batch_options,
     add_dataset_options,
     add_workspace_options,
-    select_instances,
+    batch_instances,
     workspace_from_args,
 )
+from reposearcher_plugin.cli.progress import report_row
 from reposearcher_plugin.packaged import config_path
 from reposearcher_plugin.tools import PROFILES
 
@@ -122,7 +123,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 @reports_errors
 def cmd_validate(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.hosts.swe_agent import validate_bundle
+    from reposearcher_plugin.hosts.swe_agent_rules import validate_bundle
 
     problems = validate_bundle(args.path)
     for problem in problems:
@@ -134,8 +135,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @reports_errors
 def cmd_instances(args: argparse.Namespace) -> int:
-    from reposearcher_plugin.evaluation.instances import DatasetError, load_instances
-    from reposearcher_plugin.hosts.swe_agent import swe_bench_image, write_instances
+    from reposearcher_plugin.evaluation.instances import DatasetError
+    from reposearcher_plugin.hosts.swe_agent_instances import swe_bench_image, write_instances
 
     try:
         options = localizer_options(args)
@@ -149,7 +150,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
                 "checkout as --repo-name /abs/path/to/checkout",
                 file=sys.stderr,
             )
-        instances = select_instances(load_instances(args.dataset, args.split), args.instances, args.limit)
+        instances = batch_instances(args)
         workspace = workspace_from_args(args)
     except (KeyError, IndexError) as error:
         raise CommandError(
@@ -160,10 +161,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
 
     def on_result(row: dict[str, Any], summary: Any) -> None:
         status = f"error: {row['error']}" if row.get("error") else (row.get("locations") or ["(none)"])[0]
-        print(
-            f"[{summary.skipped + summary.done}/{summary.total}] {row['instance_id']}: {status}",
-            file=sys.stderr,
-        )
+        report_row(summary, row["instance_id"], status)
 
     try:
         result = write_instances(

@@ -30,8 +30,8 @@ from minisweagent.agents.default import AgentConfig as MiniAgentConfig
 from minisweagent.agents.default import DefaultAgent
 from minisweagent.environments.local import LocalEnvironment
 
+from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.agent.localizers import DEFAULT_MODEL, LocalizerOptions
-from reposearcher_plugin.agent.loop import AgentConfig
 from reposearcher_plugin.hosts.localization_text import definition, render_localization
 
 logger = logging.getLogger("reposearcher.mini_swe_agent")

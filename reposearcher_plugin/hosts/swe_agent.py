@@ -4,8 +4,8 @@
    ``bin/<tool>`` per tool, ``install.sh`` and a README, rendered from the templates in
    ``swe_agent_bundle/`` (package data, laid out as the bundle is). SWE-agent uploads the directory to
    ``/root/tools/<dir name>``, puts ``bin/`` on PATH and sources ``install.sh`` from inside it.
-2. **Localize first** (``write_instances``): localize a dataset with any localizer (resumable batch),
-   then write SWE-agent's ``--instances.type=file`` rows with the result in
+2. **Localize first** (``swe_agent_instances.write_instances``): localize a dataset with any localizer
+   (resumable batch), then write SWE-agent's ``--instances.type=file`` rows with the result in
    ``extra_fields.localization``; SWE-agent passes extra fields to its Jinja templates, so an
    ``instance_template`` holding ``{{localization}}`` shows it in the first prompt.
 
@@ -15,238 +15,36 @@ that ``install.sh`` recorded in ``<bundle>/python_path`` — the first Python >=
 else a virtual environment made from the first Python >= 3.11 found (SWE-agent's own
 ``/root/python3.11`` in its Docker deployments) and filled offline from wheels shipped in the bundle
 (``--wheels``). docs/hosts-swe-agent.md has the reasoning.
+
+This module writes the bundle and builds its wheels; ``swe_agent_rules.py`` holds SWE-agent's rules a
+bundle must keep (and checks one), ``swe_agent_instances.py`` the localize-first instances file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import stat
-import string
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reposearcher_plugin.files import parse_jsonl, write_jsonl
-from reposearcher_plugin.hosts.localization_text import render_localization
+from reposearcher_plugin.hosts.swe_agent_rules import validate_bundle, validate_bundle_config
 from reposearcher_plugin.tools import FINAL_TOOLS, profile_specs
 
 # SWE-agent brings its own submit (it writes the patch); our search-ending tools mean nothing to it
 LEFT_OUT_TOOLS = FINAL_TOOLS
-DEFAULT_IMAGE_TEMPLATE = "docker.io/swebench/sweb.eval.x86_64.{id}:latest"
 RUNNER_MODULE = "reposearcher_plugin.hosts.swe_agent_tool"
 # what the tools import; the rest of our dependencies serve the LLM agent and the command line
 _NOT_NEEDED_BY_TOOLS = {"litellm", "rich", "pyyaml"}
 _PIP = (sys.executable, "-m", "pip", "--disable-pip-version-check")
-
-# --- SWE-agent's rules for a bundle ----------------------------------------------------------------------
-# Encoded from SWE-agent's source (sweagent/tools/bundle.py, commands.py, tools.py, parsing.py, utils.py):
-# we cannot import it (not on PyPI), and a bundle it refuses fails a whole run at start-up. Checked against
-# SWE-agent commit 3ea751c087f32b16e039a2233dd6eefecef325d5 (2026-07-16): the BundleConfig and Command
-# format of config.yaml, the upload to /root/tools/<bundle> with bin/ put on PATH and `cd <bundle> &&
-# source install.sh` (ToolHandler._install_commands), ROOT exported by the repository reset, and the
-# default command filter below (ToolFilterConfig). The templates in swe_agent_bundle/ follow the same rules.
-_ARGUMENT_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_-]*")  # commands.ARGUMENT_NAME_PATTERN
-_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # a bash command and an OpenAI function name
-_JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
-_COMMAND_KEYS = {"signature", "docstring", "end_name", "arguments"}
-_ARGUMENT_KEYS = {"name", "type", "items", "description", "required", "enum", "argument_format"}
-# ToolFilterConfig's defaults (sweagent/tools/tools.py): an action that starts with a blocklist entry, or
-# is exactly a standalone entry, is answered "Operation ... is not supported" and never runs
-_BLOCKED_PREFIXES = (
-    "vim",
-    "vi",
-    "emacs",
-    "nano",
-    "nohup",
-    "gdb",
-    "less",
-    "tail -f",
-    "python -m venv",
-    "make",
-)
-_BLOCKED_STANDALONE = frozenset(
-    {
-        "python",
-        "python3",
-        "ipython",
-        "bash",
-        "sh",
-        "/bin/bash",
-        "/bin/sh",
-        "nohup",
-        "vi",
-        "vim",
-        "emacs",
-        "nano",
-        "su",
-    }
-)
-_BLOCKED_UNLESS_REGEX = frozenset({"radare2", "r2"})
-
-
-def blocked_by_default_filter(name: str) -> str | None:
-    """The entry of SWE-agent's default command filter that refuses every call of tool ``name``."""
-    prefix = next((entry for entry in _BLOCKED_PREFIXES if name.startswith(entry)), None)
-    if prefix is not None:
-        return prefix
-    if name in _BLOCKED_STANDALONE or name in _BLOCKED_UNLESS_REGEX:
-        return name
-    return None
-
-
-def _format_fields(text: str) -> list[str]:
-    """Field names of a str.format string; raises ValueError on unbalanced braces, as format would."""
-    return [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-
-
-def validate_bundle_config(config: Any) -> list[str]:
-    """Problems SWE-agent would raise on (or trip over at run time) in a bundle's parsed config.yaml."""
-    if not isinstance(config, Mapping) or not isinstance(config.get("tools"), Mapping):
-        return ["config.yaml must be a mapping with a 'tools' mapping (BundleConfig.tools: dict[str, dict])"]
-    problems: list[str] = []
-    state = config.get("state_command")
-    if state is not None and not isinstance(state, str):
-        problems.append("state_command must be a string")
-    for name, tool in config["tools"].items():
-        where = f"tool {name!r}"
-        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
-            problems.append(f"{where}: the name must be a command and a function name ([a-zA-Z0-9_-], <= 64)")
-        if name in ("bash", "submit"):
-            problems.append(f"{where}: clashes with SWE-agent's own {name} tool")
-        blocked = blocked_by_default_filter(str(name))
-        if blocked is not None:
-            problems.append(
-                f"{where}: SWE-agent's default command filter refuses every action starting with {blocked!r}"
-            )
-        if not isinstance(tool, Mapping):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        unknown = sorted(set(tool) - _COMMAND_KEYS)
-        if unknown:  # pydantic ignores them: a misspelt key silently does nothing
-            problems.append(f"{where}: unknown keys {unknown}")
-        if "docstring" not in tool:
-            problems.append(f"{where}: docstring is required (it may be null)")
-        docstring = tool.get("docstring")
-        if docstring is not None:
-            try:  # generate_command_docs calls docstring.format(**env_variables)
-                fields = _format_fields(str(docstring))
-            except ValueError as error:
-                fields = [f"<{error}>"]
-            if fields:
-                problems.append(f"{where}: docstring holds format fields {fields}; SWE-agent .format()s it")
-        arguments = tool.get("arguments") or []
-        if not isinstance(arguments, list):
-            problems.append(f"{where}: arguments must be a list")
-            continue
-        problems += _validate_arguments(where, name, tool.get("signature"), arguments)
-    return problems
-
-
-def _validate_arguments(where: str, name: str, signature: Any, arguments: list[Any]) -> list[str]:
-    problems: list[str] = []
-    names: list[str] = []
-    optional_seen = False
-    for number, argument in enumerate(arguments, start=1):
-        if not isinstance(argument, Mapping):
-            problems.append(f"{where}: argument {number} must be a mapping")
-            continue
-        for key in ("name", "type", "description", "required"):
-            if key not in argument:
-                problems.append(f"{where}: argument {number} lacks {key!r}")
-        unknown = sorted(set(argument) - _ARGUMENT_KEYS)
-        if unknown:
-            problems.append(f"{where}: argument {number} has unknown keys {unknown}")
-        arg_name = str(argument.get("name", ""))
-        names.append(arg_name)
-        label = f"{where}: argument {arg_name!r}"
-        # SWE-agent uses re.match (a prefix); the whole name must fit or the signature regex splits it
-        if not _ARGUMENT_NAME.fullmatch(arg_name):
-            problems.append(f"{label}: invalid name")
-        if not isinstance(argument.get("required"), bool):
-            problems.append(f"{label}: required must be true or false")
-        elif argument["required"] and optional_seen:
-            problems.append(f"{label}: a required argument cannot come after optional arguments")
-        elif not argument["required"]:
-            optional_seen = True
-        kind = argument.get("type")
-        if kind not in _JSON_TYPES:
-            problems.append(f"{label}: type {kind!r} is not a JSON schema type (the model sees it)")
-        items = argument.get("items")
-        if kind == "array" and not isinstance(items, Mapping):
-            problems.append(f"{label}: an array needs items: {{type: ...}}")
-        if items is not None and not (
-            isinstance(items, Mapping) and all(isinstance(v, str) for v in items.values())
-        ):
-            problems.append(f"{label}: items must map strings to strings")
-        enum = argument.get("enum")
-        if enum is not None and not (isinstance(enum, list) and all(isinstance(v, str) for v in enum)):
-            problems.append(f"{label}: enum must be a list of strings")
-        argument_format = argument.get("argument_format", "{{value}}")
-        if "{{" not in str(argument_format) or "value" not in str(argument_format):
-            problems.append(f"{label}: argument_format must be Jinja and use {{{{value}}}}")
-    duplicates = sorted({arg for arg in names if names.count(arg) > 1})
-    if duplicates:
-        problems.append(f"{where}: duplicate argument names {duplicates}")
-    problems += _validate_signature(where, name, signature, names)
-    return problems
-
-
-def _validate_signature(where: str, name: str, signature: Any, names: list[str]) -> list[str]:
-    if signature is None:  # SWE-agent then invokes "name {arg1} {arg2} ..."
-        return []
-    if not isinstance(signature, str):
-        return [f"{where}: signature must be a string"]
-    problems = []
-    for arg in names:
-        if not any(mark in signature for mark in (f"<{arg}>", f"{{{arg}}}", f"--{arg}")):
-            problems.append(f"{where}: argument {arg!r} is not named in the signature {signature!r}")
-    # Command.invoke_format: [<x>] and <x> become {x}; its format fields must be exactly the arguments
-    invoke = re.sub(rf"\[?<({_ARGUMENT_NAME.pattern})>\]?", r"{\1}", signature)
-    try:
-        fields = set(_format_fields(invoke))
-    except ValueError as error:
-        return [*problems, f"{where}: signature is not a valid format string ({error})"]
-    if fields != set(names):
-        problems.append(
-            f"{where}: signature fields {sorted(fields)} do not match the arguments {sorted(names)}"
-        )
-    if not signature.split() or signature.split()[0] != name:
-        problems.append(f"{where}: the signature should start with the command name")
-    return problems
-
-
-def validate_bundle(path: str | Path) -> list[str]:
-    """``validate_bundle_config`` plus what SWE-agent checks on disk: config.yaml, and ``which <tool>``
-    finding an executable ``bin/<tool>`` after install."""
-    root = Path(path)
-    config_path = root / "config.yaml"
-    if not config_path.is_file():
-        return [f"{config_path} does not exist"]
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        return [f"{config_path}: not valid YAML ({error})"]
-    problems = validate_bundle_config(config)
-    for name in (config or {}).get("tools") or {}:
-        executable = root / "bin" / str(name)
-        if not executable.is_file():
-            problems.append(f"tool {name!r}: bin/{name} does not exist")
-        elif not os.access(executable, os.X_OK):
-            problems.append(f"tool {name!r}: bin/{name} is not executable")
-    return problems
-
-
-# --- writing the bundle ----------------------------------------------------------------------------------
 
 
 def bundle_config(profile: str = "default") -> dict[str, Any]:
@@ -445,124 +243,3 @@ def _pip(command: list[str]) -> None:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise RuntimeError(f"{' '.join(command[2:5])} failed:\n" + "\n".join(tail))
-
-
-# --- localize first: SWE-agent instances -----------------------------------------------------------------
-
-
-def swe_bench_image(instance_id: str, template: str = DEFAULT_IMAGE_TEMPLATE) -> str:
-    """The image name of an instance. ``{id}`` is the Docker-safe id (``__`` -> ``_1776_``, as SWE-bench
-    names its images), ``{instance_id}`` the id as it is; lower-cased, as SWE-agent does."""
-    safe = instance_id.replace("__", "_1776_")
-    return template.format(id=safe, instance_id=instance_id).lower()
-
-
-def instance_row(
-    instance: Any,
-    prediction: Mapping[str, Any] | None,
-    *,
-    image_template: str = DEFAULT_IMAGE_TEMPLATE,
-    repo_name: str = "testbed",
-    max_locations: int = 10,
-    max_files: int = 5,
-) -> dict[str, Any]:
-    """One row of SWE-agent's instances file (``SimpleBatchInstance``: image_name, problem_statement,
-    instance_id, repo_name, base_commit, extra_fields). A repo_name without a slash is a repository
-    already in the image at ``/<repo_name>``, as SWE-agent's own SWE-bench loader writes it."""
-    prediction = prediction or {}
-    locations = list(prediction.get("locations") or [])[:max_locations]
-    files = list(prediction.get("found_files") or [])[:max_files]
-    # a failed localization shows nothing rather than a partial ranking; the template leaves it out
-    text = (
-        ""
-        if prediction.get("error")
-        else render_localization(locations, files, max_files=max_files, max_locations=max_locations)
-    )
-    return {
-        "instance_id": instance.instance_id,
-        "image_name": swe_bench_image(instance.instance_id, image_template),
-        "problem_statement": instance.problem_statement,
-        "repo_name": repo_name,
-        "base_commit": instance.base_commit,
-        "extra_fields": {
-            "localization": text,
-            "localized_locations": locations,
-            "localized_files": files,
-            "localization_model": prediction.get("model", ""),
-        },
-    }
-
-
-@dataclass
-class InstancesSummary:
-    written: int
-    missing: list[str]  # selected instances without a prediction (an interrupted batch)
-    errors: int  # rows whose localization failed (their localization text is empty)
-    predictions: Path
-    batch: Any  # evaluation.batch.BatchSummary
-
-
-def predictions_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.stem + ".predictions.jsonl")
-
-
-def write_instances(
-    instances: Sequence[Any],
-    out: str | Path,
-    options: Any,
-    workspace: Any,
-    *,
-    predictions: str | Path | None = None,
-    workers: int = 1,
-    image_template: str = DEFAULT_IMAGE_TEMPLATE,
-    repo_name: str = "testbed",
-    max_locations: int = 10,
-    max_files: int = 5,
-    retry_errors: bool = False,
-    index_cache_dir: str | None = None,
-    on_result: Callable[[dict[str, Any], Any], None] | None = None,
-) -> InstancesSummary:
-    """Localize ``instances`` into a predictions file (resumable: evaluation.batch), then write the
-    SWE-agent instances file ``out`` from it, one row per instance that has a prediction."""
-    from reposearcher_plugin.evaluation.batch import run_batch
-
-    out = Path(out)
-    predictions = Path(predictions) if predictions else predictions_path(out)
-    summary = run_batch(
-        instances,
-        predictions,
-        options,
-        workspace,
-        workers=workers,
-        retry_errors=retry_errors,
-        index_cache_dir=index_cache_dir,
-        on_result=on_result,
-    )
-    by_id = _read_rows(predictions)
-    rows, missing, errors = [], [], 0
-    for instance in instances:
-        prediction = by_id.get(instance.instance_id)
-        if prediction is None:
-            missing.append(instance.instance_id)
-            continue
-        errors += bool(prediction.get("error"))
-        rows.append(
-            instance_row(
-                instance,
-                prediction,
-                image_template=image_template,
-                repo_name=repo_name,
-                max_locations=max_locations,
-                max_files=max_files,
-            )
-        )
-    write_jsonl(out, rows)
-    return InstancesSummary(len(rows), missing, errors, predictions, summary)
-
-
-def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    if not path.exists():
-        return {}
-    # a retried instance's later line wins
-    return {row["instance_id"]: row for row in parse_jsonl(path.read_text(encoding="utf-8"), str(path))}

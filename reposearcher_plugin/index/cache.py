@@ -30,6 +30,10 @@ believes what it reads:
 - a connection is never used across ``fork()`` (SQLite forbids it): a forked worker opens its own.
 
 A ``ParseCache`` never raises for the state of its files: each method answers "nothing cached" instead.
+
+One module, though long: it is one job, and the store's operations and its damage and failure handling
+are not two, since every read and write runs through that handling (``_run``) and the handling exists
+only for them.
 """
 
 from __future__ import annotations

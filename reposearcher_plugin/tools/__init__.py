@@ -12,7 +12,8 @@ from reposearcher_plugin.tools.profiles import (
     profile_specs,
     rl_profile,
 )
-from reposearcher_plugin.tools.repo_tools import RepoTools, ToolFailure, code_tokens, split_identifier
+from reposearcher_plugin.tools.repo_tools import RepoTools, ToolFailure
+from reposearcher_plugin.tools.search_index import code_tokens, split_identifier
 from reposearcher_plugin.tools.spec import (
     Param,
     ToolArgumentError,

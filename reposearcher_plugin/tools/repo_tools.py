@@ -3,13 +3,16 @@
 Read-only: nothing here writes to the repository or runs its code. Every observation is deterministic
 (sorted, capped with an explicit marker that says how to see the rest), and a name that is not found
 answers with the closest names so the model can recover in one more call.
+
+The line cache is ``line_cache.py``, the overview tree ``structure.py``, the BM25 search
+``search_index.py``. What stays is one job, every tool's observation, and stays one module: the tools
+share its helpers (argument checks, numbered views, not-found suggestions), so each wording a model sees
+is written once.
 """
 
 from __future__ import annotations
 
 import difflib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,15 +20,10 @@ from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, Entity, RepoIndex
 from reposearcher_plugin.index.lines import shown_line, split_lines
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, NotReadable, read_source
+from reposearcher_plugin.tools.line_cache import LINE_CACHE_BYTES, LineCache, line_cost
 from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
-
-# Tokenization lives with the search index; STOPWORDS, code_tokens and split_identifier are re-exported
-# here, where callers have always found them.
-from reposearcher_plugin.tools.search_index import IDENTIFIER as _IDENTIFIER
-from reposearcher_plugin.tools.search_index import STOPWORDS as STOPWORDS
-from reposearcher_plugin.tools.search_index import EntitySearch, query_tokens
-from reposearcher_plugin.tools.search_index import code_tokens as code_tokens
-from reposearcher_plugin.tools.search_index import split_identifier as split_identifier
+from reposearcher_plugin.tools.search_index import IDENTIFIER, EntitySearch, query_tokens
+from reposearcher_plugin.tools.structure import plural, render_structure
 
 # Caps keep observations within what a model context can take; every cut says how to see the rest.
 MAX_VIEW_LINES = 200
@@ -39,53 +37,10 @@ MAX_SUGGESTED_NAME_CHARS = 200  # no definition's name is longer; only shorter n
 # show_code reads no file larger than this (an indexed source file is always readable): a log of
 # hundreds of megabytes would cost seconds and gigabytes to answer one call
 MAX_SHOW_BYTES = 16 << 20
-# What the line cache may hold, estimated as below (within 10 % of tracemalloc's count): a long-lived
-# server keeps its tools for hours, and every file it ever showed stayed in memory before (80 MB grew to
-# 732 MB). Django's source fits (37 MiB by this estimate); the verl adapter keeps up to 8 tool sets.
-LINE_CACHE_BYTES = 64 << 20
-# an estimate of a line's own cost beyond its text: a str object's header and its slot in the list
-_LINE_OVERHEAD_BYTES = 57
 
 
 class ToolFailure(Exception):
     """A tool call that cannot be answered; its message is the observation."""
-
-
-class LineCache:
-    """The lines of recently read files, the least recently used dropped first once their estimated size
-    passes ``limit`` bytes. A file larger than the whole cache is not kept. Thread-safe."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.bytes = 0
-        self._entries: OrderedDict[str, tuple[list[str], int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def paths(self) -> list[str]:
-        """The cached files, least recently used first."""
-        with self._lock:
-            return list(self._entries)
-
-    def get(self, path: str) -> list[str] | None:
-        with self._lock:
-            entry = self._entries.get(path)
-            if entry is None:
-                return None
-            self._entries.move_to_end(path)
-            return entry[0]
-
-    def put(self, path: str, lines: list[str], cost: int) -> None:
-        with self._lock:
-            if path in self._entries or cost > self.limit:
-                return
-            self._entries[path] = (lines, cost)
-            self.bytes += cost
-            while self.bytes > self.limit:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self.bytes -= dropped
 
 
 class RepoTools:
@@ -148,7 +103,7 @@ class RepoTools:
         except NotReadable as refused:
             raise ToolFailure(_refusal(path, refused, limit)) from None
         lines = split_lines(data.decode("utf-8", "replace"))
-        self.line_cache.put(path, lines, len(data) + _LINE_OVERHEAD_BYTES * len(lines))
+        self.line_cache.put(path, lines, line_cost(len(data), len(lines)))
         return lines
 
     def numbered(self, path: str, start: int, end: int) -> str:
@@ -257,7 +212,7 @@ class RepoTools:
             if base in self.index.files:
                 raise ToolFailure(f"{base} is a file; see its definitions with show_code or search_code")
             raise ToolFailure(f"No directory {quoted(path)} in the repository")
-        out = [f"{base or '.'}/", *_render_structure(sources, others, len(prefix), depth)]
+        out = [f"{base or '.'}/", *render_structure(sources, others, len(prefix), depth)]
         if len(out) > MAX_STRUCTURE_LINES:
             hidden = len(out) - MAX_STRUCTURE_LINES
             out = [
@@ -363,7 +318,7 @@ class RepoTools:
 
     def find_references(self, name: str) -> str:
         word = name.strip().rsplit(".", 1)[-1]
-        if not _IDENTIFIER.fullmatch(word):
+        if not IDENTIFIER.fullmatch(word):
             raise ToolFailure(f"find_references needs an identifier, got {quoted(name)}")
         hits: list[str] = []
         total = 0
@@ -386,7 +341,7 @@ class RepoTools:
             files_with_hits += found_here
         if not total:
             return f"No references to {quoted(word)} in the repository's source files."
-        head = f"{total} references to {quoted(word)} in {_plural(files_with_hits, 'file')}"
+        head = f"{total} references to {quoted(word)} in {plural(files_with_hits, 'file')}"
         if total > len(hits):
             head += f" (showing the first {len(hits)}; narrow with search_code or show_code)"
         return head + ":\n" + "\n".join(hits)
@@ -396,7 +351,7 @@ class RepoTools:
         if not cleaned:
             raise ToolFailure("submit needs at least one location (a file path or path::Class.method)")
         unknown = [location for location in cleaned if not self.location_exists(location)]
-        message = f"Submitted {_plural(len(cleaned), 'location')}."
+        message = f"Submitted {plural(len(cleaned), 'location')}."
         if unknown:
             listed = [_cut(location, 120) for location in unknown[:MAX_LISTED_LOCATIONS]]
             if len(unknown) > MAX_LISTED_LOCATIONS:
@@ -443,58 +398,6 @@ class RepoTools:
         return "exit"
 
 
-def _render_structure(sources: list[str], others: list[str], cut: int, depth: int) -> list[str]:
-    """The indented tree of ``sources`` and ``others`` (paths with their first ``cut`` characters dropped),
-    directories expanded ``depth`` levels deep and counted below that: subdirectories first, then source
-    files, then a count of the other files, each sorted.
-
-    Nothing recurses: a repository can hold a directory chain deeper than Python's recursion limit.
-    """
-    # directories are dicts, built only down to `depth` levels; files are None where they are shown
-    tree: dict[str, dict | None] = {}
-    direct_others: dict[str, int] = {}  # shown directory -> other files directly in it
-    below: dict[str, list[int]] = {}  # directory at the cut -> [source files, other files] under it
-    for files, column in ((sources, 0), (others, 1)):
-        for file in files:
-            *directories, name = file[cut:].split("/")
-            node = tree
-            for part in directories[:depth]:
-                node = node.setdefault(part, {})  # type: ignore[assignment]
-            if len(directories) >= depth:
-                below.setdefault("/".join(directories[:depth]), [0, 0])[column] += 1
-            elif column == 0:
-                node[name] = None
-            else:
-                parent = "/".join(directories)
-                direct_others[parent] = direct_others.get(parent, 0) + 1
-    out: list[str] = []
-    # lines still to print, and (directory node, its path, its level) still to expand, in reverse order
-    pending: list[str | tuple[dict, str, int]] = [(tree, "", 1)]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        node, relative, level = item
-        indent = "  " * level
-        here: list[str | tuple[dict, str, int]] = []
-        for name in sorted(name for name, child in node.items() if child is not None):
-            child_path = f"{relative}/{name}" if relative else name
-            if level < depth:
-                here += [f"{indent}{name}/", (node[name], child_path, level + 1)]
-            else:
-                source_count, other_count = below[child_path]
-                counts = [_plural(source_count, "source file")] if source_count else []
-                counts += [_plural(other_count, "other file")] if other_count else []
-                here.append(f"{indent}{name}/ ({', '.join(counts)})")
-        here += [f"{indent}{name}" for name in sorted(name for name, child in node.items() if child is None)]
-        extra = direct_others.get(relative, 0)
-        if extra:
-            here.append(f"{indent}(+{_plural(extra, 'other file')})")
-        pending.extend(reversed(here))
-    return out
-
-
 def _refusal(path: str, refused: NotReadable, limit: int) -> str:
     """What a model is told about a file ``read_source`` refused."""
     if refused.kind == BINARY:
@@ -526,7 +429,3 @@ def _has_whole_word(text: str, word: str) -> bool:
 
 def _cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... (cut; {len(text)} characters)"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
