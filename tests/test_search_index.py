@@ -91,10 +91,10 @@ TREE = {
     # what the words of bytes and of decoded lines must agree on: CRLF, a form feed, non-ASCII letters, a
     # byte that is not UTF-8, runs led by digits (0x1f, 2nd), "~", no final line end
     "shop/odd.py": (
-        b'class Caf\xc3\xa9Menu:  # caf\xc3\xa9 \xff broken~tilde\r\n'
-        b'    def price_0x1f(self, n2nd=2nd):\r\n'
+        b"class Caf\xc3\xa9Menu:  # caf\xc3\xa9 \xff broken~tilde\r\n"
+        b"    def price_0x1f(self, n2nd=2nd):\r\n"
         b'        """Price\r\n        of 3rd items."""\r\n'
-        b'        return 0x1f + n2nd\x0c_private\r\n'
+        b"        return 0x1f + n2nd\x0c_private\r\n"
         b"def last(): return 42_000"
     ),
 }
@@ -366,7 +366,7 @@ def test_the_vectorized_matrix_is_bm25s_bit_for_bit(corpus):
     retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=dict(vocabulary)), show_progress=False)
     docs = np.array([doc for doc, document in enumerate(ids) for _ in document], dtype=np.int64)
     tokens = np.array([token for document in ids for token in document], dtype=np.int64)
-    indptr, indices, data = bm25_matrix(vocabulary, docs, tokens, np.ones(len(tokens), np.int64), len(ids))
+    indptr, indices, data = bm25_matrix(len(used), docs, tokens, np.ones(len(tokens), np.int64), len(ids))
     assert indptr.tolist() == retriever.scores["indptr"].tolist()
     assert indices.tolist() == retriever.scores["indices"].tolist()
     assert data.tobytes() == retriever.scores["data"].tobytes()

@@ -5,7 +5,7 @@ It is immutable once built, so one instance can serve any number of concurrent t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -172,6 +172,11 @@ class RepoIndex:
 
     def names(self) -> list[str]:
         return list(self._by_name)
+
+    def files_defining(self, name: str) -> Sequence[str]:
+        """The files that define something whose simple name is ``name``, in index order (no parse is
+        decoded: the names are kept beside each parse)."""
+        return self._by_name.get(name, ())
 
     # --- lookups -------------------------------------------------------------------------------------
 

@@ -45,23 +45,17 @@ class _Links(NamedTuple):
 class RepoMaps:
     """Lookups the signals need, over the search index's documents; built once per localizer.
 
-    Only the name map is built up front, from the entity names the index keeps beside each parse; what
-    needs a file's definitions (its class <-> method edges, a definition's id) is worked out for that
-    file when first asked, so a warm process decodes only the parses of the files a ranking looks at."""
+    Nothing is built up front: names are looked up through the index's name -> files map and each file's
+    stored entity names, and what needs a file's definitions (its class <-> method edges, a definition's
+    id) is worked out for that file when first asked, so a warm process decodes only the parses of the
+    files a ranking looks at."""
 
     def __init__(self, index: RepoIndex, documents: Documents, lines: Callable[[str], list[str]]) -> None:
         self.index = index
         self.lines = lines
         self.documents = documents
         self.ids = EntityIds(documents)
-        self._by_name: dict[str, list[int]] = {}
-        for path, first in zip(documents.paths, documents.starts, strict=True):
-            indexed = index.files[path]
-            names = indexed.names.split("\n")
-            if len(names) != len(documents.span(path)):  # one unnamed entity: "" names none
-                names = [entity.name for entity in indexed.parse.entities]
-            for doc, name in enumerate(names, start=first):
-                self._by_name.setdefault(name, []).append(doc)
+        self._named: dict[str, dict[str, list[int]]] = {}  # per file: simple name -> its documents
         self._links: dict[str, _Links] = {}
         self._roles: dict[str, str] = {}
 
@@ -136,9 +130,10 @@ class RepoMaps:
         return None, ""
 
     def docs_named(self, name: str, path: str | None = None) -> list[int]:
-        """Definitions whose qualified name is ``name`` or ends with ``.name``."""
+        """Definitions whose qualified name is ``name`` or ends with ``.name``, in document order."""
         simple = name.rsplit(".", 1)[-1]
-        docs = self._by_name.get(simple, [])
+        paths = self.index.files_defining(simple) if path is None else [path]
+        docs = [doc for found in paths for doc in self._named_in(found).get(simple, ())]
         if "." in name:
             suffix = "." + name
             docs = [
@@ -146,10 +141,22 @@ class RepoMaps:
                 for doc in docs
                 if self.documents[doc][1].qualname == name or self.documents[doc][1].qualname.endswith(suffix)
             ]
-        if path is not None:
-            span = self.documents.span(path)
-            docs = [doc for doc in docs if doc in span]
         return docs
+
+    def _named_in(self, path: str) -> dict[str, list[int]]:
+        named = self._named.get(path)
+        if named is None:
+            named = {}
+            span = self.documents.span(path)
+            if span:
+                indexed = self.index.files[path]
+                names = indexed.names.split("\n")
+                if len(names) != len(span):  # not the names of these documents: ask the parse
+                    names = [entity.name for entity in indexed.parse.entities]
+                for doc, simple in zip(span, names, strict=True):
+                    named.setdefault(simple, []).append(doc)
+            self._named[path] = named
+        return named
 
     def docs_containing(self, fragment: str, limit: int = 50) -> list[int]:
         """Definitions whose source holds ``fragment`` literally (at most ``limit``: a fragment found

@@ -121,7 +121,7 @@ TOKENIZER_VERSION = "1"
 # (df + 0.5)), tf part = tf / (k1 * (1 - b + b * length / average length) + tf), float32 scores.
 BM25_K1 = 1.5
 BM25_B = 0.75
-_MATRIX_FORMAT = 1
+_MATRIX_FORMAT = 2
 _COUNT = np.dtype("<u4")  # token ids and counts in a cached row
 
 
@@ -295,6 +295,34 @@ def _path_tokens(path: str) -> dict[str, int]:
 # --- the BM25 matrix of a snapshot -------------------------------------------------------------------------
 
 
+class Vocabulary:
+    """The tokens of a snapshot in sorted order; token i is column i of its matrix. Looked up by bisection,
+    so a warm load builds no dictionary of tens of thousands of strings (hashing them all would cost more
+    than every lookup a localization makes)."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+
+    def column(self, token: str) -> int | None:
+        at = bisect.bisect_left(self.tokens, token)
+        return at if at < len(self.tokens) and self.tokens[at] == token else None
+
+    def __contains__(self, token: object) -> bool:
+        return isinstance(token, str) and self.column(token) is not None
+
+    def __getitem__(self, token: str) -> int:
+        column = self.column(token)
+        if column is None:
+            raise KeyError(token)
+        return column
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tokens)
+
+
 class TermMatrix:
     """Precomputed BM25 scores of every (token, document) pair of a snapshot, column by token (CSC, the
     layout bm25s keeps): the documents holding token t are ``indices[indptr[t]:indptr[t + 1]]``, in
@@ -303,7 +331,7 @@ class TermMatrix:
 
     def __init__(
         self,
-        vocabulary: dict[str, int],
+        vocabulary: Vocabulary,
         indptr: np.ndarray,
         indices: np.ndarray,
         data: np.ndarray,
@@ -327,61 +355,64 @@ class TermMatrix:
         return scores
 
     # --- on disk: one artifact row per snapshot ---------------------------------------------------------
+    # A small marshalled header (format, documents, the tokens "\n"-joined, array lengths) padded to 8
+    # bytes, then the arrays' raw little-endian bytes, which a load maps without copying them.
 
     def encode(self) -> bytes:
-        vocabulary = tuple(self.vocabulary)  # insertion order is column order
-        return marshal.dumps(
-            (
-                _MATRIX_FORMAT,
-                self.num_docs,
-                vocabulary,
-                self.doc_counts.astype(_COUNT).tobytes(),
-                self.indptr.astype("<i8").tobytes(),
-                self.indices.astype("<i4").tobytes(),
-                self.data.astype("<f4").tobytes(),
-            )
+        arrays = (  # the 8-byte one first: each array starts aligned
+            self.indptr.astype("<i8"),
+            self.indices.astype("<i4"),
+            self.data.astype("<f4"),
+            self.doc_counts.astype(_COUNT),
         )
+        header = marshal.dumps(
+            (_MATRIX_FORMAT, self.num_docs, "\n".join(self.vocabulary.tokens), *(len(a) for a in arrays))
+        )
+        header += bytes(-len(header) % 8)
+        return b"".join([len(header).to_bytes(8, "little"), header, *(array.tobytes() for array in arrays)])
 
     @classmethod
     def decode(cls, data: bytes, files: int) -> TermMatrix | None:
         """A stored matrix, or None when it is not a well-formed one over ``files`` files."""
         try:
-            form, num_docs, vocabulary, doc_counts, indptr, indices, scores = marshal.loads(data)
-            if form != _MATRIX_FORMAT or not isinstance(vocabulary, tuple) or not isinstance(num_docs, int):
+            size = int.from_bytes(data[:8], "little")
+            form, num_docs, joined, *lengths = marshal.loads(data[8 : 8 + size])
+            if form != _MATRIX_FORMAT or not isinstance(joined, str) or not isinstance(num_docs, int):
                 return None
-            matrix = cls(
-                dict(zip(vocabulary, range(len(vocabulary)), strict=True)),
-                np.frombuffer(indptr, dtype="<i8"),
-                np.frombuffer(indices, dtype="<i4"),
-                np.frombuffer(scores, dtype="<f4"),
-                num_docs,
-                np.frombuffer(doc_counts, dtype=_COUNT),
-            )
+            arrays = []
+            at = 8 + size
+            for length, dtype in zip(lengths, ("<i8", "<i4", "<f4", _COUNT), strict=True):
+                arrays.append(np.frombuffer(data, dtype=dtype, count=length, offset=at))
+                at += arrays[-1].nbytes
+            if at != len(data):
+                return None
+            indptr, indices, scores, doc_counts = arrays
+            tokens = joined.split("\n") if joined else []
         except Exception:  # the CRC passed, but this is not what this code writes
             return None
-        pairs = len(matrix.indices)
+        pairs = len(indices)
         well_formed = (
-            len(matrix.vocabulary) == len(vocabulary)
-            and len(matrix.indptr) == len(vocabulary) + 1
-            and len(matrix.doc_counts) == files
-            and int(matrix.doc_counts.sum()) == num_docs
-            and len(matrix.data) == pairs
-            and int(matrix.indptr[0]) == 0
-            and int(matrix.indptr[-1]) == pairs
-            and bool(np.all(np.diff(matrix.indptr) >= 0))
-            and (pairs == 0 or 0 <= int(matrix.indices.min()) <= int(matrix.indices.max()) < num_docs)
+            len(indptr) == len(tokens) + 1
+            and len(doc_counts) == files
+            and int(doc_counts.sum()) == num_docs
+            and len(scores) == pairs
+            and int(indptr[0]) == 0
+            and int(indptr[-1]) == pairs
+            and bool(np.all(np.diff(indptr) >= 0))
+            and (pairs == 0 or 0 <= int(indices.min()) <= int(indices.max()) < num_docs)
         )
-        return matrix if well_formed else None
+        if not well_formed:
+            return None
+        return cls(Vocabulary(tokens), indptr, indices, scores, num_docs, doc_counts)
 
 
 def bm25_matrix(
-    vocabulary: dict[str, int], docs: np.ndarray, tokens: np.ndarray, counts: np.ndarray, num_docs: int
+    columns: int, docs: np.ndarray, tokens: np.ndarray, counts: np.ndarray, num_docs: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, data) of the BM25 score matrix from (document, token id, count) triples, where a
     (document, token) pair may come several times (its counts add up). Vectorized; the arithmetic is
     bm25s's, operation by operation and in the same precision (float64 terms, float32 scores), so every
-    score is the one bm25s gives."""
-    columns = len(vocabulary)
+    score is the one bm25s gives. ``columns``: how many tokens there are (every one in some document)."""
     if len(docs) == 0:
         return np.zeros(columns + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
     keys = tokens.astype(np.int64) * num_docs + docs.astype(np.int64)
@@ -616,13 +647,23 @@ class EntitySearch:
             dtype=np.int64,
             count=len(local_vocabularies),
         )
+        tokens = sorted(vocabulary)  # columns in token order (Vocabulary)
+        sorted_column = np.empty(len(tokens), dtype=np.int64)
+        sorted_column[np.fromiter(map(vocabulary.__getitem__, tokens), np.int64, len(tokens))] = np.arange(
+            len(tokens)
+        )
         empty = np.zeros(0, dtype=np.int64)
         docs = np.concatenate(docs_parts) if docs_parts else empty
-        columns = to_column[np.concatenate(local_parts)] if local_parts else empty
+        columns = sorted_column[to_column[np.concatenate(local_parts)]] if local_parts else empty
         counts = np.concatenate(count_parts) if count_parts else empty
-        indptr, indices, data = bm25_matrix(vocabulary, docs, columns, counts, first_doc)
+        indptr, indices, data = bm25_matrix(len(tokens), docs, columns, counts, first_doc)
         return TermMatrix(
-            vocabulary, indptr, indices, data, first_doc, np.array(list(doc_counts.values()), dtype=_COUNT)
+            Vocabulary(tokens),
+            indptr,
+            indices,
+            data,
+            first_doc,
+            np.array(list(doc_counts.values()), dtype=_COUNT),
         )
 
     # --- queries --------------------------------------------------------------------------------------
