@@ -38,9 +38,10 @@ from reposearcher_plugin.evaluation.instances import DatasetError, load_instance
 from reposearcher_plugin.evaluation.locations import SEPARATOR, normalize_location
 from reposearcher_plugin.files import append_row, json_line, parse_jsonl, write_json
 from reposearcher_plugin.index import DOCS, TEST, Entity, ParseCache, path_role
-from reposearcher_plugin.index.build import parse_key, parse_row
+from reposearcher_plugin.index.build import parse_row
 from reposearcher_plugin.index.languages import module_for
 from reposearcher_plugin.index.model import decode_parse
+from reposearcher_plugin.index.repo_index import content_key
 from reposearcher_plugin.workspace.history import (
     BlobReader,
     CommitRecord,
@@ -453,7 +454,7 @@ class ParseMemo:
         module = module_for(path)
         if module is None:
             return ()
-        key = parse_key(module, hashlib.sha1(data).hexdigest())
+        key = content_key(module, hashlib.sha1(data).hexdigest())
         entities = self._recent.get(key)
         if entities is not None:
             self._recent.move_to_end(key)

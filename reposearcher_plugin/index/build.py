@@ -18,7 +18,14 @@ from reposearcher_plugin.index.languages import PARSER_VERSION, check_grammars, 
 from reposearcher_plugin.index.model import FileParse, encode_parse
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
-from reposearcher_plugin.index.repo_index import BuildStats, IndexedFile, RepoIndex, entity_count, name_map
+from reposearcher_plugin.index.repo_index import (
+    BuildStats,
+    IndexedFile,
+    RepoIndex,
+    content_key,
+    entity_count,
+    name_map,
+)
 from reposearcher_plugin.index.walk import DEFAULT_MAX_FILE_BYTES, SourceFile, resolve_root, scan
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
@@ -121,7 +128,9 @@ def _build(
         skipped=skipped_kinds,
         seconds=time.perf_counter() - started,
     )
-    return RepoIndex(root_path, files, listing.other_files, skipped, stats=stats, by_name=by_name)
+    return RepoIndex(
+        root_path, files, listing.other_files, skipped, stats=stats, by_name=by_name, cache=cache
+    )
 
 
 def parse_floor(
@@ -231,7 +240,7 @@ def _index_chunk(job: Job) -> list[tuple]:
             outcomes.append((path, None, refused.reason))
             continue
         digest = hashlib.sha1(data).hexdigest()
-        key = parse_key(module, digest)
+        key = content_key(module, digest)
         cached = cache.get_parse(key) if cache is not None else None
         if cached is not None:
             outcomes.append((path, digest, key, *cached, False))
@@ -243,13 +252,6 @@ def _index_chunk(job: Job) -> list[tuple]:
             continue
         outcomes.append((path, digest, key, blob, names, words, True))
     return outcomes
-
-
-def parse_key(module: str, digest: str) -> str:
-    """The parse cache's key of a file: the extraction code, the language module and the sha1 of the
-    bytes. Anything that parses files by content (the index build, the history miner) uses this key, so
-    each reuses what the other parsed."""
-    return f"{PARSER_VERSION}:{module}:{digest}"
 
 
 def parse_row(module: str, path: str, data: bytes) -> tuple[FileParse, bytes, str, bytes]:

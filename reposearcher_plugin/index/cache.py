@@ -1,13 +1,18 @@
 """The persistent, content-addressed parse cache.
 
-One SQLite file holds two tables:
+One SQLite file holds four tables:
 
 - ``parses``: a file's parse, its entity names and its words (index/identifiers.py) keyed by
-  ``parser version : language module : sha1 of its bytes``. Any
+  ``parser version : language module : sha1 of its bytes`` (``repo_index.content_key``). Any
   repository, any commit, any checkout path that contains the same bytes reuses it, so indexing another
   commit of a repository re-parses only the files that changed.
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
   tree loads with one read and no hashing.
+- ``tokens``: what layers above the index derive from one file's content alone (the search index's
+  tokenized entity documents, tools/search_index.py), keyed by the file's content key prefixed with the
+  deriving code's version; content-addressed and kept like the parses.
+- ``artifacts``: what they derive from a whole tree (the BM25 term matrix of a snapshot), keyed by a hash
+  of the tree's content; the ``MAX_SNAPSHOTS`` most recently used are kept.
 
 SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout).
 What it cannot give is trust in bytes a disk, a copy or another program changed, so the cache never
@@ -55,13 +60,14 @@ from reposearcher_plugin.cache_home import default_cache_dir
 
 # Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
 # marshal format is part of the name: rows written by another Python's marshal may not load here.
-SCHEMA_VERSION = "5"  # 5: parse rows hold each file's words (index/identifiers.py)
+SCHEMA_VERSION = "6"  # 6: the tokens and artifacts tables; 5: parse rows hold each file's words
 _APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
 _USER_VERSION = int(SCHEMA_VERSION)
-# A snapshot row holds a whole tree's index (about 9 MB for Django); batch runs index one tree per commit,
-# so only the most recently used ones are kept. Content-addressed parses stay: they are what other
-# commits reuse.
+# A snapshot row holds a whole tree's index (about 9 MB for Django), an artifact row a tree's search matrix
+# (about 15 MB); batch runs index one tree per commit, so only the most recently used ones of each are
+# kept. Content-addressed parses and tokens stay: they are what other commits reuse.
 MAX_SNAPSHOTS = 24
+_KEYS_PER_QUERY = 500  # below SQLite's limit on the parameters of one statement
 KEEP_DAMAGED = 2  # damaged stores kept for inspection; older ones are deleted so damage cannot fill a disk
 _USE_RESOLUTION_S = 600
 
@@ -194,6 +200,87 @@ class ParseCache:
     def snapshot_roots(self) -> list[str]:
         def read(connection: sqlite3.Connection) -> list[str]:
             rows = connection.execute("SELECT root FROM snapshots ORDER BY used DESC").fetchall()
+            return [bytes(row[0]).decode(errors="replace") for row in rows]
+
+        return self._run(read, [])
+
+    def get_tokens(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The intact ``tokens`` rows among ``keys``: key -> data (a damaged row is left out: a miss)."""
+        wanted = list(dict.fromkeys(keys))
+
+        def read(connection: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            for start in range(0, len(wanted), _KEYS_PER_QUERY):
+                chunk = wanted[start : start + _KEYS_PER_QUERY]
+                rows = connection.execute(
+                    f"SELECT key, data, crc FROM tokens WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                for stored_key, data, crc in rows:
+                    if not _intact(crc, stored_key, data):
+                        self._warn_damaged_row()
+                        continue  # a miss: derived again and its row replaced
+                    found[bytes(stored_key).decode()] = bytes(data)
+            return found
+
+        return self._run(read, {}) if wanted else {}
+
+    def put_tokens(self, items: Iterable[tuple[str, bytes]]) -> None:
+        rows = [(key, data, _checksum(key.encode(), data)) for key, data in items]
+        if not rows:
+            return
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.executemany(
+                    "INSERT OR REPLACE INTO tokens (key, data, crc) VALUES (?, ?, ?)", rows
+                )
+
+        self._run(write, None, writing=True)
+
+    def get_artifact(self, key: str) -> bytes | None:
+        """The intact artifact row of ``key``; a damaged one is deleted and answers None."""
+
+        def read(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(
+                "SELECT key, data, used, crc FROM artifacts WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            stored_key, data, used, crc = row
+            if stored_key != key.encode() or not _intact(crc, stored_key, data):
+                self._warn_damaged_row()
+                with contextlib.suppress(sqlite3.Error):  # rebuilt and written again by the caller
+                    connection.execute("DELETE FROM artifacts WHERE key = ? AND crc IS ?", (key, crc))
+                return None
+            now = time.time()
+            if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
+                with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
+                    connection.execute("UPDATE artifacts SET used = ? WHERE key = ?", (now, key))
+            return bytes(data)
+
+        return self._run(read, None, writing=True)
+
+    def put_artifact(self, key: str, data: bytes) -> None:
+        crc = _checksum(key.encode(), data)
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.execute(
+                    "INSERT OR REPLACE INTO artifacts (key, data, used, crc) VALUES (?, ?, ?, ?)",
+                    (key, data, time.time(), crc),
+                )
+                connection.execute(
+                    "DELETE FROM artifacts WHERE key NOT IN "
+                    "(SELECT key FROM artifacts ORDER BY used DESC LIMIT ?)",
+                    (MAX_SNAPSHOTS,),
+                )
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # as for snapshots: the next load is direct
+
+        self._run(write, None, writing=True)
+
+    def artifact_keys(self) -> list[str]:
+        def read(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute("SELECT key FROM artifacts ORDER BY used DESC").fetchall()
             return [bytes(row[0]).decode(errors="replace") for row in rows]
 
         return self._run(read, [])
@@ -342,7 +429,7 @@ class ParseCache:
         _warn_once(
             self.path,
             "row",
-            "index cache %s holds damaged entries; they are ignored, parsed again and replaced",
+            "index cache %s holds damaged entries; they are ignored, computed again and replaced",
             self.path,
         )
 
@@ -364,6 +451,13 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
         connection.execute(
             "CREATE TABLE snapshots"
             " (root TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)"
+        )
+        connection.execute(
+            "CREATE TABLE tokens (key TEXT PRIMARY KEY, data BLOB NOT NULL, crc INTEGER NOT NULL)"
+        )
+        connection.execute(
+            "CREATE TABLE artifacts"
+            " (key TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)"
         )
         connection.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
         connection.execute(f"PRAGMA user_version = {_USER_VERSION}")

@@ -5,13 +5,14 @@ It is immutable once built, so one instance can serve any number of concurrent t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from reposearcher_plugin.index.cache import ParseCache
 from reposearcher_plugin.index.identifiers import decode_words
-from reposearcher_plugin.index.languages import language_name
+from reposearcher_plugin.index.languages import PARSER_VERSION, language_name
 from reposearcher_plugin.index.model import CLASS, FUNCTION, METHOD, Entity, FileParse, Import, decode_parse
 
 
@@ -26,6 +27,12 @@ class BuildStats:
     unchanged: int = 0  # files reused from the previous snapshot without reading them
     skipped: dict[str, int] = field(default_factory=dict)  # reason kind -> count
     seconds: float = 0.0
+
+
+def content_key(module: str, digest: str) -> str:
+    """The cache key of a file's content as ``module`` parses it: what the parse and everything derived
+    from the content alone (the search index's tokens) are stored under."""
+    return f"{PARSER_VERSION}:{module}:{digest}"
 
 
 class IndexedFile:
@@ -79,6 +86,10 @@ class IndexedFile:
     @property
     def language(self) -> str:
         return language_name(self.module)
+
+    @property
+    def content_key(self) -> str:
+        return content_key(self.module, self.digest)
 
     def positions(self, qualname: str) -> tuple[int, ...]:
         """Where the entities called ``qualname`` are in ``parse.entities`` (several when a property's
@@ -141,12 +152,15 @@ class RepoIndex:
         *,
         stats: BuildStats,
         by_name: dict[str, list[str]] | None = None,
+        cache: ParseCache | None = None,
     ) -> None:
         self.root = root
         self.files = files
         self.other_files = other_files
         self.skipped = skipped
         self.stats = stats  # what the build that produced it did
+        # the cache it was built with (None: uncached), for what upper layers derive from its files
+        self.cache = cache
         # simple name -> files defining it (path order): where every name lookup starts
         self._by_name = by_name if by_name is not None else name_map(files)
         self.entity_count = entity_count(files)
@@ -158,6 +172,11 @@ class RepoIndex:
 
     def names(self) -> list[str]:
         return list(self._by_name)
+
+    def files_defining(self, name: str) -> Sequence[str]:
+        """The files that define something whose simple name is ``name``, in index order (no parse is
+        decoded: the names are kept beside each parse)."""
+        return self._by_name.get(name, ())
 
     # --- lookups -------------------------------------------------------------------------------------
 

@@ -4,53 +4,102 @@ role of a file; imports; the definition a traceback frame ran in; definitions ho
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import NamedTuple, overload
 
 from reposearcher_plugin.index import CLASS, METHOD, Entity, RepoIndex, entity_id, path_role
 from reposearcher_plugin.index.locations import normalize_path, unique
+from reposearcher_plugin.tools.search_index import Documents
+
+
+class EntityIds(Sequence[str]):
+    """The entity id of every document, made when asked for (most documents are never shown)."""
+
+    def __init__(self, documents: Documents) -> None:
+        self.documents = documents
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    @overload
+    def __getitem__(self, doc: int) -> str: ...
+
+    @overload
+    def __getitem__(self, doc: slice) -> list[str]: ...
+
+    def __getitem__(self, doc: int | slice) -> str | list[str]:
+        if isinstance(doc, slice):
+            return [self[position] for position in range(*doc.indices(len(self)))]
+        path, entity = self.documents[doc]
+        return entity_id(path, entity.qualname)
+
+
+class _Links(NamedTuple):
+    """Class <-> method edges among one file's documents."""
+
+    owner: dict[int, int]  # method -> its class
+    members: dict[int, list[int]]  # class -> its methods, in file order
 
 
 class RepoMaps:
-    """Lookups the signals need, over the search index's documents; built once per localizer."""
+    """Lookups the signals need, over the search index's documents; built once per localizer.
 
-    def __init__(
-        self, index: RepoIndex, documents: list[tuple[str, Entity]], lines: Callable[[str], list[str]]
-    ) -> None:
+    Nothing is built up front: names are looked up through the index's name -> files map and each file's
+    stored entity names, and what needs a file's definitions (its class <-> method edges, a definition's
+    id) is worked out for that file when first asked, so a warm process decodes only the parses of the
+    files a ranking looks at."""
+
+    def __init__(self, index: RepoIndex, documents: Documents, lines: Callable[[str], list[str]]) -> None:
         self.index = index
         self.lines = lines
         self.documents = documents
-        self.ids = [entity_id(path, entity.qualname) for path, entity in documents]
-        self._by_name: dict[str, list[int]] = {}
-        self._by_file: dict[str, list[int]] = {}
-        self._owner: list[int | None] = [None] * len(documents)
-        self._members: dict[int, list[int]] = {}
-        for doc, (path, entity) in enumerate(documents):
-            self._by_name.setdefault(entity.name, []).append(doc)
-            self._by_file.setdefault(path, []).append(doc)
-        for docs in self._by_file.values():
-            by_qualname = {documents[doc][1].qualname: doc for doc in docs if documents[doc][1].kind == CLASS}
-            for doc in docs:
-                entity = documents[doc][1]
-                if entity.kind == METHOD and entity.parent in by_qualname:
-                    owner = by_qualname[entity.parent]
-                    self._owner[doc] = owner
-                    self._members.setdefault(owner, []).append(doc)
-        # path suffixes ("models/query.py", "query.py") -> files, for traceback and path mentions
-        self._suffixes: dict[str, list[str]] = {}
-        for path in index.files:
+        self.ids = EntityIds(documents)
+        self._named: dict[str, dict[str, list[int]]] = {}  # per file: simple name -> its documents
+        self._links: dict[str, _Links] = {}
+        self._roles: dict[str, str] = {}
+
+    @cached_property
+    def _suffixes(self) -> dict[str, list[str]]:
+        """Path suffixes ("models/query.py", "query.py") -> files, for traceback and path mentions."""
+        suffixes: dict[str, list[str]] = {}
+        for path in self.index.files:
             parts = path.split("/")
             for start in range(len(parts)):
-                self._suffixes.setdefault("/".join(parts[start:]), []).append(path)
-        self._modules: dict[str, str] = {}
-        for path in index.files:
+                suffixes.setdefault("/".join(parts[start:]), []).append(path)
+        return suffixes
+
+    @cached_property
+    def _modules(self) -> dict[str, str]:
+        """Dotted module paths, whole and by their tails ("db.models.query", "query") -> file."""
+        modules: dict[str, str] = {}
+        for path in self.index.files:
             if path.endswith(".py"):
                 parts = path[:-3].split("/")
                 if parts[-1] == "__init__":
                     parts.pop()
                 for start in range(len(parts)):
-                    self._modules.setdefault(".".join(parts[start:]), path)
-        self._roles: dict[str, str] = {}
+                    modules.setdefault(".".join(parts[start:]), path)
+        return modules
+
+    def _links_of(self, path: str) -> _Links:
+        links = self._links.get(path)
+        if links is None:
+            span = self.documents.span(path)
+            entities = self.index.files[path].parse.entities if span else ()
+            classes = {
+                entity.qualname: doc
+                for doc, entity in zip(span, entities, strict=True)
+                if entity.kind == CLASS
+            }
+            links = _Links({}, {})
+            for doc, entity in zip(span, entities, strict=True):
+                if entity.kind == METHOD and entity.parent in classes:
+                    owner = classes[entity.parent]
+                    links.owner[doc] = owner
+                    links.members.setdefault(owner, []).append(doc)
+            self._links[path] = links
+        return links
 
     def role(self, path: str) -> str:
         role = self._roles.get(path)
@@ -81,9 +130,10 @@ class RepoMaps:
         return None, ""
 
     def docs_named(self, name: str, path: str | None = None) -> list[int]:
-        """Definitions whose qualified name is ``name`` or ends with ``.name``."""
+        """Definitions whose qualified name is ``name`` or ends with ``.name``, in document order."""
         simple = name.rsplit(".", 1)[-1]
-        docs = self._by_name.get(simple, [])
+        paths = self.index.files_defining(simple) if path is None else [path]
+        docs = [doc for found in paths for doc in self._named_in(found).get(simple, ())]
         if "." in name:
             suffix = "." + name
             docs = [
@@ -91,9 +141,22 @@ class RepoMaps:
                 for doc in docs
                 if self.documents[doc][1].qualname == name or self.documents[doc][1].qualname.endswith(suffix)
             ]
-        if path is not None:
-            docs = [doc for doc in docs if self.documents[doc][0] == path]
         return docs
+
+    def _named_in(self, path: str) -> dict[str, list[int]]:
+        named = self._named.get(path)
+        if named is None:
+            named = {}
+            span = self.documents.span(path)
+            if span:
+                indexed = self.index.files[path]
+                names = indexed.names.split("\n")
+                if len(names) != len(span):  # not the names of these documents: ask the parse
+                    names = [entity.name for entity in indexed.parse.entities]
+                for doc, simple in zip(span, names, strict=True):
+                    named.setdefault(simple, []).append(doc)
+            self._named[path] = named
+        return named
 
     def docs_containing(self, fragment: str, limit: int = 50) -> list[int]:
         """Definitions whose source holds ``fragment`` literally (at most ``limit``: a fragment found
@@ -115,7 +178,7 @@ class RepoMaps:
     def texts(self) -> dict[str, str]:
         """Each source file's text that has definitions, for literal message search."""
         texts: dict[str, str] = {}
-        for path in self._by_file:
+        for path in self.documents.paths:
             try:
                 texts[path] = "\n".join(self.lines(path))
             except Exception:  # unreadable: nothing to find in it
@@ -123,13 +186,13 @@ class RepoMaps:
         return texts
 
     def docs_in_file(self, path: str) -> list[int]:
-        return self._by_file.get(path, [])
+        return list(self.documents.span(path))
 
     def owner(self, doc: int) -> int | None:
-        return self._owner[doc]
+        return self._links_of(self.documents.path_of(doc)).owner.get(doc)
 
     def members(self, doc: int) -> list[int]:
-        return self._members.get(doc, [])
+        return self._links_of(self.documents.path_of(doc)).members.get(doc, [])
 
     def imports(self, path: str) -> list[str]:
         indexed = self.index.files.get(path)
@@ -155,7 +218,9 @@ class RepoMaps:
         return None
 
     def _doc_of(self, path: str, entity: Entity) -> int | None:
-        for doc in self._by_file.get(path, []):
-            if self.documents[doc][1] == entity:
-                return doc
+        span = self.documents.span(path)
+        if span:
+            for doc, candidate in zip(span, self.index.files[path].parse.entities, strict=True):
+                if candidate == entity:
+                    return doc
         return None
