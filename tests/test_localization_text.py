@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reposearcher_plugin.evaluation.instances import Instance
-from reposearcher_plugin.hosts.localization_text import definition, render_localization
+from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.hosts.mcp_service import localize_summary
 from reposearcher_plugin.hosts.openhands_hook import render_context
 from reposearcher_plugin.hosts.swe_agent_instances import instance_row
@@ -52,8 +52,8 @@ def test_compact_says_when_a_list_is_empty(make_index):
     assert located == "1. billing/invoice.py::helper (function, lines 6-7)\nFiles: (none)"
     files = render_localization([], ["a.py", "b.py", "c.py"], compact=True, max_files=2)
     assert files == "(no functions or classes located)\nFiles: a.py, b.py"
-    assert definition(index, "billing/invoice.py") is None  # a file id names no definition
-    assert definition(index, "billing/invoice.py::Invoice").kind == "class"
+    assert index.find("billing/invoice.py") is None  # a file id names no definition
+    assert index.find("billing/invoice.py::Invoice").kind == "class"
 
 
 def test_every_host_shows_the_same_ranking(make_index):

@@ -10,7 +10,9 @@ prediction — and the batch goes on.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
@@ -70,6 +72,16 @@ class BatchSummary:
             "instances_per_minute": round(self.per_minute, 2),
             "interrupted": self.interrupted,
         }
+
+
+class RowStore(Protocol):
+    """Where a batch's rows go, and are found again by a rerun; by default, the JSONL file ``out``."""
+
+    def finished(self, retry_errors: bool = False) -> set[str]:
+        """The instance ids already recorded (with ``retry_errors``, those that failed are dropped)."""
+        ...
+
+    def add(self, row: dict[str, Any]) -> None: ...
 
 
 def run_in_threads(
@@ -223,26 +235,35 @@ def run_batch(
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
     work: Callable[[Instance], dict[str, Any]] | None = None,
     empty: Callable[[dict[str, Any]], bool] | None = None,
+    store: RowStore | None = None,
 ) -> BatchSummary:
     """Localize every instance not yet in ``out``, appending one line per instance as it finishes.
 
-    Other per-instance jobs (the repair patcher) pass ``work``, which turns an instance into its row and
-    never raises, instead of ``options`` and ``workspace``; it runs in threads, as such work waits on a
-    model, and ``empty`` says which of its rows count as empty. Resuming, recording and counting are the
-    same for both."""
+    Other per-instance jobs (the repair patcher, mini-swe-agent) pass ``work``, which turns an instance
+    into its row and never raises, instead of ``options`` and ``workspace``; it runs in threads, as such
+    work waits on a model, and ``empty`` says which of its rows count as empty. ``store`` replaces the
+    JSONL file as the place rows go (mini-swe-agent's ``preds.json``, a dict rewritten per row).
+    Resuming, recording and counting are the same for all."""
     if work is None and (options is None or workspace is None):
         raise ValueError("run_batch needs the localizer options and a workspace, or work to run")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done_before = finished_ids(out, retry_errors=retry_errors)
+    done_before = (
+        store.finished(retry_errors) if store is not None else finished_ids(out, retry_errors=retry_errors)
+    )
     todo = [instance for instance in instances if instance.instance_id not in done_before]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     is_empty = empty or _no_location
     started = time.perf_counter()
-    with out.open("a", encoding="utf-8") as sink:
+    with contextlib.ExitStack() as stack:
+        add = (
+            store.add
+            if store is not None
+            else functools.partial(append_row, stack.enter_context(out.open("a", encoding="utf-8")))
+        )
 
         def record(row: dict[str, Any]) -> None:
-            append_row(sink, row)
+            add(row)
             summary.count(row, is_empty(row), started)
             if on_result:
                 on_result(row, summary)
@@ -264,6 +285,11 @@ def run_batch(
 
 def _no_location(row: dict[str, Any]) -> bool:
     return not row.get("locations") and not row.get("found_files")
+
+
+def no_patch(row: dict[str, Any]) -> bool:
+    """A SWE-bench prediction row (the patchers') that is empty: no patch."""
+    return not row["model_patch"].strip()
 
 
 def _localize_in_processes(

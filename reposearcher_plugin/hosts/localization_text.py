@@ -22,24 +22,15 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reposearcher_plugin.index import Entity, RepoIndex
+    from reposearcher_plugin.index import RepoIndex
 
 DEFINITIONS_HEADING = "Functions and classes most likely to need changes, most likely first:"
 FILES_HEADING = "Files, most likely first:"
 NO_DEFINITIONS = "(no functions or classes located)"
 
 
-def definition(index: RepoIndex, location: str) -> Entity | None:
-    """The indexed definition an entity id names; None for a file id or an id the index lacks."""
-    path, _, qualname = location.partition("::")
-    indexed = index.files.get(path)
-    if indexed is None or not qualname:
-        return None
-    return next((entity for entity in indexed.parse.entities if entity.qualname == qualname), None)
-
-
 def _located(location: str, index: RepoIndex | None) -> str:
-    entity = definition(index, location) if index is not None else None
+    entity = index.find(location) if index is not None else None
     if entity is None:
         return location
     return f"{location} ({entity.kind}, lines {entity.start}-{entity.end})"

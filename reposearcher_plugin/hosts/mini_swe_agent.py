@@ -32,7 +32,7 @@ from minisweagent.environments.local import LocalEnvironment
 
 from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.agent.localizers import DEFAULT_MODEL, LocalizerOptions
-from reposearcher_plugin.hosts.localization_text import definition, render_localization
+from reposearcher_plugin.hosts.localization_text import render_localization
 
 logger = logging.getLogger("reposearcher.mini_swe_agent")
 
@@ -218,7 +218,7 @@ def __getattr__(name: str) -> Any:
 def _located(index: Any, location: str) -> dict[str, Any]:
     """An entity id with its line span from the index (None when the index does not define it)."""
     path, _, qualname = location.partition("::")
-    entity = definition(index, location)
+    entity = index.find(location)
     return {
         "id": location,
         "path": path,

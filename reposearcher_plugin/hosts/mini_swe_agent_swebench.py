@@ -14,8 +14,10 @@ agent class taken from the config. Environments:
 Predictions are SWE-bench rows ``{instance_id, model_name_or_path, model_patch}`` (plus ``exit_status``
 and, for a failed instance, ``error``): a ``.json`` output is mini-swe-agent's ``preds.json`` (a dict keyed
 by instance id), a ``.jsonl`` output one row per line; ``swebench.harness.run_evaluation`` reads both.
-Reruns skip instances already in the output. Trajectories go to ``OUT_STEM.trajectories/<id>.traj.json``
-in mini-swe-agent's format (``mini-extra inspector`` reads them).
+Batches run through the runner of ``reposearcher run`` (``evaluation/batch.py: run_batch``, in threads),
+with ``Predictions`` as the place rows go: reruns skip instances already in the output, each row is
+recorded as it finishes, a failing instance is a row with ``error``. Trajectories go to
+``OUT_STEM.trajectories/<id>.traj.json`` in mini-swe-agent's format (``mini-extra inspector`` reads them).
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.evaluation.batch import BatchSummary, finished_ids, run_in_threads, trajectory_dir
+from reposearcher_plugin.evaluation.batch import (
+    BatchSummary,
+    finished_ids,
+    no_patch,
+    run_batch,
+    trajectory_dir,
+)
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.files import append_row, safe_name, write_atomic
 from reposearcher_plugin.index.names import utf8_value
@@ -70,7 +78,8 @@ def load_config(specs: Sequence[str | Path] = ()) -> dict[str, Any]:
 
 
 class Predictions:
-    """``preds.json`` (dict by instance id, rewritten atomically) or ``.jsonl`` (appended, flushed)."""
+    """``preds.json`` (dict by instance id, rewritten atomically) or ``.jsonl`` (appended, flushed): the
+    batch runner's ``RowStore``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -292,10 +301,6 @@ def run_swebench(
     if workers < 1:
         raise ValueError("workers must be at least 1")
     predictions = Predictions(out)
-    predictions.path.parent.mkdir(parents=True, exist_ok=True)
-    done_before = predictions.finished(retry_errors=retry_errors)
-    todo = [instance for instance in instances if instance.instance_id not in done_before]
-    summary = SwebenchSummary(total=len(instances), skipped=len(instances) - len(todo))
     run = _Run(
         config=config if config is not None else load_config(),
         workspace=workspace,
@@ -310,14 +315,13 @@ def run_swebench(
         index_workers=1 if workers > 1 else None,
     )
     run.trajectories.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-
-    def record(row: dict[str, Any]) -> None:
-        predictions.add(row)
-        summary.count(row, not row["model_patch"].strip(), started)
-        if on_result is not None:
-            on_result(row, summary)
-
-    summary.interrupted = run_in_threads(todo, functools.partial(run_instance, run), record, workers)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return run_batch(
+        instances,
+        predictions.path,
+        work=functools.partial(run_instance, run),
+        empty=no_patch,
+        workers=workers,
+        retry_errors=retry_errors,
+        on_result=on_result,
+        store=predictions,
+    )

@@ -159,7 +159,7 @@ def repository_root(environ: Mapping[str, str] | None = None, cwd: Path | None =
 
 
 def _grammar_stamp() -> Path:
-    from reposearcher_plugin.index.cache import default_cache_dir
+    from reposearcher_plugin.cache_home import default_cache_dir
     from reposearcher_plugin.index.languages import grammar_fingerprint
 
     return default_cache_dir() / "grammar-checks" / f"{grammar_fingerprint()}.ok"

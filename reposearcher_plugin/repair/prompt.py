@@ -69,11 +69,8 @@ def localized_code(
         for location in prediction.functions:
             if len(shown) >= options.top_functions:
                 break
-            path, _, qualname = location.partition("::")
-            indexed = index.files.get(path)
-            if not qualname or indexed is None:
-                continue
-            spans = [(e.start, e.end) for e in indexed.parse.entities if e.qualname == qualname]
+            path = location.partition("::")[0]
+            spans = [(entity.start, entity.end) for entity in index.find_all(location)]
             if not spans:
                 continue
             for start, end in spans:

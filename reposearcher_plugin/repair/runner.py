@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, Policy, PolicyError
-from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch, trajectory_dir
+from reposearcher_plugin.evaluation.batch import BatchSummary, no_patch, run_batch, trajectory_dir
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.files import safe_name, write_json
@@ -233,12 +233,8 @@ def run_patches(
         instances,
         out,
         work=functools.partial(patch_instance, run),
-        empty=_no_patch,
+        empty=no_patch,
         workers=workers,
         retry_errors=retry_errors,
         on_result=on_result,
     )
-
-
-def _no_patch(row: dict[str, Any]) -> bool:
-    return not row["model_patch"].strip()
