@@ -129,8 +129,6 @@ def memory_child(root: str, cache_dir: str, mode: str, seed: int) -> None:
     """In a fresh process: what one cached index costs, as the adapter builds and uses it."""
     import tracemalloc
 
-    import bm25s  # noqa: F401  imported once per process by the first search_code: not the index's cost
-
     from reposearcher_plugin.tools import RepoTools, ToolBox
 
     gc.collect()

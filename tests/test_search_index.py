@@ -370,3 +370,17 @@ def test_the_vectorized_matrix_is_bm25s_bit_for_bit(corpus):
     assert indptr.tolist() == retriever.scores["indptr"].tolist()
     assert indices.tolist() == retriever.scores["indices"].tolist()
     assert data.tobytes() == retriever.scores["data"].tobytes()
+
+
+def test_a_build_goes_when_its_index_does(tmp_path):
+    """Kept with the index for the life of the process, and no longer: batch workers index commit after
+    commit."""
+    import gc
+
+    index = build_index(write_tree(tmp_path / "repo", TREE), use_cache=False, workers=1)
+    RepoTools(index).search.documents  # noqa: B018
+    assert index in search_index._built
+    before = len(search_index._built)
+    del index
+    gc.collect()
+    assert len(search_index._built) == before - 1

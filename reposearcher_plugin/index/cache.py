@@ -64,7 +64,7 @@ SCHEMA_VERSION = "6"  # 6: the tokens and artifacts tables; 5: parse rows hold e
 _APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
 _USER_VERSION = int(SCHEMA_VERSION)
 # A snapshot row holds a whole tree's index (about 9 MB for Django), an artifact row a tree's search matrix
-# (about 15 MB); batch runs index one tree per commit, so only the most recently used ones of each are
+# (about 12 MB); batch runs index one tree per commit, so only the most recently used ones of each are
 # kept. Content-addressed parses and tokens stay: they are what other commits reuse.
 MAX_SNAPSHOTS = 24
 _KEYS_PER_QUERY = 500  # below SQLite's limit on the parameters of one statement

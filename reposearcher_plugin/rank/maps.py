@@ -4,12 +4,16 @@ role of a file; imports; the definition a traceback frame ran in; definitions ho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from reposearcher_plugin.index import CLASS, METHOD, Entity, RepoIndex, entity_id, path_role
 from reposearcher_plugin.index.locations import normalize_path, unique
+from reposearcher_plugin.index.names import os_path
+from reposearcher_plugin.index.reading import NotReadable, read_source
+from reposearcher_plugin.tools.repo_tools import MAX_SHOW_BYTES
 from reposearcher_plugin.tools.search_index import Documents
 
 
@@ -58,6 +62,9 @@ class RepoMaps:
         self._named: dict[str, dict[str, list[int]]] = {}  # per file: simple name -> its documents
         self._links: dict[str, _Links] = {}
         self._roles: dict[str, str] = {}
+        self._root = str(index.root)
+        self._raw: dict[str, bytes | None] = {}  # file -> its bytes, for literal search
+        self._texts: dict[str, str | None] = {}  # file -> its text, where the bytes would not do
 
     @cached_property
     def _suffixes(self) -> dict[str, list[str]]:
@@ -160,30 +167,58 @@ class RepoMaps:
 
     def docs_containing(self, fragment: str, limit: int = 50) -> list[int]:
         """Definitions whose source holds ``fragment`` literally (at most ``limit``: a fragment found
-        everywhere says nothing)."""
+        everywhere says nothing).
+
+        Searched in each file's bytes where that finds exactly what a search of its text (the lines the
+        tools show, joined) finds: the file is UTF-8 (a substring of UTF-8 text is one of its bytes, and
+        back) and the fragment has no line break (the text drops the "\\r" of a CRLF). Reading the bytes
+        costs a tenth of decoding and splitting every file, which a fresh process pays for every
+        quoted message."""
+        try:
+            needle = None if "\r" in fragment or "\n" in fragment else fragment.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: only the texts can hold it
+            needle = None
         found: list[int] = []
-        for path, text in self.texts.items():
-            start = text.find(fragment)
-            while start >= 0:
-                entity = self.index.enclosing(path, text.count("\n", 0, start) + 1)
+        for path in self.documents.paths:
+            source = self._bytes(path) if needle is not None else None
+            if source is None:
+                source = self._text(path)
+            if source is None:
+                continue
+            for line in _lines_holding(source, needle if isinstance(source, bytes) else fragment):
+                entity = self.index.enclosing(path, line)
                 doc = self._doc_of(path, entity) if entity is not None else None
                 if doc is not None and doc not in found:
                     found.append(doc)
                     if len(found) > limit:
                         return []
-                start = text.find(fragment, start + 1)
         return found
 
-    @cached_property
-    def texts(self) -> dict[str, str]:
-        """Each source file's text that has definitions, for literal message search."""
-        texts: dict[str, str] = {}
-        for path in self.documents.paths:
+    def _bytes(self, path: str) -> bytes | None:
+        """The file's bytes when they are UTF-8, else None (then its text is searched)."""
+        if path not in self._raw:
+            indexed = self.index.files[path]
+            limit = max(indexed.size, MAX_SHOW_BYTES)  # what RepoTools.lines reads
             try:
-                texts[path] = "\n".join(self.lines(path))
+                data: bytes | None = read_source(os.path.join(self._root, os_path(path)), limit)
+            except NotReadable:
+                data = None
+            if data is not None and not data.isascii():
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError:
+                    data = None
+            self._raw[path] = data
+        return self._raw[path]
+
+    def _text(self, path: str) -> str | None:
+        """The file's text as the tools show it, its lines joined; None when it cannot be read."""
+        if path not in self._texts:
+            try:
+                self._texts[path] = "\n".join(self.lines(path))
             except Exception:  # unreadable: nothing to find in it
-                continue
-        return texts
+                self._texts[path] = None
+        return self._texts[path]
 
     def docs_in_file(self, path: str) -> list[int]:
         return list(self.documents.span(path))
@@ -224,3 +259,13 @@ class RepoMaps:
                 if candidate == entity:
                     return doc
         return None
+
+
+def _lines_holding(source: Any, target: Any) -> Iterator[int]:
+    """The line (1-based) of each occurrence of ``target`` in ``source``, overlapping ones included; both
+    ``str`` or both ``bytes``."""
+    line_end = b"\n" if isinstance(source, bytes) else "\n"
+    start = source.find(target)
+    while start >= 0:
+        yield source.count(line_end, 0, start) + 1
+        start = source.find(target, start + 1)

@@ -1,0 +1,242 @@
+"""How long does the offline default take to localize one issue, and how many issues a minute does a batch
+localize, each beside the floor of the same run (BM25 scoring alone: ``EntitySearch.scores`` over the
+issue's query tokens on the built index)?
+
+Usage: python eval/bench_rank.py DJANGO_ROOT [--runs 5] [--data ../shared/data] [--mirrors /work/.mirror]
+       [--batch 20] [--batch-workers 2] [--json OUT.json] [--work DIR]
+
+DJANGO_ROOT is a Django source tree (the 4.2.16 release: ``pip download --no-deps --no-binary :all:
+django==4.2.16``). Every localization runs in a fresh process (``--worker``), as ``reposearcher localize``
+does: build or load the index (``build_index`` with its default workers), the search index, the ranking's
+maps, one ``RetrievalLocalizer.rank``; the issues are SWE-bench Lite Django problem statements, one per
+run in turn. Scenarios, medians of ``--runs`` runs:
+
+- ``warm``: the caches already hold this tree (its snapshot, parses, tokens and matrix);
+- ``cold``: an empty cache directory per run;
+- ``another commit``: the caches hold this tree, and the run localizes in a copy of it (hard links) where
+  1 % of the Python files changed (each run a different change, so nothing of a previous run helps).
+
+``batch``: ``reposearcher run`` over the first ``--batch`` SWE-bench Lite Django instances from the git
+mirrors (``--repos-dir``, ``--repo-alias django/django=apprent1c3/django``, ``--offline``) with
+``--batch-workers`` workers, once with empty caches (snapshots, index, search) and once more with the
+caches it left; issues per minute from the command's wall time. Its floor is the warm runs' scoring floor
+as issues per minute.
+
+To compare two versions of the code, run the same command with PYTHONPATH pointing at each (the worker
+uses only APIs both have). The machines are shared: the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_STARTED = time.perf_counter()
+PHASES = ("import", "index", "search", "maps", "rank", "in_process", "floor")
+DJANGO_ALIAS = "django/django=apprent1c3/django"
+CHANGED_SHARE = 0.01
+
+
+def worker(root: str, cache_dir: str, issue_file: str) -> dict[str, float]:
+    """One localization, timed phase by phase (runs in its own process)."""
+    from reposearcher_plugin.index import ParseCache, build_index
+    from reposearcher_plugin.rank import RetrievalLocalizer
+    from reposearcher_plugin.rank.mentions import cap_issue
+    from reposearcher_plugin.tools.search_index import query_tokens
+
+    issue = Path(issue_file).read_text(encoding="utf-8")
+    marks = {"import": time.perf_counter()}
+    index = build_index(root, cache=ParseCache(cache_dir))
+    marks["index"] = time.perf_counter()
+    localizer = RetrievalLocalizer(index)
+    localizer.search.documents  # noqa: B018  (builds or loads the search index)
+    marks["search"] = time.perf_counter()
+    localizer.maps  # noqa: B018
+    marks["maps"] = time.perf_counter()
+    localizer.rank(issue)
+    marks["rank"] = time.perf_counter()
+    tokens = query_tokens(cap_issue(issue)[0])
+    floor_started = time.perf_counter()
+    localizer.search.scores(tokens)
+    floor = time.perf_counter() - floor_started
+    times, previous = {}, _STARTED
+    for phase, mark in marks.items():
+        times[phase] = mark - previous
+        previous = mark
+    times["in_process"] = marks["rank"] - marks["import"]
+    times["floor"] = floor
+    return times
+
+
+def _localize(root: Path, cache: Path, issue: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", str(root), str(cache), str(issue)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=issue.parent,  # not a checkout: PYTHONPATH alone says which code runs
+    )
+    times = json.loads(done.stdout.strip().splitlines()[-1])
+    times["process"] = time.perf_counter() - started
+    return times
+
+
+def _changed_copy(root: Path, target: Path, run: int) -> int:
+    """``root`` as hard links, with CHANGED_SHARE of its Python files rewritten (run-specific change)."""
+    shutil.copytree(root, target, copy_function=os.link, symlinks=True)
+    sources = sorted(path for path in target.rglob("*.py") if path.is_file())
+    step = max(1, round(1 / CHANGED_SHARE))
+    changed = sources[run % step :: step]
+    for number, path in enumerate(changed):
+        text = path.read_bytes()
+        path.unlink()  # a new file, never the linked one
+        path.write_bytes(text + f"\n\ndef _bench_change_{run}_{number}():\n    return {run}\n".encode())
+    return len(changed)
+
+
+def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = [*PHASES, "process"]
+    return {key: round(statistics.median(row[key] for row in rows), 4) for key in keys}
+
+
+def _issues(data: Path, count: int) -> list[dict[str, Any]]:
+    rows = [
+        json.loads(line) for line in (data / "swe-bench-lite/test.jsonl").read_text().splitlines() if line
+    ]
+    return [row for row in rows if row["repo"] == "django/django"][:count]
+
+
+def localize_scenarios(root: Path, work: Path, issues: list[Path], runs: int) -> dict[str, Any]:
+    warm_cache = work / "warm-cache"
+    _localize(root, warm_cache, issues[0])  # fills the caches with this tree
+    results: dict[str, list[dict[str, float]]] = {"warm": [], "cold": [], "another commit": []}
+    changed = 0
+    for run in range(runs):
+        issue = issues[run % len(issues)]
+        results["warm"].append(_localize(root, warm_cache, issue))
+        cold_cache = work / f"cold-cache-{run}"
+        results["cold"].append(_localize(root, cold_cache, issue))
+        shutil.rmtree(cold_cache)
+        variant = work / f"commit-{run}"
+        changed = _changed_copy(root, variant, run)
+        results["another commit"].append(_localize(variant, warm_cache, issue))
+        shutil.rmtree(variant)
+    summary: dict[str, Any] = {name: _median(rows) for name, rows in results.items()}
+    summary["changed_files"] = changed
+    summary["all"] = {name: [_rounded(row) for row in rows] for name, rows in results.items()}
+    return summary
+
+
+def _rounded(row: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 4) for key, value in row.items()}
+
+
+def batch(data: Path, mirrors: Path, work: Path, count: int, workers: int) -> dict[str, Any]:
+    instances = [row["instance_id"] for row in _issues(data, count)]
+    cache = work / "batch-cache"
+    out = work / "batch.jsonl"
+    figures: dict[str, Any] = {"instances": len(instances), "workers": workers}
+    for name in ("cold", "warm"):
+        for stale in (out, work / "batch.trajectories"):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+        command = [
+            sys.executable,
+            "-m",
+            "reposearcher_plugin.cli.main",
+            "run",
+            "--dataset",
+            str(data / "swe-bench-lite/test.jsonl"),
+            "--instances",
+            ",".join(instances),
+            "--out",
+            str(out),
+            "--repos-dir",
+            str(mirrors),
+            "--repo-alias",
+            DJANGO_ALIAS,
+            "--offline",
+            "--workers",
+            str(workers),
+        ]
+        started = time.perf_counter()
+        environment = dict(os.environ, REPOSEARCHER_CACHE=str(cache))
+        subprocess.run(command, env=environment, check=True, capture_output=True, cwd=work)
+        wall = time.perf_counter() - started
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        errors = sum(1 for row in rows if row.get("error"))
+        figures[name] = {
+            "wall_s": round(wall, 2),
+            "issues_per_min": round(len(rows) * 60 / wall, 1),
+            "errors": errors,
+        }
+    shutil.rmtree(cache, ignore_errors=True)
+    return figures
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(*sys.argv[2:5])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    parser.add_argument("--batch", type=int, default=20, help="Lite Django instances in the batch (0: none)")
+    parser.add_argument("--batch-workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
+    args = parser.parse_args()
+    import reposearcher_plugin
+
+    summary: dict[str, Any] = {
+        "code": str(Path(reposearcher_plugin.__file__).parent),
+        "root": str(args.root),
+        "runs": args.runs,
+        "cpus": os.cpu_count(),
+        "load_before": _load(),
+    }
+    with tempfile.TemporaryDirectory(dir=args.work) as scratch:
+        work = Path(scratch)
+        issues = []
+        for row in _issues(args.data, 5):
+            issue = work / f"{row['instance_id']}.txt"
+            issue.write_text(row["problem_statement"], encoding="utf-8")
+            issues.append(issue)
+        summary["localize"] = localize_scenarios(args.root.resolve(), work, issues, args.runs)
+        if args.batch and (args.mirrors / "apprent1c3+django").exists():
+            summary["batch"] = batch(args.data, args.mirrors, work, args.batch, args.batch_workers)
+            floor = summary["localize"]["warm"]["floor"]
+            summary["batch"]["floor_issues_per_min"] = round(60 / floor, 1) if floor else None
+    summary["load_after"] = _load()
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"code {summary['code']}; load {summary['load_before']} -> {summary['load_after']}")
+    header = "scenario".ljust(16) + "".join(phase.rjust(11) for phase in [*PHASES, "process"])
+    print(header)
+    for name in ("warm", "cold", "another commit"):
+        figures = summary["localize"][name]
+        print(name.ljust(16) + "".join(f"{figures[key]:11.3f}" for key in [*PHASES, "process"]))
+    if "batch" in summary:
+        print(json.dumps(summary["batch"]))
+
+
+if __name__ == "__main__":
+    main()
