@@ -1,0 +1,90 @@
+"""What the attack campaign (eval/attack_tools.py, issue 12) found, and a smoke test of its generators.
+
+The campaign sends hostile arguments to every tool through every front end; each defect it found has a
+test here that failed before its fix. The campaign itself is far too slow for a test: only its world,
+its attempts and its judging are checked, on a few values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "eval" / "attack_tools.py"
+
+
+# --- the campaign's own parts ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def attack():
+    spec = importlib.util.spec_from_file_location("attack_tools", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["attack_tools"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("attack_tools", None)
+
+
+@pytest.fixture(scope="module")
+def world(attack, tmp_path_factory):
+    return attack.make_world(tmp_path_factory.mktemp("world"), random.Random(3))
+
+
+def test_world_has_the_odd_entries_and_a_sentinel_outside(attack, world):
+    repo = world.repo
+    assert (repo / "link_out").is_symlink() and world.token in (repo / "link_out" / "secret.txt").read_text()
+    assert (repo / "pkg" / "leak.py").resolve() == world.secret.resolve()
+    assert (repo / "pipe.fifo").is_fifo() and (repo / "loop_a").is_symlink()
+    assert b"bad_\xff.py" in os.listdir(os.fsencode(repo / "pkg"))
+    assert (repo / "c:colon.py").exists() and not str(world.outside).startswith(str(repo))
+    assert world.listing_token not in world.secret.read_text()
+
+
+def test_attempts_are_deterministic_and_cover_every_argument(attack, world):
+    first = attack.make_attempts(world, 3, seed=5)
+    again = attack.make_attempts(world, 3, seed=5)
+    assert [(a.tool, a.argument, a.label) for a in first] == [(a.tool, a.argument, a.label) for a in again]
+    seen = {(a.profile, a.tool, a.argument) for a in first}
+    for profile, specs in attack.PROFILES.items():
+        for spec in specs:
+            assert (profile, spec.name, "*") in seen
+            assert all((profile, spec.name, p.name) in seen for p in spec.params)
+    show = [a for a in first if a.tool == "show_code" and a.argument == "file"]
+    assert len(show) == 6 and all(a.arguments["start_line"] == 1 for a in show)  # the others are ordinary
+    labels = {label for label, _ in attack.path_values(world)}
+    assert {"through the outside symlink", "absolute /etc/passwd", "NUL then ../", "UNC share"} <= labels
+    spec = next(spec for spec in attack.PROFILES["default"] if spec.name == "show_code")
+    beyond = attack.argument_attempts("default", spec, spec.params[0], world, 200, random.Random(1))
+    assert len(beyond) == 200 and beyond[-1].label == "random path pieces"  # the catalog, then mutations
+
+
+def test_judging_counts_escapes_and_leaks_but_not_echoes(attack, world):
+    tally = attack.Tally("t")
+    sent = attack.Attempt("default", "show_code", "file", "x", {"file": str(world.repo / "a.py")})
+    tally.judge(world, sent, f"No file '{world.repo / 'a.py'}'", 0.0)  # an echo of what was sent
+    assert (tally.escapes, tally.leaks, tally.crashes) == (0, 0, 0)
+    plain = attack.Attempt("default", "show_code", "file", "x", {"file": "a.py"})
+    tally.judge(world, plain, f"cannot read {world.repo}/a.py", 0.0)
+    tally.judge(world, plain, f"class Sentinel{world.token}", 0.0)
+    tally.judge(world, plain, "root:x:0:0:root:/root:/bin/bash\n", 0.0)
+    tally.judge(world, plain, "Traceback (most recent call last):\n  File ...", 0.0)
+    tally.judge(world, plain, "Error: show_code failed on these arguments (ValueError).", 0.0)
+    assert (tally.leaks, tally.escapes, tally.crashes, tally.internal) == (1, 2, 1, 1)
+
+
+def test_swe_agent_commands_quote_every_value(attack):
+    from reposearcher_plugin.hosts.swe_agent import bundle_config
+
+    config = bundle_config("default")
+    command = attack.swe_agent_command(
+        config, "show_code", {"file": "$(id)", "start_line": [1], "end_line": 2}
+    )
+    assert command == "show_code '$(id)' '[1]' 2"
+    assert attack.swe_agent_command(config, "search_code", {"query": "a b"}) == "search_code 'a b'"
+    assert attack.swe_agent_command(config, "search_code", ["x"]) == "search_code '[\"x\"]'"
