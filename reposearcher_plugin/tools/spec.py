@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reposearcher_plugin.tools.paths import quoted
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -121,7 +124,8 @@ class ToolSpec:
         unknown = sorted(set(arguments) - set(known))
         if unknown:
             raise ToolArgumentError(
-                f"{self.name}() got unexpected argument(s) {', '.join(unknown)}; it takes: {self.signature()}"
+                f"{self.name}() got unexpected argument(s) {_argument_names(unknown)}; "
+                f"it takes: {self.signature()}"
             )
         bound: dict[str, Any] = {}
         for param in self.params:
@@ -167,10 +171,42 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
     return value
 
 
+# Unknown argument names an error lists: a model may send thousands, or one a megabyte long
+MAX_LISTED_NAMES = 5
+MAX_NAME_CHARS = 60
+
+
+def _argument_names(names: Sequence[str]) -> str:
+    """A few of ``names``, each cut, odd ones quoted (a newline in a name cannot forge a line)."""
+    shown = [
+        name if name.isidentifier() and len(name) <= MAX_NAME_CHARS else quoted(name, MAX_NAME_CHARS)
+        for name in names[:MAX_LISTED_NAMES]
+    ]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+
+_HUGE_INTEGER = "(an integer of over 18 digits)"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """repr() with every part cut: its cost follows what is shown, not the value (a list of 100,000
+    strings), and an integer of over 4,300 digits, anywhere in the value, is named, not converted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 4, 8, 8, 8, 8
+        self.maxstring, self.maxother, self.maxlong = 120, 120, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        return _HUGE_INTEGER if abs(x) > 10**18 else repr(x)
+
+
+_REPR = _BoundedRepr()
+
+
 def _short_repr(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
-        return "(an integer of over 18 digits)"  # repr() of a 5,000-digit int raises
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 120 else text[:120] + "..."
 
 
