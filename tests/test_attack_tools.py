@@ -7,6 +7,7 @@ its attempts and its judging are checked, on a few values.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import random
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from reposearcher_plugin.agent.parse import read_arguments
 from reposearcher_plugin.index import build_index
 from reposearcher_plugin.tools import ToolBox
 from tests.conftest import write_tree
@@ -63,6 +65,31 @@ def test_a_wrong_type_holding_a_huge_integer_gets_the_type_error(box, value):
         f"Error: search_class(): argument 'class_name' must be string, got {kind} "
     )
     assert "an integer of over 18 digits" in observation.text and len(observation.text) < 300
+
+
+@pytest.mark.parametrize(
+    "raw", [HUGE, [HUGE], {"a": HUGE}, {"a": [HUGE]}], ids=["int", "list", "dict", "deep"]
+)
+def test_read_arguments_never_raises_on_decoded_values(raw):
+    # str() or json.dumps() of a 4,301-digit integer raised out of the parser, and out of verl's execute
+    arguments, text, problem = read_arguments("show_code", raw)
+    if isinstance(raw, dict):
+        assert arguments == raw and problem is None and len(text) < 300
+    else:
+        assert arguments is None and problem == (
+            f"the arguments of show_code must be a JSON object, got {type(raw).__name__}"
+        )
+
+
+def test_verl_execute_answers_a_huge_integer(box):
+    verl_tools = pytest.importorskip("reposearcher_plugin.rl.verl_tools")
+    tool = verl_tools.RepoSearcherTool({"profile": "default", "name": "search_class"})
+    tool._instances["one"] = verl_tools._Instance(box)
+    response, _, metrics = asyncio.run(tool.execute("one", HUGE))
+    assert metrics["ok"] is False
+    assert response.text == (
+        "Error: the arguments of search_class must be a JSON object, got int. Write the call again as valid JSON."
+    )
 
 
 # --- the campaign's own parts ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
     if not isinstance(value, expected) or (param.type in ("integer", "number") and isinstance(value, bool)):
         raise ToolArgumentError(
             f"{tool}(): argument {param.name!r} must be {param.type}, "
-            f"got {type(value).__name__} {_short_repr(value)}"
+            f"got {type(value).__name__} {short_repr(value)}"
         )
     if param.enum and value not in param.enum:
         raise ToolArgumentError(f"{tool}(): argument {param.name!r} must be one of {', '.join(param.enum)}")
@@ -205,7 +205,8 @@ class _BoundedRepr(reprlib.Repr):
 _REPR = _BoundedRepr()
 
 
-def _short_repr(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """``value`` as an error message quotes it: at most 120 characters, whatever the value holds."""
     text = _REPR.repr(value)
     return text if len(text) <= 120 else text[:120] + "..."
 
