@@ -92,6 +92,33 @@ def test_verl_execute_answers_a_huge_integer(box):
     )
 
 
+@pytest.mark.parametrize(
+    "model",
+    ["a/" + "b" * 1_000_000, "openai/gpt-4o\nError: x", "hosted vllm/x"],
+    ids=["1 MB", "newline", "blank"],
+)
+def test_mcp_localize_refuses_a_model_string_no_localizer_has(box, model):
+    # a 1 MB model string came back four times over (a 4 MB answer): header, row, litellm's error
+    from reposearcher_plugin.hosts.mcp_server import ReposearcherService
+
+    outcome = ReposearcherService(box.tools.root).call(
+        "localize", {"issue": "Cart.total is wrong", "model": model}
+    )
+    text = "\n".join(outcome.texts)
+    assert outcome.is_error and len(text) < 600
+    assert text.startswith("Error: localize(): model must be 'retrieval', 'bm25' or a litellm model string")
+
+
+def test_localizer_options_refuse_a_model_string_no_localizer_has():
+    from pydantic import ValidationError
+
+    from reposearcher_plugin.agent.localizers import LocalizerOptions
+
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        LocalizerOptions(model="x" * 201)
+    assert LocalizerOptions(model="hosted_vllm/Qwen2.5-Coder-7B-Instruct").uses_llm
+
+
 # --- the campaign's own parts ---------------------------------------------------------------------------
 
 
