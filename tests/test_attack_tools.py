@@ -68,6 +68,25 @@ def test_a_wrong_type_holding_a_huge_integer_gets_the_type_error(box, value):
 
 
 @pytest.mark.parametrize(
+    ("start_line", "end_line", "problem"),
+    [
+        (HUGE, 3, "pkg/core.py has only 3 lines; start_line (an integer of over 18 digits) is past its end"),
+        (1e308, 3, "pkg/core.py has only 3 lines; start_line (an integer of over 18 digits) is past its end"),
+        (1, -HUGE, "end_line (an integer of over 18 digits) is before start_line 1"),
+    ],
+    ids=["huge", "1e308", "negative end"],
+)
+def test_show_code_names_a_huge_line_number_it_cannot_print(box, start_line, end_line, problem):
+    # the error printed the number: str() of one over 4,300 digits raised, the catch-all answered
+    observation = box.call(
+        "show_code", {"file": "pkg/core.py", "start_line": start_line, "end_line": end_line}
+    )
+    assert observation.text == f"Error: {problem}"
+    past = box.call("show_code", {"file": "pkg/core.py", "start_line": 10**18 - 1, "end_line": 3})
+    assert past.text == "Error: pkg/core.py has only 3 lines; start_line 999999999999999999 is past its end"
+
+
+@pytest.mark.parametrize(
     "raw", [HUGE, [HUGE], {"a": HUGE}, {"a": [HUGE]}], ids=["int", "list", "dict", "deep"]
 )
 def test_read_arguments_never_raises_on_decoded_values(raw):

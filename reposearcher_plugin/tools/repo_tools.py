@@ -23,6 +23,7 @@ from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, Not
 from reposearcher_plugin.tools.line_cache import LINE_CACHE_BYTES, LineCache, line_cost
 from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
 from reposearcher_plugin.tools.search_index import IDENTIFIER, EntitySearch, query_tokens
+from reposearcher_plugin.tools.spec import short_repr
 from reposearcher_plugin.tools.structure import plural, render_structure
 
 # Caps keep observations within what a model context can take; every cut says how to see the rest.
@@ -285,10 +286,11 @@ class RepoTools:
             return f"{path} is empty."
         start = max(1, int(start_line))
         end = total if end_line is None else min(int(end_line), total)
+        # short_repr, not str(): str() of a model's 4,301-digit integer raises
         if start > total:
-            raise ToolFailure(f"{path} has only {total} lines; start_line {start} is past its end")
+            raise ToolFailure(f"{path} has only {total} lines; start_line {short_repr(start)} is past its end")
         if end < start:
-            raise ToolFailure(f"end_line {end} is before start_line {start}")
+            raise ToolFailure(f"end_line {short_repr(end)} is before start_line {start}")
         cut_end = min(end, start + MAX_VIEW_LINES - 1)
         body = self.numbered(path, start, cut_end)
         header = f"{path} (lines {start}-{cut_end} of {total})"
