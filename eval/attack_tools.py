@@ -1147,12 +1147,11 @@ def swe_agent_command(config: dict[str, Any], tool: str, values: Any) -> str:
 
 
 def _json_text(value: Any) -> str:
+    """A value as a command line carries it: a string as it is, anything else as its JSON text."""
     if isinstance(value, str):
         return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (ValueError, RecursionError):  # a 4,301-digit integer, or nesting past the encoder's limit
-        return str(value) if not isinstance(value, int) else "9" * 4301
+    text = raw_json(value)
+    return text.decode("ascii") if text is not None else "[" * 2000  # nesting past the encoder's limit
 
 
 def swe_agent_sample(attempts: Sequence[Attempt], count: int, seed: int) -> list[Attempt]:
@@ -1354,6 +1353,19 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
     return rows, malformed
 
 
+def kill_when(process: subprocess.Popen[bytes], out: Path, delay: float | None, rows: int) -> bool:
+    """Wait until ``delay`` seconds have passed (or, with ``delay`` None, until ``out`` holds ``rows``
+    lines); True when the process ended first."""
+    began = time.perf_counter()
+    while process.poll() is None:
+        if delay is not None and time.perf_counter() - began >= delay:
+            return False
+        if delay is None and out.exists() and out.read_bytes().count(b"\n") >= rows:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
     """Run ``command`` (a `reposearcher run` writing ``--out``) to its end: (seconds, seconds until its
     first row, exit status, stderr)."""
@@ -1394,25 +1406,26 @@ def attack_batch(world: World, kills: int, per_episode: int, seed: int) -> dict[
         kills_here = []
         for _ in range(min(per_episode, kills - killed_so_far)):
             before, _ = read_rows(out)
-            # from half the start-up (imports, snapshots, indexing: no row yet) to the end of the run
+            # half the kills at a moment of the run (from half its start-up, when no row is written
+            # yet, to its end), half right after its n-th new row, while it writes the others
+            by_rows = rng.random() < 0.5
             delay = rng.uniform(0.5 * first_row_s, clean_s)
+            rows_wanted = rng.randint(1, max(1, len(clean) - len(before) - 1))
             process = subprocess.Popen(
                 run_command(batch, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-            try:
-                process.wait(timeout=delay)
+            if kill_when(process, out, delay if not by_rows else None, len(before) + rows_wanted):
                 kills_here.append({"delay_s": round(delay, 2), "finished_first": True})
                 break  # the run ended before its kill: nothing left to interrupt in this episode
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)  # the whole group: the parent and its workers
-                process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the whole group: the parent and its workers
+            process.wait()
             killed_so_far += 1
             after, cut_lines = read_rows(out)
             kills_here.append(
                 {
-                    "delay_s": round(delay, 2),
+                    "when": f"after {rows_wanted} new rows" if by_rows else f"at {delay:.2f} s",
                     "rows_before": len(before),
                     "rows_at_kill": len(after),
                     "cut_lines": cut_lines,
@@ -1532,8 +1545,9 @@ def render_markdown(result: dict[str, Any], command: str) -> str:
             "",
             f"A clean run took {batch['clean_run_s']:.1f} s, its first row came after "
             f"{batch['first_row_s']:.1f} s. Each episode starts a fresh output, starts the run and kills its "
-            "process group (SIGKILL) at a seeded moment between half that first-row time and the clean "
-            "run's length, starts the same command again on that output and kills it again, up to "
+            "process group (SIGKILL), half the time at a seeded moment between half that first-row time "
+            "and the clean run's length, half the time right after its n-th new row (n seeded); starts "
+            "the same command again on that output and kills it again, up to "
             f"{batch['per_episode']} times; then one more run of the command finishes it, and its output is "
             "compared with the clean run's (rows lost, duplicated, with other locations; lines that are not "
             "JSON).",
