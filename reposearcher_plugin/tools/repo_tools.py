@@ -34,6 +34,9 @@ MAX_REFERENCES = 80
 MAX_CANDIDATES = 10
 MAX_LINE_CHARS = 300
 MAX_LISTED_LOCATIONS = 10
+# submit checks this many distinct locations: each costs a path resolution (~50 us), and a model may send
+# a list of 100,000 (4.6 s to check before)
+MAX_CHECKED_LOCATIONS = 1_000
 MAX_SUGGESTED_NAME_CHARS = 200  # no definition's name is longer; only shorter names get close matches
 # show_code reads no file larger than this (an indexed source file is always readable): a log of
 # hundreds of megabytes would cost seconds and gigabytes to answer one call
@@ -352,13 +355,21 @@ class RepoTools:
         cleaned = [str(location).strip() for location in locations if str(location).strip()]
         if not cleaned:
             raise ToolFailure("submit needs at least one location (a file path or path::Class.method)")
-        unknown = [location for location in cleaned if not self.location_exists(location)]
+        distinct = list(dict.fromkeys(cleaned))
+        checked = distinct[:MAX_CHECKED_LOCATIONS]
+        unknown = [location for location in checked if not self.location_exists(location)]
         message = f"Submitted {plural(len(cleaned), 'location')}."
         if unknown:
             listed = [_cut(location, 120) for location in unknown[:MAX_LISTED_LOCATIONS]]
             if len(unknown) > MAX_LISTED_LOCATIONS:
                 listed.append(f"and {len(unknown) - MAX_LISTED_LOCATIONS} more")
             message += f" Not found in the index (kept as given): {', '.join(listed)}"
+        if len(distinct) > len(checked):
+            message += "; " if unknown else " "
+            message += (
+                f"{len(distinct) - len(checked):,} distinct locations after the first {len(checked):,} "
+            )
+            message += "were not checked."
         return message
 
     def location_exists(self, location: str) -> bool:
