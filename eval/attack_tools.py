@@ -788,7 +788,8 @@ async def _mcp_session(world: World, profile: str, attempts: Sequence[Attempt], 
                 began = time.perf_counter()
                 ours = _mcp_accepts(attempt.tool, attempt.arguments)  # else mcp refuses it before our code
                 try:
-                    with anyio.fail_after(CALL_TIMEOUT_S if ours else 10):
+                    # mcp answers a request it refuses at once, or never: no need to wait long for it
+                    with anyio.fail_after(CALL_TIMEOUT_S if ours else 2):
                         if isinstance(attempt.arguments, dict):
                             result = await session.call_tool(attempt.tool, attempt.arguments)
                         else:  # mcp's client refuses to build such a request: send it as a raw one
