@@ -86,6 +86,33 @@ def test_show_code_names_a_huge_line_number_it_cannot_print(box, start_line, end
     assert past.text == "Error: pkg/core.py has only 3 lines; start_line 999999999999999999 is past its end"
 
 
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ({"class_name": HUGE}, "search_class(): argument 'class_name' must be string, got int "),
+        ({"class_name": "Cart", "file": -HUGE}, "search_class(): argument 'file' must be string, got int "),
+    ],
+    ids=["class_name", "file"],
+)
+def test_a_string_argument_given_a_huge_integer_gets_the_type_error(box, arguments, problem):
+    # a number is read as its text, and str() of one over 4,300 digits raised: the catch-all answered
+    observation = box.call("search_class", arguments)
+    assert observation.text == f"Error: {problem}(an integer of over 18 digits)"
+    assert box.call("search_class", {"class_name": 42}).text == "No class named '42'."
+
+
+def test_array_items_are_checked_against_their_type(box):
+    # submit str()-ed every item: a 4,301-digit one raised and the catch-all answered; null became "None"
+    for items in ([HUGE], ["pkg/core.py", None], [["pkg/core.py"]]):
+        observation = box.call("submit", {"locations": items})
+        assert observation.text.startswith(
+            "Error: submit(): argument 'locations' must be array of string, got ["
+        )
+    assert box.call("submit", {"locations": ["pkg/core.py", 7]}).text == (
+        "Submitted 2 locations. Not found in the index (kept as given): 7"
+    )
+
+
 def test_submit_checks_a_bounded_number_of_distinct_locations(box, monkeypatch):
     # 100,000 locations were each resolved on disk: 4.6 s for one call
     checked = []

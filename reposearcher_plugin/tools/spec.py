@@ -156,7 +156,7 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
         value = int(value)
     if param.type == "array" and isinstance(value, str):
         value = [value]
-    if param.type == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+    if param.type == "string" and _printable_number(value):
         value = str(value)
     expected = _JSON_TYPES.get(param.type, (object,))
     if not isinstance(value, expected) or (param.type in ("integer", "number") and isinstance(value, bool)):
@@ -168,7 +168,24 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
         raise ToolArgumentError(f"{tool}(): argument {param.name!r} must be one of {', '.join(param.enum)}")
     if param.type == "array":
         value = list(value)
+        if param.items:  # each item as an argument of that type (a tool would str() a 4,301-digit one)
+            item = Param(param.name, param.items, "")
+            try:
+                value = [_coerce(tool, item, element) for element in value]
+            except ToolArgumentError:
+                raise ToolArgumentError(
+                    f"{tool}(): argument {param.name!r} must be array of {param.items}, "
+                    f"got {short_repr(value)}"
+                ) from None
     return value
+
+
+def _printable_number(value: Any) -> bool:
+    """A number a string argument reads as its text: not a bool, nor an integer str() cannot print (over
+    4,300 digits; names never hold 19)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, int) and abs(value) > 10**18)
 
 
 # Unknown argument names an error lists: a model may send thousands, or one a megabyte long
