@@ -374,6 +374,7 @@ def type_values() -> list[tuple[str, Any]]:
         ("true", True),
         ("false", False),
         ("number", 7),
+        ("huge integer", HUGE_INT),
         ("empty list", []),
         ("list of a string", ["pkg/core.py"]),
         ("list of ../", ["../../etc/passwd"]),
