@@ -291,7 +291,9 @@ class RepoTools:
         end = total if end_line is None else min(int(end_line), total)
         # short_repr, not str(): str() of a model's 4,301-digit integer raises
         if start > total:
-            raise ToolFailure(f"{path} has only {total} lines; start_line {short_repr(start)} is past its end")
+            raise ToolFailure(
+                f"{path} has only {total} lines; start_line {short_repr(start)} is past its end"
+            )
         if end < start:
             raise ToolFailure(f"end_line {short_repr(end)} is before start_line {start}")
         cut_end = min(end, start + MAX_VIEW_LINES - 1)
