@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reposearcher_plugin.agent.parse import read_arguments
+from reposearcher_plugin.agent.tool_calls import read_arguments
 from reposearcher_plugin.index import build_index
 from reposearcher_plugin.tools import ToolBox
 from tests.conftest import write_tree
