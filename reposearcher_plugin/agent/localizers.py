@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from reposearcher_plugin.agent.config import AgentConfig
@@ -18,9 +18,26 @@ from reposearcher_plugin.agent.loop import Agent
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex
+from reposearcher_plugin.tools.paths import quoted
 
 RETRIEVAL_MODELS = {"retrieval": False, "bm25": True}  # name -> plain BM25 (no boosts, no graph)
 DEFAULT_MODEL = "retrieval"
+MAX_MODEL_CHARS = 200  # litellm model strings are well under 100 characters
+
+
+def check_model(model: str) -> str:
+    """``model`` when some localizer can have it, else ValueError saying what a model string is. A model
+    string is echoed in every answer (MCP's `localize` takes it from the client): a megabyte of it, or one
+    with a newline, names no model and must not come back four times over."""
+    if model in RETRIEVAL_MODELS:
+        return model
+    if 0 < len(model) <= MAX_MODEL_CHARS and model.isprintable() and not any(c.isspace() for c in model):
+        return model
+    raise ValueError(
+        "model must be 'retrieval', 'bm25' or a litellm model string such as "
+        f"hosted_vllm/Qwen2.5-Coder-7B-Instruct (at most {MAX_MODEL_CHARS} characters, no blanks), "
+        f"got {quoted(model, 60)}"
+    )
 
 
 class Localizer(Protocol):
@@ -51,6 +68,11 @@ class LocalizerOptions(BaseModel):
     """The search loop's settings (LLM localizers only)."""
     policy: PolicySettings = PolicySettings()
     """The LLM calls' settings (LLM localizers only)."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_form(cls, model: str) -> str:
+        return check_model(model)
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reposearcher_plugin.tools.session import call_key
+from reposearcher_plugin.tools.spec import short_repr
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
@@ -53,13 +54,16 @@ def load_json(text: str) -> tuple[Any, str | None]:
 
 
 def read_arguments(name: str, raw: Any) -> tuple[dict[str, Any] | None, str, str | None]:
-    """Arguments as sent (a JSON string, a dict, or nothing) -> (dict or None, raw text, error)."""
+    """Arguments as sent (a JSON string, a dict, an already decoded JSON value, or nothing) -> (dict or
+    None, raw text, error). Never raises, whatever ``raw`` holds."""
     if raw is None or raw == "":
         return {}, "", None
     if isinstance(raw, Mapping):
-        return dict(raw), json.dumps(raw, ensure_ascii=False), None
-    text = str(raw)
+        return dict(raw), _arguments_text(raw), None
     what = f"the arguments of {name or 'the call'}"
+    if not isinstance(raw, str):  # decoded already (verl json-decodes the arguments), and not an object
+        return None, _arguments_text(raw), f"{what} must be a JSON object, got {type(raw).__name__}"
+    text = raw
     value: Any = text
     for _ in range(3):  # some models JSON-encode the arguments twice; never recurse on model output
         if not text:
@@ -73,6 +77,15 @@ def read_arguments(name: str, raw: Any) -> tuple[dict[str, Any] | None, str, str
     if not isinstance(value, dict):
         return None, text, f"{what} must be a JSON object, got {type(value).__name__}"
     return value, text, None
+
+
+def _arguments_text(value: Any) -> str:
+    """Decoded arguments written back as text for the record: JSON, or a cut repr where JSON has no form
+    for them (str() and json.dumps() raise on an integer of over 4,300 digits, anywhere in the value)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return short_repr(value)
 
 
 def native_tool_calls(tool_calls: Iterable[Any] | None) -> list[ParsedCall]:

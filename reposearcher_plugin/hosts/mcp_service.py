@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer
+from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localizer, check_model
 from reposearcher_plugin.hosts.localization_text import render_localization
 from reposearcher_plugin.index import ParseCache, RepoIndex, build_index
 from reposearcher_plugin.index.names import utf8_text
@@ -161,7 +161,11 @@ class ReposearcherService:
             return ToolOutcome(("Error: localize(): the issue text is empty",), is_error=True)
         options = self.options
         if bound.get("model"):
-            options = options.model_copy(update={"model": bound["model"]})
+            try:  # model_copy does not validate
+                model = check_model(bound["model"])
+            except ValueError as error:
+                return ToolOutcome((f"Error: localize(): {error}",), is_error=True)
+            options = options.model_copy(update={"model": model})
         instance_id = "issue-" + hashlib.sha1(issue.encode("utf-8")).hexdigest()[:12]
         # an LLM localizer imports litellm (seconds); only pay that when one is asked for
         result = build_localizer(options).localize(

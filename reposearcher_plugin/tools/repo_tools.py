@@ -23,6 +23,7 @@ from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, Not
 from reposearcher_plugin.tools.line_cache import LINE_CACHE_BYTES, LineCache, line_cost
 from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
 from reposearcher_plugin.tools.search_index import IDENTIFIER, EntitySearch, query_tokens
+from reposearcher_plugin.tools.spec import short_repr
 from reposearcher_plugin.tools.structure import plural, render_structure
 
 # Caps keep observations within what a model context can take; every cut says how to see the rest.
@@ -33,6 +34,9 @@ MAX_REFERENCES = 80
 MAX_CANDIDATES = 10
 MAX_LINE_CHARS = 300
 MAX_LISTED_LOCATIONS = 10
+# submit checks this many distinct locations: each costs a path resolution (~50 us), and a model may send
+# a list of 100,000 (4.6 s to check before)
+MAX_CHECKED_LOCATIONS = 1_000
 MAX_SUGGESTED_NAME_CHARS = 200  # no definition's name is longer; only shorter names get close matches
 # show_code reads no file larger than this (an indexed source file is always readable): a log of
 # hundreds of megabytes would cost seconds and gigabytes to answer one call
@@ -285,10 +289,13 @@ class RepoTools:
             return f"{path} is empty."
         start = max(1, int(start_line))
         end = total if end_line is None else min(int(end_line), total)
+        # short_repr, not str(): str() of a model's 4,301-digit integer raises
         if start > total:
-            raise ToolFailure(f"{path} has only {total} lines; start_line {start} is past its end")
+            raise ToolFailure(
+                f"{path} has only {total} lines; start_line {short_repr(start)} is past its end"
+            )
         if end < start:
-            raise ToolFailure(f"end_line {end} is before start_line {start}")
+            raise ToolFailure(f"end_line {short_repr(end)} is before start_line {start}")
         cut_end = min(end, start + MAX_VIEW_LINES - 1)
         body = self.numbered(path, start, cut_end)
         header = f"{path} (lines {start}-{cut_end} of {total})"
@@ -350,13 +357,21 @@ class RepoTools:
         cleaned = [str(location).strip() for location in locations if str(location).strip()]
         if not cleaned:
             raise ToolFailure("submit needs at least one location (a file path or path::Class.method)")
-        unknown = [location for location in cleaned if not self.location_exists(location)]
+        distinct = list(dict.fromkeys(cleaned))
+        checked = distinct[:MAX_CHECKED_LOCATIONS]
+        unknown = [location for location in checked if not self.location_exists(location)]
         message = f"Submitted {plural(len(cleaned), 'location')}."
         if unknown:
             listed = [_cut(location, 120) for location in unknown[:MAX_LISTED_LOCATIONS]]
             if len(unknown) > MAX_LISTED_LOCATIONS:
                 listed.append(f"and {len(unknown) - MAX_LISTED_LOCATIONS} more")
             message += f" Not found in the index (kept as given): {', '.join(listed)}"
+        if len(distinct) > len(checked):
+            message += "; " if unknown else " "
+            message += (
+                f"{len(distinct) - len(checked):,} distinct locations after the first {len(checked):,} "
+            )
+            message += "were not checked."
         return message
 
     def location_exists(self, location: str) -> bool:

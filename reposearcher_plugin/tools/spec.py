@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reposearcher_plugin.tools.paths import quoted
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -121,7 +124,8 @@ class ToolSpec:
         unknown = sorted(set(arguments) - set(known))
         if unknown:
             raise ToolArgumentError(
-                f"{self.name}() got unexpected argument(s) {', '.join(unknown)}; it takes: {self.signature()}"
+                f"{self.name}() got unexpected argument(s) {_argument_names(unknown)}; "
+                f"it takes: {self.signature()}"
             )
         bound: dict[str, Any] = {}
         for param in self.params:
@@ -152,25 +156,75 @@ def _coerce(tool: str, param: Param, value: Any) -> Any:
         value = int(value)
     if param.type == "array" and isinstance(value, str):
         value = [value]
-    if param.type == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+    if param.type == "string" and _printable_number(value):
         value = str(value)
     expected = _JSON_TYPES.get(param.type, (object,))
     if not isinstance(value, expected) or (param.type in ("integer", "number") and isinstance(value, bool)):
         raise ToolArgumentError(
             f"{tool}(): argument {param.name!r} must be {param.type}, "
-            f"got {type(value).__name__} {_short_repr(value)}"
+            f"got {type(value).__name__} {short_repr(value)}"
         )
     if param.enum and value not in param.enum:
         raise ToolArgumentError(f"{tool}(): argument {param.name!r} must be one of {', '.join(param.enum)}")
     if param.type == "array":
         value = list(value)
+        if param.items:  # each item as an argument of that type (a tool would str() a 4,301-digit one)
+            item = Param(param.name, param.items, "")
+            try:
+                value = [_coerce(tool, item, element) for element in value]
+            except ToolArgumentError:
+                raise ToolArgumentError(
+                    f"{tool}(): argument {param.name!r} must be array of {param.items}, "
+                    f"got {short_repr(value)}"
+                ) from None
     return value
 
 
-def _short_repr(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
-        return "(an integer of over 18 digits)"  # repr() of a 5,000-digit int raises
-    text = repr(value)
+def _printable_number(value: Any) -> bool:
+    """A number a string argument reads as its text: not a bool, nor an integer str() cannot print (over
+    4,300 digits; names never hold 19)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, int) and abs(value) > 10**18)
+
+
+# Unknown argument names an error lists: a model may send thousands, or one a megabyte long
+MAX_LISTED_NAMES = 5
+MAX_NAME_CHARS = 60
+
+
+def _argument_names(names: Sequence[str]) -> str:
+    """A few of ``names``, each cut, odd ones quoted (a newline in a name cannot forge a line)."""
+    shown = [
+        name if name.isidentifier() and len(name) <= MAX_NAME_CHARS else quoted(name, MAX_NAME_CHARS)
+        for name in names[:MAX_LISTED_NAMES]
+    ]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+
+_HUGE_INTEGER = "(an integer of over 18 digits)"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """repr() with every part cut: its cost follows what is shown, not the value (a list of 100,000
+    strings), and an integer of over 4,300 digits, anywhere in the value, is named, not converted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 4, 8, 8, 8, 8
+        self.maxstring, self.maxother, self.maxlong = 120, 120, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        return _HUGE_INTEGER if abs(x) > 10**18 else repr(x)
+
+
+_REPR = _BoundedRepr()
+
+
+def short_repr(value: Any) -> str:
+    """``value`` as an error message quotes it: at most 120 characters, whatever the value holds."""
+    text = _REPR.repr(value)
     return text if len(text) <= 120 else text[:120] + "..."
 
 
