@@ -9,7 +9,7 @@ One SQLite file holds four tables:
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
   tree loads with one read and no hashing.
 - ``tokens``: what layers above the index derive from one file's content alone (the search index's
-  tokenized entity documents, tools/search_index.py), keyed by the file's content key prefixed with the
+  tokenized entity documents, tools/tokens.py), keyed by the file's content key prefixed with the
   deriving code's version; content-addressed and kept like the parses.
 - ``artifacts``: what they derive from a whole tree (the BM25 term matrix of a snapshot), keyed by a hash
   of the tree's content; the ``MAX_SNAPSHOTS`` most recently used are kept.
