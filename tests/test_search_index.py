@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reposearcher_plugin.index import CLASS, ParseCache, RepoIndex, build_index
-from reposearcher_plugin.index.cache import _checksum
+from reposearcher_plugin.index.cache_format import checksum
 from reposearcher_plugin.rank import RetrievalLocalizer
 from reposearcher_plugin.tools import search_build
 from reposearcher_plugin.tools.bm25 import bm25_matrix
@@ -286,7 +286,7 @@ def test_a_damaged_token_row_is_rebuilt_and_never_gives_wrong_scores(tmp_path, c
         forged = encode_file_tokens(tokenize_file((), b"", {}))
         store.execute(
             "UPDATE tokens SET data = ?, crc = ? WHERE key = ?",
-            (forged, _checksum(other_key.encode(), forged), other_key),
+            (forged, checksum(other_key.encode(), forged), other_key),
         )
     tokenized_before = len(count_tokenized)
     with caplog.at_level(logging.WARNING, logger=CACHE_LOGGER):
