@@ -154,53 +154,13 @@ class ParseCache:
         self._run(write, None, writing=True)
 
     def get_snapshot(self, root: str) -> bytes | None:
-        def read(connection: sqlite3.Connection) -> bytes | None:
-            row = connection.execute(
-                "SELECT root, data, used, crc FROM snapshots WHERE root = ?", (root,)
-            ).fetchone()
-            if row is None:
-                return None
-            stored_root, data, used, crc = row
-            if stored_root != root.encode() or not intact(crc, stored_root, data):
-                self._warn_damaged_row()
-                with contextlib.suppress(sqlite3.Error):  # a snapshot that stays bad would warn each run
-                    connection.execute("DELETE FROM snapshots WHERE root = ? AND crc IS ?", (root, crc))
-                return None
-            now = time.time()
-            if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
-                # (not on every load: that write would cost more than the load itself)
-                with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
-                    connection.execute("UPDATE snapshots SET used = ? WHERE root = ?", (now, root))
-            return bytes(data)
-
-        return self._run(read, None, writing=True)
+        return self._get_recent("snapshots", "root", root)
 
     def put_snapshot(self, root: str, data: bytes) -> None:
-        crc = checksum(root.encode(), data)
-
-        def write(connection: sqlite3.Connection) -> None:
-            with transaction(connection):
-                connection.execute(
-                    "INSERT OR REPLACE INTO snapshots (root, data, used, crc) VALUES (?, ?, ?, ?)",
-                    (root, data, time.time(), crc),
-                )
-                connection.execute(
-                    "DELETE FROM snapshots WHERE root NOT IN "
-                    "(SELECT root FROM snapshots ORDER BY used DESC LIMIT ?)",
-                    (MAX_SNAPSHOTS,),
-                )
-            # Move the freshly written pages from the write-ahead log into the database now, while we are
-            # writing anyway, rather than making the next load read them through the log.
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        self._run(write, None, writing=True)
+        self._put_recent("snapshots", "root", root, data)
 
     def snapshot_roots(self) -> list[str]:
-        def read(connection: sqlite3.Connection) -> list[str]:
-            rows = connection.execute("SELECT root FROM snapshots ORDER BY used DESC").fetchall()
-            return [bytes(row[0]).decode(errors="replace") for row in rows]
-
-        return self._run(read, [])
+        return self._recent_keys("snapshots", "root")
 
     def get_tokens(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The intact ``tokens`` rows among ``keys``: key -> data (a damaged row is left out: a miss)."""
@@ -237,48 +197,63 @@ class ParseCache:
 
     def get_artifact(self, key: str) -> bytes | None:
         """The intact artifact row of ``key``; a damaged one is deleted and answers None."""
+        return self._get_recent("artifacts", "key", key)
 
+    def put_artifact(self, key: str, data: bytes) -> None:
+        self._put_recent("artifacts", "key", key, data)
+
+    def artifact_keys(self) -> list[str]:
+        return self._recent_keys("artifacts", "key")
+
+    # --- the tables of whole trees (snapshots, artifacts): the MAX_SNAPSHOTS most recently used are kept
+    # ``table`` and ``column`` are these constants, never data, so they may stand in the SQL text.
+
+    def _get_recent(self, table: str, column: str, key: str) -> bytes | None:
         def read(connection: sqlite3.Connection) -> bytes | None:
             row = connection.execute(
-                "SELECT key, data, used, crc FROM artifacts WHERE key = ?", (key,)
+                f"SELECT {column}, data, used, crc FROM {table} WHERE {column} = ?", (key,)
             ).fetchone()
             if row is None:
                 return None
             stored_key, data, used, crc = row
             if stored_key != key.encode() or not intact(crc, stored_key, data):
                 self._warn_damaged_row()
-                with contextlib.suppress(sqlite3.Error):  # rebuilt and written again by the caller
-                    connection.execute("DELETE FROM artifacts WHERE key = ? AND crc IS ?", (key, crc))
+                # a row that stays bad would warn each run; the caller rebuilds and writes it again
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute(f"DELETE FROM {table} WHERE {column} = ? AND crc IS ?", (key, crc))
                 return None
             now = time.time()
             if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
+                # (not on every load: that write would cost more than the load itself)
                 with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
-                    connection.execute("UPDATE artifacts SET used = ? WHERE key = ?", (now, key))
+                    connection.execute(f"UPDATE {table} SET used = ? WHERE {column} = ?", (now, key))
             return bytes(data)
 
         return self._run(read, None, writing=True)
 
-    def put_artifact(self, key: str, data: bytes) -> None:
+    def _put_recent(self, table: str, column: str, key: str, data: bytes) -> None:
         crc = checksum(key.encode(), data)
 
         def write(connection: sqlite3.Connection) -> None:
             with transaction(connection):
                 connection.execute(
-                    "INSERT OR REPLACE INTO artifacts (key, data, used, crc) VALUES (?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO {table} ({column}, data, used, crc) VALUES (?, ?, ?, ?)",
                     (key, data, time.time(), crc),
                 )
                 connection.execute(
-                    "DELETE FROM artifacts WHERE key NOT IN "
-                    "(SELECT key FROM artifacts ORDER BY used DESC LIMIT ?)",
+                    f"DELETE FROM {table} WHERE {column} NOT IN "
+                    f"(SELECT {column} FROM {table} ORDER BY used DESC LIMIT ?)",
                     (MAX_SNAPSHOTS,),
                 )
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # as for snapshots: the next load is direct
+            # Move the freshly written pages from the write-ahead log into the database now, while we are
+            # writing anyway, rather than making the next load read them through the log.
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
         self._run(write, None, writing=True)
 
-    def artifact_keys(self) -> list[str]:
+    def _recent_keys(self, table: str, column: str) -> list[str]:
         def read(connection: sqlite3.Connection) -> list[str]:
-            rows = connection.execute("SELECT key FROM artifacts ORDER BY used DESC").fetchall()
+            rows = connection.execute(f"SELECT {column} FROM {table} ORDER BY used DESC").fetchall()
             return [bytes(row[0]).decode(errors="replace") for row in rows]
 
         return self._run(read, [])
