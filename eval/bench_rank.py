@@ -51,7 +51,7 @@ def worker(root: str, cache_dir: str, issue_file: str) -> dict[str, float]:
     from reposearcher_plugin.index import ParseCache, build_index
     from reposearcher_plugin.rank import RetrievalLocalizer
     from reposearcher_plugin.rank.mentions import cap_issue
-    from reposearcher_plugin.tools.search_index import query_tokens
+    from reposearcher_plugin.tools.tokens import query_tokens
 
     issue = Path(issue_file).read_text(encoding="utf-8")
     marks = {"import": time.perf_counter()}

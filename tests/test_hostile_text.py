@@ -325,7 +325,7 @@ def plain_mentions(issue: str) -> dict:
     """extract_mentions as it was before its passes were merged (issue 12, the 0.2 s per MB goal): one full
     scan of the text per pattern, each pattern as it was then."""
     from reposearcher_plugin.rank import mentions as m
-    from reposearcher_plugin.tools.search_index import STOPWORDS
+    from reposearcher_plugin.tools.tokens import STOPWORDS
 
     def unique(items):
         return list(dict.fromkeys(items))

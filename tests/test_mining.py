@@ -10,10 +10,12 @@ import pytest
 
 from reposearcher_plugin.cli import mine_cmd
 from reposearcher_plugin.cli.main import main
-from reposearcher_plugin.evaluation import mining
+from reposearcher_plugin.evaluation import mining_gold, mining_leakage, mining_rules
+from reposearcher_plugin.evaluation.diffs import parse_diff
 from reposearcher_plugin.evaluation.gold import derive_gold
 from reposearcher_plugin.evaluation.instances import Instance, load_instances
-from reposearcher_plugin.evaluation.mining import commits_log_path, problem_statement, summary_path
+from reposearcher_plugin.evaluation.mining_rules import problem_statement
+from reposearcher_plugin.evaluation.mining_state import commits_log_path, summary_path
 from reposearcher_plugin.workspace import WorkspaceError
 from reposearcher_plugin.workspace.history import (
     BlobReader,
@@ -201,7 +203,7 @@ def test_each_filter_drops_its_commit_and_a_fix_is_kept(history, tmp_path):
     assert repo["kept"] == len(mined)
     assert sum(repo["filtered"].values()) + repo["kept"] == repo["commits"]
     assert summary["total"]["filtered"]["merge"] == 1
-    assert set(summary["filters"]) == {name for name, _ in mining.FILTERS}
+    assert set(summary["filters"]) == {name for name, _ in mining_rules.FILTERS}
 
 
 def test_the_defaults_keep_commits_the_tight_limits_drop(history, tmp_path):
@@ -212,8 +214,8 @@ def test_the_defaults_keep_commits_the_tight_limits_drop(history, tmp_path):
     assert found[made["too_many_files"]] == "kept"  # three functions in three files
     assert found[made["too_many_definitions"]] == "kept"
     assert (mine_cmd.DEFAULT_MAX_DEFINITIONS, mine_cmd.DEFAULT_MAX_FILES) == (
-        mining.DEFAULT_MAX_DEFINITIONS,
-        mining.DEFAULT_MAX_FILES,
+        mining_rules.DEFAULT_MAX_DEFINITIONS,
+        mining_rules.DEFAULT_MAX_FILES,
     )
 
 
@@ -304,9 +306,11 @@ def test_short_or_import_lines_shared_with_an_excluded_patch_do_not_make_a_fix()
     diff = (
         "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n-else:\n+import os.path.join\n+raise KeyError(a_name)\n-x\n"
     )
-    assert mining._changed_lines(mining.parse_diff(diff)) == {"+raise KeyError(a_name)"}
+    assert mining_leakage.changed_lines(parse_diff(diff)) == {"+raise KeyError(a_name)"}
     theirs = ["+raise ValueError(name)", "-return self.cache[key]"]
-    exclusions = mining.RepoExclusions(line_counts={"x-1": 2}, by_line={line: ["x-1"] for line in theirs})
+    exclusions = mining_leakage.RepoExclusions(
+        line_counts={"x-1": 2}, by_line={line: ["x-1"] for line in theirs}
+    )
     assert exclusions.content_of(frozenset(theirs[:1])) is None  # one telling line of two is not the fix
     assert exclusions.content_of(frozenset(theirs)) == "x-1"
 
@@ -413,7 +417,7 @@ def test_problem_statement_is_the_message_without_trailers():
     ],
 )
 def test_message_rules(message, verdict):
-    assert mining._message_verdict(problem_statement(message)) == verdict
+    assert mining_rules.message_verdict(problem_statement(message)) == verdict
 
 
 def test_gold_read_from_blobs_is_the_gold_of_the_checked_out_tree(history, make_index):
@@ -424,7 +428,7 @@ def test_gold_read_from_blobs_is_the_gold_of_the_checked_out_tree(history, make_
     patch = git(root, "diff", "--src-prefix=a/", "--dst-prefix=b/", made["root"], made["kept"], "--", "shop")
     instance = Instance("x", "acme/shop", made["root"], "x", patch=patch)
     with BlobReader(root / ".git") as blobs:
-        tree = mining.CommitTree(blobs, made["root"], mining.ParseMemo(None))
+        tree = mining_gold.CommitTree(blobs, made["root"], mining_gold.ParseMemo(None))
         assert derive_gold(instance, tree) == derive_gold(instance, index) == ["shop/cart.py::Cart.total"]
 
 

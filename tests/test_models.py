@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from reposearcher_plugin.models import llama_cpp, server, vllm_cpu, weights
+from reposearcher_plugin.models import llama_cpp, processes, server, vllm_cpu, weights
 from reposearcher_plugin.models.cache import CONVERTED_MARKER, ModelCache
 from reposearcher_plugin.models.registry import (
     MODELS,
@@ -438,7 +438,7 @@ def test_serve_waits_for_health_records_state_is_idempotent_and_stops(
     assert server.describe(again)["state"] == "serving"
 
     assert [stopped.pid for stopped in server.stop(servers, "fake-model")] == [state.pid]
-    assert not server.pid_alive(state.pid) and server.load_state(servers, "fake-model") is None
+    assert not processes.pid_alive(state.pid) and server.load_state(servers, "fake-model") is None
     assert server.served_models(port) is None
     assert server.stop(servers, "fake-model") == []
 
@@ -856,7 +856,7 @@ def test_llama_cpp_serve_waits_through_loading_and_stops(fake_llama, gguf_file, 
         "engine": "llama.cpp",
     }
     assert [stopped.pid for stopped in server.stop(servers, "fake-model")] == [state.pid]
-    assert not server.pid_alive(state.pid) and server.served_models(port) is None
+    assert not processes.pid_alive(state.pid) and server.served_models(port) is None
 
 
 def test_llama_cpp_context_is_per_slot_and_cache_reuse_is_passed(fake_llama, gguf_file, servers):

@@ -1,5 +1,6 @@
 """The search index's BM25 over entity documents: the same scores bm25s gave, built from tokens cached by
-file content and a matrix cached by snapshot content (tools/search_index.py)."""
+file content and a matrix cached by snapshot content (tools/tokens.py, bm25.py, search_build.py,
+search_index.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reposearcher_plugin.index import CLASS, ParseCache, RepoIndex, build_index
-from reposearcher_plugin.index.cache import _checksum
+from reposearcher_plugin.index.cache_format import checksum
 from reposearcher_plugin.rank import RetrievalLocalizer
-from reposearcher_plugin.tools import search_index
+from reposearcher_plugin.tools import search_build
+from reposearcher_plugin.tools.bm25 import bm25_matrix
 from reposearcher_plugin.tools.repo_tools import RepoTools
-from reposearcher_plugin.tools.search_index import (
+from reposearcher_plugin.tools.search_build import snapshot_key
+from reposearcher_plugin.tools.search_index import EntitySearch
+from reposearcher_plugin.tools.tokens import (
     NAME_REPEAT,
     TOKENIZER_VERSION,
-    EntitySearch,
-    bm25_matrix,
     decode_file_tokens,
+    encode_file_tokens,
     query_tokens,
-    snapshot_key,
     tokenize_file,
 )
 from tests.conftest import write_tree
@@ -176,13 +178,13 @@ def _search(root: Path, cache: ParseCache | None) -> tuple[EntitySearch, RepoToo
 def count_tokenized(monkeypatch) -> list[int]:
     """How many files were tokenized (rather than read from the cache), per build."""
     calls: list[int] = []
-    real = search_index.tokenize_file
+    real = search_build.tokenize_file
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search_index, "tokenize_file", counting)
+    monkeypatch.setattr(search_build, "tokenize_file", counting)
     return calls
 
 
@@ -281,10 +283,10 @@ def test_a_damaged_token_row_is_rebuilt_and_never_gives_wrong_scores(tmp_path, c
         store.execute("UPDATE tokens SET data = ? WHERE key = ?", (bytes(flipped), key))
         # and a row whose checksum holds but whose documents are not those of its file (a foreign writer)
         other_key, _ = rows[1]
-        forged = search_index.encode_file_tokens(search_index.tokenize_file((), b"", {}))
+        forged = encode_file_tokens(tokenize_file((), b"", {}))
         store.execute(
             "UPDATE tokens SET data = ?, crc = ? WHERE key = ?",
-            (forged, _checksum(other_key.encode(), forged), other_key),
+            (forged, checksum(other_key.encode(), forged), other_key),
         )
     tokenized_before = len(count_tokenized)
     with caplog.at_level(logging.WARNING, logger=CACHE_LOGGER):
@@ -379,9 +381,9 @@ def test_a_build_goes_when_its_index_does(tmp_path):
 
     index = build_index(write_tree(tmp_path / "repo", TREE), use_cache=False, workers=1)
     RepoTools(index).search.documents  # noqa: B018
-    assert index in search_index._built
+    assert index in search_build._built
     # the other indexes held strongly, so that only this one can go (earlier tests leave dead ones behind)
-    others = [key for key in search_index._built if key is not index]
+    others = [key for key in search_build._built if key is not index]
     del index
     gc.collect()
-    assert len(search_index._built) == len(others)
+    assert len(search_build._built) == len(others)

@@ -13,7 +13,7 @@ from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 
-# The defaults of evaluation/mining.py, written out so that building the parser imports nothing heavy;
+# The defaults of evaluation/mining_rules.py, written out so that building the parser imports nothing heavy;
 # tests/test_mining.py checks that they agree.
 DEFAULT_MAX_DEFINITIONS = 10
 DEFAULT_MAX_FILES = 20
@@ -79,7 +79,7 @@ def add_mine_command(commands: Any) -> None:
 @reports_errors
 def cmd_mine(args: argparse.Namespace) -> int:
     from reposearcher_plugin.evaluation.instances import DatasetError
-    from reposearcher_plugin.evaluation.mining import MiningError
+    from reposearcher_plugin.evaluation.mining_state import MiningError
     from reposearcher_plugin.workspace import WorkspaceError
 
     try:
@@ -121,15 +121,10 @@ def _repositories(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _mine(args: argparse.Namespace) -> int:
     from reposearcher_plugin.cli.progress import progress_bar
-    from reposearcher_plugin.evaluation.mining import (
-        MineOptions,
-        MiningState,
-        mine_repository,
-        read_excluded,
-        summary_path,
-        verdict_counts,
-        write_summary,
-    )
+    from reposearcher_plugin.evaluation.mining import mine_repository, verdict_counts, write_summary
+    from reposearcher_plugin.evaluation.mining_leakage import read_excluded
+    from reposearcher_plugin.evaluation.mining_rules import MineOptions
+    from reposearcher_plugin.evaluation.mining_state import MiningState, summary_path
     from reposearcher_plugin.index import ParseCache
 
     for option in ("max_definitions", "max_files", "limit"):

@@ -122,7 +122,7 @@ def add_rl_commands(commands: Any) -> None:
 
 
 def _excluding(instances: list[Any], sources: list[str]) -> tuple[list[Any], list[str]]:
-    from reposearcher_plugin.evaluation.mining import read_excluded
+    from reposearcher_plugin.evaluation.mining_leakage import read_excluded
 
     if not sources:
         return instances, []

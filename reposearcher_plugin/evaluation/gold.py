@@ -81,7 +81,7 @@ class Attribution(NamedTuple):
 
 class BaseTree(Protocol):
     """The files of a base commit as gold reads them: an index of a checked-out tree (``IndexTree``) or
-    blobs read straight out of git (evaluation/mining.py), which need no checkout at all."""
+    blobs read straight out of git (evaluation/mining_gold.py), which need no checkout at all."""
 
     where: str  # names the tree in error messages
 

@@ -101,6 +101,9 @@ Derived from ``evaluation/eval_metric.py`` of LocAgent's repository (``evaluate_
   every rank it holds (a repeat of a gold item can make the hit count exceed the cap and the instance
   miss); our readers drop repeats first. On the published LocAgent outputs, which hold none, every
   figure equals the script's.
+
+Over 400 lines for one job because of this docstring: the three protocols' specification (about 120
+lines) stays beside the code that implements it, so a change to one is seen in the other.
 """
 
 from __future__ import annotations
@@ -228,11 +231,20 @@ class Protocol:
         raise NotImplementedError
 
     def rankings(self, prediction: Prediction | None) -> dict[str, list[str]]:
-        raise NotImplementedError
+        """The prediction's files, modules and functions, repeats dropped keeping the first, uncut (strict
+        and locagent)."""
+        if prediction is None:
+            return {level: [] for level in self.levels}
+        return {
+            "file": unique(prediction.files),
+            "module": unique(prediction.modules),
+            "function": unique(prediction.functions),
+        }
 
     def scores_instance(self, gold: frozenset[str]) -> bool:
-        """Whether an instance with this gold at a level is scored at that level."""
-        raise NotImplementedError
+        """Whether an instance with this gold at a level is scored at that level: when the level has gold
+        (strict and locagent)."""
+        return bool(gold)
 
     def score(self, metric: str, ranking: Sequence[str], gold: frozenset[str]) -> float:
         return score(metric, ranking, gold, acc_needs_all=self.acc_needs_all)
@@ -256,18 +268,6 @@ class StrictProtocol(Protocol):
             "module": frozenset(module for module in map(module_of, items) if module),
             "function": frozenset(item for item in items if name_of(item)),
         }
-
-    def rankings(self, prediction: Prediction | None) -> dict[str, list[str]]:
-        if prediction is None:
-            return {level: [] for level in self.levels}
-        return {
-            "file": unique(prediction.files),
-            "module": unique(prediction.modules),
-            "function": unique(prediction.functions),
-        }
-
-    def scores_instance(self, gold: frozenset[str]) -> bool:
-        return bool(gold)
 
 
 class ToolTrainProtocol(Protocol):
@@ -320,18 +320,6 @@ class LocAgentProtocol(Protocol):
             "module": frozenset(module for module in map(module_of, entities) if module),
             "function": frozenset(entities),
         }
-
-    def rankings(self, prediction: Prediction | None) -> dict[str, list[str]]:
-        if prediction is None:
-            return {level: [] for level in self.levels}
-        return {
-            "file": unique(prediction.files),
-            "module": unique(prediction.modules),
-            "function": unique(prediction.functions),
-        }
-
-    def scores_instance(self, gold: frozenset[str]) -> bool:
-        return bool(gold)
 
     def score(self, metric: str, ranking: Sequence[str], gold: frozenset[str]) -> float:
         base, k = parse_metric(metric)

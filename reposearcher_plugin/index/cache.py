@@ -9,7 +9,7 @@ One SQLite file holds four tables:
 - ``snapshots``: per indexed root, the (size, mtime) of every file and the whole index, so an unchanged
   tree loads with one read and no hashing.
 - ``tokens``: what layers above the index derive from one file's content alone (the search index's
-  tokenized entity documents, tools/search_index.py), keyed by the file's content key prefixed with the
+  tokenized entity documents, tools/tokens.py), keyed by the file's content key prefixed with the
   deriving code's version; content-addressed and kept like the parses.
 - ``artifacts``: what they derive from a whole tree (the BM25 term matrix of a snapshot), keyed by a hash
   of the tree's content; the ``MAX_SNAPSHOTS`` most recently used are kept.
@@ -36,9 +36,9 @@ believes what it reads:
 
 A ``ParseCache`` never raises for the state of its files: each method answers "nothing cached" instead.
 
-One module, though long: it is one job, and the store's operations and its damage and failure handling
-are not two, since every read and write runs through that handling (``_run``) and the handling exists
-only for them.
+The file format (the tables, the header naming the schema, the rows' CRC-32) is ``cache_format.py``. This
+module, though long, is one job: the store's operations and its damage and failure handling are not two,
+since every read and write runs through that handling (``_run``) and the handling exists only for them.
 """
 
 from __future__ import annotations
@@ -50,19 +50,21 @@ import marshal
 import os
 import sqlite3
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from reposearcher_plugin.cache_home import default_cache_dir
+from reposearcher_plugin.index.cache_format import (
+    SCHEMA_VERSION,
+    NotOurSchema,
+    checksum,
+    ensure_schema,
+    intact,
+    transaction,
+)
 
-# Bumped whenever the layout of a row changes, so an older store is set aside rather than misread. The
-# marshal format is part of the name: rows written by another Python's marshal may not load here.
-SCHEMA_VERSION = "6"  # 6: the tokens and artifacts tables; 5: parse rows hold each file's words
-_APPLICATION_ID = 0x52504331  # "RPC1" in the file header: this file is a RepoSearcher parse cache
-_USER_VERSION = int(SCHEMA_VERSION)
 # A snapshot row holds a whole tree's index (about 9 MB for Django), an artifact row a tree's search matrix
 # (about 12 MB); batch runs index one tree per commit, so only the most recently used ones of each are
 # kept. Content-addressed parses and tokens stay: they are what other commits reuse.
@@ -97,10 +99,6 @@ _inherited: list[sqlite3.Connection] = []
 _Result = TypeVar("_Result")
 
 
-class _Damaged(Exception):
-    """The open store is not a usable cache of this schema."""
-
-
 class _Unusable(Exception):
     """The cache cannot be opened or written here."""
 
@@ -133,7 +131,7 @@ class ParseCache:
             if row is None:
                 return None
             stored_key, data, names, words, crc = row
-            if stored_key != key.encode() or not _intact(crc, stored_key, data, names, words):
+            if stored_key != key.encode() or not intact(crc, stored_key, data, names, words):
                 self._warn_damaged_row()
                 return None  # a miss: the file is parsed again and its row replaced
             return bytes(data), bytes(names).decode(), bytes(words)
@@ -142,12 +140,12 @@ class ParseCache:
 
     def put_parses(self, items: Iterable[tuple[str, bytes, str, bytes]]) -> None:
         rows = [
-            (key, data, names, words, _checksum(key.encode(), data, names.encode(), words))
+            (key, data, names, words, checksum(key.encode(), data, names.encode(), words))
             for key, data, names, words in items
         ]
 
         def write(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with transaction(connection):
                 connection.executemany(
                     "INSERT OR REPLACE INTO parses (key, data, names, words, crc) VALUES (?, ?, ?, ?, ?)",
                     rows,
@@ -156,53 +154,13 @@ class ParseCache:
         self._run(write, None, writing=True)
 
     def get_snapshot(self, root: str) -> bytes | None:
-        def read(connection: sqlite3.Connection) -> bytes | None:
-            row = connection.execute(
-                "SELECT root, data, used, crc FROM snapshots WHERE root = ?", (root,)
-            ).fetchone()
-            if row is None:
-                return None
-            stored_root, data, used, crc = row
-            if stored_root != root.encode() or not _intact(crc, stored_root, data):
-                self._warn_damaged_row()
-                with contextlib.suppress(sqlite3.Error):  # a snapshot that stays bad would warn each run
-                    connection.execute("DELETE FROM snapshots WHERE root = ? AND crc IS ?", (root, crc))
-                return None
-            now = time.time()
-            if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
-                # (not on every load: that write would cost more than the load itself)
-                with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
-                    connection.execute("UPDATE snapshots SET used = ? WHERE root = ?", (now, root))
-            return bytes(data)
-
-        return self._run(read, None, writing=True)
+        return self._get_recent("snapshots", "root", root)
 
     def put_snapshot(self, root: str, data: bytes) -> None:
-        crc = _checksum(root.encode(), data)
-
-        def write(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
-                connection.execute(
-                    "INSERT OR REPLACE INTO snapshots (root, data, used, crc) VALUES (?, ?, ?, ?)",
-                    (root, data, time.time(), crc),
-                )
-                connection.execute(
-                    "DELETE FROM snapshots WHERE root NOT IN "
-                    "(SELECT root FROM snapshots ORDER BY used DESC LIMIT ?)",
-                    (MAX_SNAPSHOTS,),
-                )
-            # Move the freshly written pages from the write-ahead log into the database now, while we are
-            # writing anyway, rather than making the next load read them through the log.
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        self._run(write, None, writing=True)
+        self._put_recent("snapshots", "root", root, data)
 
     def snapshot_roots(self) -> list[str]:
-        def read(connection: sqlite3.Connection) -> list[str]:
-            rows = connection.execute("SELECT root FROM snapshots ORDER BY used DESC").fetchall()
-            return [bytes(row[0]).decode(errors="replace") for row in rows]
-
-        return self._run(read, [])
+        return self._recent_keys("snapshots", "root")
 
     def get_tokens(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The intact ``tokens`` rows among ``keys``: key -> data (a damaged row is left out: a miss)."""
@@ -216,7 +174,7 @@ class ParseCache:
                     f"SELECT key, data, crc FROM tokens WHERE key IN ({','.join('?' * len(chunk))})", chunk
                 ).fetchall()
                 for stored_key, data, crc in rows:
-                    if not _intact(crc, stored_key, data):
+                    if not intact(crc, stored_key, data):
                         self._warn_damaged_row()
                         continue  # a miss: derived again and its row replaced
                     found[bytes(stored_key).decode()] = bytes(data)
@@ -225,12 +183,12 @@ class ParseCache:
         return self._run(read, {}) if wanted else {}
 
     def put_tokens(self, items: Iterable[tuple[str, bytes]]) -> None:
-        rows = [(key, data, _checksum(key.encode(), data)) for key, data in items]
+        rows = [(key, data, checksum(key.encode(), data)) for key, data in items]
         if not rows:
             return
 
         def write(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with transaction(connection):
                 connection.executemany(
                     "INSERT OR REPLACE INTO tokens (key, data, crc) VALUES (?, ?, ?)", rows
                 )
@@ -239,48 +197,63 @@ class ParseCache:
 
     def get_artifact(self, key: str) -> bytes | None:
         """The intact artifact row of ``key``; a damaged one is deleted and answers None."""
+        return self._get_recent("artifacts", "key", key)
 
+    def put_artifact(self, key: str, data: bytes) -> None:
+        self._put_recent("artifacts", "key", key, data)
+
+    def artifact_keys(self) -> list[str]:
+        return self._recent_keys("artifacts", "key")
+
+    # --- the tables of whole trees (snapshots, artifacts): the MAX_SNAPSHOTS most recently used are kept
+    # ``table`` and ``column`` are these constants, never data, so they may stand in the SQL text.
+
+    def _get_recent(self, table: str, column: str, key: str) -> bytes | None:
         def read(connection: sqlite3.Connection) -> bytes | None:
             row = connection.execute(
-                "SELECT key, data, used, crc FROM artifacts WHERE key = ?", (key,)
+                f"SELECT {column}, data, used, crc FROM {table} WHERE {column} = ?", (key,)
             ).fetchone()
             if row is None:
                 return None
             stored_key, data, used, crc = row
-            if stored_key != key.encode() or not _intact(crc, stored_key, data):
+            if stored_key != key.encode() or not intact(crc, stored_key, data):
                 self._warn_damaged_row()
-                with contextlib.suppress(sqlite3.Error):  # rebuilt and written again by the caller
-                    connection.execute("DELETE FROM artifacts WHERE key = ? AND crc IS ?", (key, crc))
+                # a row that stays bad would warn each run; the caller rebuilds and writes it again
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute(f"DELETE FROM {table} WHERE {column} = ? AND crc IS ?", (key, crc))
                 return None
             now = time.time()
             if not isinstance(used, float | int) or now - used > _USE_RESOLUTION_S:
+                # (not on every load: that write would cost more than the load itself)
                 with contextlib.suppress(sqlite3.Error):  # only the eviction order depends on it
-                    connection.execute("UPDATE artifacts SET used = ? WHERE key = ?", (now, key))
+                    connection.execute(f"UPDATE {table} SET used = ? WHERE {column} = ?", (now, key))
             return bytes(data)
 
         return self._run(read, None, writing=True)
 
-    def put_artifact(self, key: str, data: bytes) -> None:
-        crc = _checksum(key.encode(), data)
+    def _put_recent(self, table: str, column: str, key: str, data: bytes) -> None:
+        crc = checksum(key.encode(), data)
 
         def write(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with transaction(connection):
                 connection.execute(
-                    "INSERT OR REPLACE INTO artifacts (key, data, used, crc) VALUES (?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO {table} ({column}, data, used, crc) VALUES (?, ?, ?, ?)",
                     (key, data, time.time(), crc),
                 )
                 connection.execute(
-                    "DELETE FROM artifacts WHERE key NOT IN "
-                    "(SELECT key FROM artifacts ORDER BY used DESC LIMIT ?)",
+                    f"DELETE FROM {table} WHERE {column} NOT IN "
+                    f"(SELECT {column} FROM {table} ORDER BY used DESC LIMIT ?)",
                     (MAX_SNAPSHOTS,),
                 )
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # as for snapshots: the next load is direct
+            # Move the freshly written pages from the write-ahead log into the database now, while we are
+            # writing anyway, rather than making the next load read them through the log.
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
         self._run(write, None, writing=True)
 
-    def artifact_keys(self) -> list[str]:
+    def _recent_keys(self, table: str, column: str) -> list[str]:
         def read(connection: sqlite3.Connection) -> list[str]:
-            rows = connection.execute("SELECT key FROM artifacts ORDER BY used DESC").fetchall()
+            rows = connection.execute(f"SELECT {column} FROM {table} ORDER BY used DESC").fetchall()
             return [bytes(row[0]).decode(errors="replace") for row in rows]
 
         return self._run(read, [])
@@ -308,7 +281,7 @@ class ParseCache:
                 return operation(connection)
             except _Unusable as error:
                 self._disable(str(error))
-            except (_Damaged, sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            except (NotOurSchema, sqlite3.DatabaseError, UnicodeDecodeError) as error:
                 # (UnicodeDecodeError: SQLite quoting damaged schema text in its message)
                 if isinstance(error, sqlite3.DatabaseError) and not _is_damage(error):
                     self._disable(_describe(error))
@@ -356,7 +329,7 @@ class ParseCache:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA cell_size_check=ON")  # meet damaged b-tree pages as errors
-                _ensure_schema(connection)
+                ensure_schema(connection)
             except BaseException:
                 connection.close()
                 raise
@@ -434,61 +407,6 @@ class ParseCache:
         )
 
 
-def _ensure_schema(connection: sqlite3.Connection) -> None:
-    """Accept this cache's schema, create it in an empty file, and refuse anything else as damage."""
-    if _schema_state(connection) == "ours":
-        return
-    with _transaction(connection):  # decided again under the write lock: another process may be creating it
-        state = _schema_state(connection)
-        if state == "ours":
-            return
-        if state == "foreign":
-            raise _Damaged("not a cache of this schema")
-        connection.execute(
-            "CREATE TABLE parses (key TEXT PRIMARY KEY, data BLOB NOT NULL, names TEXT NOT NULL,"
-            " words BLOB NOT NULL, crc INTEGER NOT NULL)"
-        )
-        connection.execute(
-            "CREATE TABLE snapshots"
-            " (root TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)"
-        )
-        connection.execute(
-            "CREATE TABLE tokens (key TEXT PRIMARY KEY, data BLOB NOT NULL, crc INTEGER NOT NULL)"
-        )
-        connection.execute(
-            "CREATE TABLE artifacts"
-            " (key TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)"
-        )
-        connection.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-        connection.execute(f"PRAGMA user_version = {_USER_VERSION}")
-
-
-def _schema_state(connection: sqlite3.Connection) -> str:
-    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-    user_version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if (application_id, user_version) == (_APPLICATION_ID, _USER_VERSION):
-        return "ours"
-    has_objects = connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
-    if application_id == 0 and user_version == 0 and not has_objects:
-        return "empty"
-    return "foreign"
-
-
-def _checksum(*fields: bytes) -> int:
-    """CRC-32 over each field's length and bytes (the lengths keep bytes from moving between fields)."""
-    crc = 0
-    for field in fields:
-        crc = zlib.crc32(len(field).to_bytes(8, "little"), crc)
-        crc = zlib.crc32(field, crc)
-    return crc
-
-
-def _intact(crc: object, *fields: object) -> bool:
-    if not isinstance(crc, int) or not all(isinstance(field, bytes) for field in fields):
-        return False
-    return _checksum(*fields) == crc  # type: ignore[arg-type]
-
-
 def _is_damage(error: sqlite3.DatabaseError) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
     if code is None:  # raised by the sqlite3 module itself about what it read
@@ -514,20 +432,3 @@ def _warn_once(path: Path, kind: str, message: str, *args: object) -> None:
     if (str(path), kind) not in _warned:
         _warned.add((str(path), kind))
         log.warning(message, *args)
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so concurrent writers queue, not fail."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> None:
-        self.connection.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.connection.execute("COMMIT")
-        else:
-            with contextlib.suppress(sqlite3.Error):  # the error that got us here is the one to report
-                self.connection.execute("ROLLBACK")

@@ -1,5 +1,6 @@
 """Local model servers: one process handling (start detached, health, status, stop) for both engines,
-vLLM and llama.cpp (`vllm_cpu.py` and `llama_cpp.py` make each engine's program and its command line).
+vLLM and llama.cpp (`vllm_cpu.py` and `llama_cpp.py` make each engine's program and its command line;
+`processes.py` tells live processes and stops process groups).
 
 One state file per server (`<models dir>/servers/<name>.json`) records its engine, pid (also its process
 group: it is started in a session of its own, so stopping it also stops vLLM's engine and worker
@@ -8,10 +9,8 @@ processes), port, model and log. Only servers with a state file are ever stopped
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -25,6 +24,7 @@ from typing import Any
 from reposearcher_plugin.files import write_json
 from reposearcher_plugin.models import llama_cpp, vllm_cpu
 from reposearcher_plugin.models.cache import ModelCache, read_json
+from reposearcher_plugin.models.processes import pid_alive, terminate_group
 from reposearcher_plugin.models.registry import ModelError
 
 HOST = llama_cpp.HOST
@@ -90,29 +90,7 @@ def _forget(cache: ModelCache, name: str) -> None:
     cache.server_state(name).unlink(missing_ok=True)
 
 
-# --- processes -----------------------------------------------------------------------------------------
-
-
-def _reap(pid: int) -> None:
-    """Collect `pid` if it is our own exited child (in tests, and while `serve` waits), so a zombie does
-    not look alive."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def pid_alive(pid: int) -> bool:
-    _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError, IndexError):
-        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+# --- is it ours -------------------------------------------------------------------------------------------
 
 
 def is_our_server(state: ServerState) -> bool:
@@ -129,48 +107,6 @@ def is_our_server(state: ServerState) -> bool:
     except OSError:
         return False
     return state.name.encode() in arguments and str(state.port).encode() in arguments
-
-
-def _group_alive(pgid: int) -> bool:
-    _reap(pgid)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid_alive(pgid) or _group_has_others(pgid)
-
-
-def _group_has_others(pgid: int) -> bool:
-    """Whether a process other than the (possibly zombie) leader is in the group."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == pgid:
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-
-
-def terminate_group(pgid: int, grace_s: float = 30.0) -> None:
-    """SIGTERM the whole group (vLLM's API server, engine and workers), then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 # --- health --------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from reposearcher_plugin.index import CLASS
 from reposearcher_plugin.rank.maps import RepoMaps
 from reposearcher_plugin.rank.mentions import MESSAGE_MIN_CHARS, MESSAGE_MIN_WORDS, extract_mentions
 from reposearcher_plugin.rank.scoring import FEATURES, Signals
-from reposearcher_plugin.tools.search_index import EntitySearch, query_tokens
+from reposearcher_plugin.tools.search_index import EntitySearch
+from reposearcher_plugin.tools.tokens import query_tokens
 
 # Frames above the deepest in-repository frame weigh FRAME_DECAY ** distance.
 FRAME_DECAY = 0.6

@@ -37,7 +37,8 @@ from reposearcher_plugin.rank.scoring import (
     rank_signals,
 )
 from reposearcher_plugin.tools.repo_tools import RepoTools
-from reposearcher_plugin.tools.search_index import EntitySearch, query_tokens
+from reposearcher_plugin.tools.search_index import EntitySearch
+from reposearcher_plugin.tools.tokens import query_tokens
 
 
 class RetrievalLocalizer:

@@ -14,7 +14,7 @@ from reposearcher_plugin.index.locations import normalize_path, unique
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
 from reposearcher_plugin.tools.repo_tools import MAX_SHOW_BYTES
-from reposearcher_plugin.tools.search_index import Documents
+from reposearcher_plugin.tools.search_build import Documents
 
 
 class EntityIds(Sequence[str]):

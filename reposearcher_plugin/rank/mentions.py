@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reposearcher_plugin.index.locations import normalize_path, unique
-from reposearcher_plugin.tools.search_index import STOPWORDS
+from reposearcher_plugin.tools.tokens import STOPWORDS
 
 # Ranking reads at most this many characters of an issue, its head; the evidence says when it was cut.
 # The longest issue in SWE-bench Lite and Loc-Bench has 56 K; beyond this an issue is pasted logs, whose

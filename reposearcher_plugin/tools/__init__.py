@@ -13,7 +13,6 @@ from reposearcher_plugin.tools.profiles import (
     rl_profile,
 )
 from reposearcher_plugin.tools.repo_tools import RepoTools, ToolFailure
-from reposearcher_plugin.tools.search_index import code_tokens, split_identifier
 from reposearcher_plugin.tools.spec import (
     Param,
     ToolArgumentError,
@@ -21,6 +20,7 @@ from reposearcher_plugin.tools.spec import (
     hermes_tools_prompt,
     openai_tools,
 )
+from reposearcher_plugin.tools.tokens import code_tokens, split_identifier
 
 __all__ = [
     "DEFAULT_TOOLS",

@@ -5,9 +5,9 @@ Read-only: nothing here writes to the repository or runs its code. Every observa
 answers with the closest names so the model can recover in one more call.
 
 The line cache is ``line_cache.py``, the overview tree ``structure.py``, the BM25 search
-``search_index.py``. What stays is one job, every tool's observation, and stays one module: the tools
-share its helpers (argument checks, numbered views, not-found suggestions), so each wording a model sees
-is written once.
+``search_index.py`` (its tokens ``tokens.py``). What stays is one job, every tool's observation, and stays
+one module: the tools share its helpers (argument checks, numbered views, not-found suggestions), so each
+wording a model sees is written once.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import BINARY, TOO_LARGE, UNREADABLE, NotReadable, read_source
 from reposearcher_plugin.tools.line_cache import LINE_CACHE_BYTES, LineCache, line_cost
 from reposearcher_plugin.tools.paths import PathRefused, confine, quoted
-from reposearcher_plugin.tools.search_index import IDENTIFIER, EntitySearch, query_tokens
+from reposearcher_plugin.tools.search_index import EntitySearch
 from reposearcher_plugin.tools.spec import short_repr
 from reposearcher_plugin.tools.structure import plural, render_structure
+from reposearcher_plugin.tools.tokens import IDENTIFIER, query_tokens
 
 # Caps keep observations within what a model context can take; every cut says how to see the rest.
 MAX_VIEW_LINES = 200
