@@ -245,8 +245,11 @@ def main() -> int:
     clone = args.work / "clone"
     shutil.rmtree(clone, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    old_clone = args.work / "clone-old"  # the install paths always test the current code
     if args.code_at:
-        subprocess.run(["git", "-C", str(clone), "checkout", "-q", args.code_at], check=True)
+        shutil.rmtree(old_clone, ignore_errors=True)
+        subprocess.run(["git", "clone", "-q", str(REPO), str(old_clone)], check=True)
+        subprocess.run(["git", "-C", str(old_clone), "checkout", "-q", args.code_at], check=True)
     outcomes: list[Outcome] = []
     names = [] if args.paths == "none" else args.paths.split(",")
     for name in names:
@@ -276,7 +279,7 @@ def main() -> int:
     if args.code_at:  # the same mistakes on old code, in this (fully installed) interpreter
         reposearcher = [sys.executable, "-m", "reposearcher_plugin.cli.main"]
         for check in mistakes(reposearcher, args.work, shared, base_install=False):
-            command = ["env", f"PYTHONPATH={clone}", *check.command]
+            command = ["env", f"PYTHONPATH={old_clone}", *check.command]
             code, text, seconds = run(command, cwd=check.cwd or args.work, timeout=300)
             outcomes.append(
                 Outcome(f"[{args.code_at}] {check.what}", code, seconds, judge(check, code, text))
