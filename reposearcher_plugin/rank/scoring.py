@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from reposearcher_plugin.index import CLASS, DOCS, LIBRARY, TEST, path_role
+from reposearcher_plugin.index import CLASS, DOCS, LIBRARY, STUB, TEST, VENDORED, path_role
 from reposearcher_plugin.index.locations import unique
 
 
@@ -59,9 +59,22 @@ class Weights:
     # The issue quotes an error message that this definition's code holds literally. Kept small: the
     # code that raises what the user saw is often not the code that needs the fix (measured neutral).
     message: float = 0.5
+    # A special method of a mentioned class that the issue's code uses through an operator, builtin or
+    # statement (``reversed(s)`` -> ``__reversed__``).
+    operator_mention: float = 0.0
+    # A mentioned class that lacks a member the issue names or asks for: the class is what changes.
+    missing_member: float = 0.0
+    # The method a mentioned class inherits under a name the issue uses.
+    inherited_mention: float = 0.0
+    # One call-graph hop from a mentioned function: what it uses (callee) and what uses it (caller).
+    callee: float = 0.0
+    caller: float = 0.0
     # Multipliers by path role: gold locations are almost never tests, docs or examples.
     test_prior: float = 0.3
     docs_prior: float = 0.3
+    # Vendored and bundled code (index/roles.py), and type stubs.
+    vendored_prior: float = 1.0
+    stub_prior: float = 1.0
     # A class's document is only its header, and classes are gold far less often than methods.
     class_prior: float = 0.3
     # Share of the mention weights a class gets: issues name the classes users touch (``QuerySet``,
@@ -97,6 +110,11 @@ FEATURES = (
     "file_mention",
     "owner_bm25",
     "message",
+    "operator_mention",
+    "missing_member",
+    "inherited_mention",
+    "callee",
+    "caller",
 )
 
 _MENTIONS = frozenset({"qualified_mention", "name_mention", "title_mention"})
@@ -131,11 +149,21 @@ def score_signals(
         if name in _MENTIONS:
             contribution = np.where(is_class, weights.class_mention_share * contribution, contribution)
         total += contribution
-    prior_of = {LIBRARY: 1.0, TEST: weights.test_prior, DOCS: weights.docs_prior}
+    prior_of = {
+        LIBRARY: 1.0,
+        TEST: weights.test_prior,
+        DOCS: weights.docs_prior,
+        VENDORED: weights.vendored_prior,
+        STUB: weights.stub_prior,
+    }
     prior = np.array([prior_of[role] for role in signals.roles])
-    prior *= np.array(
+    kind_prior = np.array(
         [_kind_prior(entity, kind, weights) for entity, kind in zip(signals.ids, signals.kinds, strict=True)]
     )
+    # a class that lacks the member the issue asks for is what changes: its kind prior is lifted
+    # towards a method's, as far as the feature is sure
+    lacking = signals.features["missing_member"]
+    prior *= np.where(is_class, kind_prior + (1.0 - kind_prior) * np.minimum(lacking, 1.0), kind_prior)
     entity = total * prior
     by_file: dict[str, list[float]] = {}
     for path, value in zip(signals.files, entity, strict=True):
