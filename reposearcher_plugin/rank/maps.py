@@ -63,6 +63,7 @@ class RepoMaps:
         self._named: dict[str, dict[str, list[int]]] = {}  # per file: simple name -> its documents
         self._links: dict[str, _Links] = {}
         self._roles: dict[str, str] = {}
+        self._bases: dict[int, list[list[int]]] = {}  # class -> per written base, the classes it names
         self._root = str(index.root)
         self._raw: dict[str, bytes | None] = {}  # file -> its bytes, for literal search
         self._texts: dict[str, str | None] = {}  # file -> its text, where the bytes would not do
@@ -252,6 +253,12 @@ class RepoMaps:
 
     def _resolved_bases(self, doc: int) -> list[list[int]]:
         """Per base written in the class's header, the classes it resolves to ([] for none)."""
+        resolved = self._bases.get(doc)
+        if resolved is None:
+            resolved = self._bases[doc] = self._resolve_bases(doc)
+        return resolved
+
+    def _resolve_bases(self, doc: int) -> list[list[int]]:
         path = self.documents.path_of(doc)
         found: list[list[int]] = []
         for written in self._written_bases(doc):
