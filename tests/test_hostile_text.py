@@ -370,7 +370,7 @@ def plain_mentions(issue: str) -> dict:
         # read by plain scans already (issue 15, item 3): the same calls
         "dunders": m.implied_dunders("\n".join(code), issue),
         "missing": m.missing_members(issue),
-        "asks_to_add": m._ASKS_TO_ADD.search(issue) is not None,
+        "asks_to_add": m.asks_to_add(issue),
     }
 
 

@@ -372,7 +372,7 @@ def extract_mentions(issue: str) -> Mentions:
     found.messages = list(fragments)[:MAX_MESSAGES]
     found.dunders = implied_dunders(code_text, issue)
     found.missing = missing_members(issue)
-    found.asks_to_add = _ASKS_TO_ADD.search(issue) is not None
+    found.asks_to_add = asks_to_add(issue)
     return found
 
 
@@ -480,10 +480,19 @@ _ASKS_TO_ADD = re.compile(
 )
 
 
+# What an issue implies (special methods, a request for something new) is read from this many characters
+# of its quoted code and of its text: those patterns cost microseconds a character on text made of
+# operators or short words (a quarter of a million characters: over a second), and what an issue asks
+# for, or shows a class doing, comes before its pasted logs.
+IMPLIED_SCAN_CHARS = 20_000
+
+
 def implied_dunders(code: str, issue: str) -> list[str]:
     """The special methods that ``code`` (what the issue quotes) uses through builtins, operators and
-    statements, and that ``issue``'s words name (in order, each once). Operators are read in quoted code
-    only: prose is full of dashes, slashes and asterisks."""
+    statements, and that ``issue``'s words name (in order, each once), from the first
+    ``IMPLIED_SCAN_CHARS`` of each. Operators are read in quoted code only: prose is full of dashes,
+    slashes and asterisks."""
+    code, issue = code[:IMPLIED_SCAN_CHARS], issue[:IMPLIED_SCAN_CHARS]
     found: list[str] = []
     for match in _BUILTIN_CALL.finditer(code):
         found += _BUILTIN_DUNDERS[match.group(1)]
@@ -501,6 +510,12 @@ def implied_dunders(code: str, issue: str) -> list[str]:
         found += _BINARY_DUNDERS.get(match.group(1), ())
     found += [member for _, member in missing_members(issue) if member.startswith("__")]
     return unique(found)
+
+
+def asks_to_add(issue: str) -> bool:
+    """The issue asks for something new (add, implement, support, ...), in its first
+    ``IMPLIED_SCAN_CHARS``."""
+    return _ASKS_TO_ADD.search(issue, 0, IMPLIED_SCAN_CHARS) is not None
 
 
 def missing_members(issue: str) -> list[tuple[str, str]]:
