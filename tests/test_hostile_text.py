@@ -367,6 +367,10 @@ def plain_mentions(issue: str) -> dict:
         "paths": paths,
         "frames": frames,
         "messages": list(fragments)[:MAX_MESSAGES],
+        # read by plain scans already (issue 15, item 3): the same calls
+        "dunders": m.implied_dunders("\n".join(code), issue),
+        "missing": m.missing_members(issue),
+        "asks_to_add": m.asks_to_add(issue),
     }
 
 

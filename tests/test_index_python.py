@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reposearcher_plugin.index import CLASS, FUNCTION, METHOD, Import, Variable
 
 SOURCE = '''
@@ -210,3 +212,16 @@ def test_qualified_lookups_and_enclosing_definition(make_index):
     assert index.enclosing("pkg/mod.py", 20).qualname == "top.inner.deepest"
     assert index.enclosing("pkg/mod.py", 40).qualname == "Outer"
     assert index.enclosing("pkg/mod.py", 10) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["def helper():\n    return 1\n\n\ndef f():\n", "class Empty:\n", "def f():\n    # a comment only\n"],
+)
+def test_a_definition_with_an_empty_body_at_the_end_of_a_file_is_indexed(make_index, source):
+    # tree-sitter recovers ``def f():`` at the end of a file with an empty body; reading its docstring
+    # once raised IndexError and the whole file was skipped as "parse failed"
+    index = make_index({"pkg/mod.py": source})
+    assert "pkg/mod.py" in index.files and not index.skipped
+    last = index.files["pkg/mod.py"].parse.entities[-1]
+    assert last.name in ("f", "Empty") and last.doc == ""

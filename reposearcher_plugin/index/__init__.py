@@ -13,7 +13,7 @@ from reposearcher_plugin.index.model import (
     Variable,
 )
 from reposearcher_plugin.index.repo_index import BuildStats, IndexedFile, RepoIndex, entity_id, innermost
-from reposearcher_plugin.index.roles import DOCS, LIBRARY, TEST, path_role
+from reposearcher_plugin.index.roles import DOCS, LIBRARY, STUB, TEST, VENDORED, path_role
 from reposearcher_plugin.index.walk import IndexInputError
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "FUNCTION",
     "LIBRARY",
     "METHOD",
+    "STUB",
     "TEST",
+    "VENDORED",
     "BuildStats",
     "Entity",
     "FileParse",

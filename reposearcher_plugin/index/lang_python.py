@@ -167,7 +167,7 @@ def _end_line(definition: tree_sitter.Node, source: bytes) -> int:
     node = definition
     while True:
         index = node.named_child_count - 1
-        child = node.named_child(index)
+        child = node.named_child(index) if index >= 0 else None
         while child is not None and child.type == "comment":
             index -= 1
             child = node.named_child(index) if index >= 0 else None
@@ -179,11 +179,9 @@ def _end_line(definition: tree_sitter.Node, source: bytes) -> int:
 
 
 def _docstring(body: tree_sitter.Node, source: bytes) -> str:
-    index = 0
-    statement = body.named_child(0)
-    while statement is not None and statement.type == "comment":
-        index += 1
-        statement = body.named_child(index)
+    # an empty body (``def f():`` at the end of a file, recovered from the syntax error) has no children,
+    # and ``named_child`` raises on an index past the last one instead of answering None
+    statement = next((child for child in body.named_children if child.type != "comment"), None)
     if statement is None or statement.type != "expression_statement":
         return ""
     string = statement.named_child(0)

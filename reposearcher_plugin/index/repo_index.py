@@ -277,6 +277,14 @@ class RepoIndex:
                     )
         return list(dict.fromkeys(found))
 
+    def owners_using(self, path: str, word: str) -> list[int]:
+        """The positions in ``path``'s ``parse.entities`` of the definitions whose own lines use ``word``,
+        in file order; only this file's words are decoded ([] for a file the index does not have)."""
+        indexed = self.files.get(path)
+        if indexed is None:
+            return []
+        return [owner - 1 for owner, words in enumerate(indexed.words) if owner and _holds_word(words, word)]
+
     def names_used_by(self, location: str) -> list[str]:
         """The words the definition ``location`` (an entity id; a file's path for its module-level lines)
         uses in its own lines, in order of first use; [] when the index does not know it. Which of them

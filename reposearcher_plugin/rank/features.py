@@ -18,7 +18,7 @@ import numpy as np
 
 from reposearcher_plugin.index import CLASS
 from reposearcher_plugin.rank.maps import RepoMaps
-from reposearcher_plugin.rank.mentions import MESSAGE_MIN_CHARS, MESSAGE_MIN_WORDS, extract_mentions
+from reposearcher_plugin.rank.mentions import MESSAGE_MIN_CHARS, MESSAGE_MIN_WORDS, Mentions, extract_mentions
 from reposearcher_plugin.rank.scoring import FEATURES, Signals
 from reposearcher_plugin.tools.search_index import EntitySearch
 from reposearcher_plugin.tools.tokens import query_tokens
@@ -181,6 +181,148 @@ def class_members(maps: RepoMaps, mentioned: Iterable[tuple[int, float]]) -> Fou
     return Found(features={"owner_mention": owner_mention, "member_mention": member_mention})
 
 
+def mentioned_classes(maps: RepoMaps, mentioned: Iterable[tuple[int, float]]) -> dict[int, float]:
+    """The classes among the mentioned definitions, each with its strongest mention."""
+    classes: dict[int, float] = {}
+    for doc, value in mentioned:
+        if maps.documents[doc][1].kind == CLASS:
+            _keep_strongest(classes, doc, value)
+    return classes
+
+
+def _member_names(maps: RepoMaps, doc: int) -> set[str]:
+    return {maps.documents[member][1].name for member in maps.members(doc)}
+
+
+def special_methods(maps: RepoMaps, dunders: list[str], classes: dict[int, float]) -> Found:
+    """``operator_mention``: the special methods of a mentioned class that the issue's code uses through
+    an operator, a builtin or a statement (``len(s)`` -> ``OrderedSet.__len__``), as strongly as the class
+    is mentioned. Only a mentioned class's: every class has an ``__eq__``."""
+    operator_mention: Table = {}
+    wanted = set(dunders)
+    for doc, value in classes.items():
+        for member in maps.members(doc):
+            if maps.documents[member][1].name in wanted:
+                _keep_strongest(operator_mention, member, value)
+    return Found(features={"operator_mention": operator_mention})
+
+
+def missing_members(maps: RepoMaps, mentions: Mentions, classes: dict[int, float]) -> Found:
+    """``missing_member``: a class that the issue says lacks a member, or asks to be given one: the method
+    does not exist yet, so the class itself is what changes ("add ``__reversed__`` to OrderedSet").
+
+    Three ways: Python said so ("'C' object has no attribute 'm'", "... is not reversible"); or the issue
+    asks for something new (add, support, implement...) and writes ``C.m`` where C has no ``m``, or its
+    code uses a special method that the mentioned class does not have. A class inheriting from outside
+    the repository (``AppGroup(click.Group)``) may have the member from there: never claimed to lack it."""
+    missing_member: Table = {}
+    said: dict[str, set[str]] = {}
+    for class_name, member in mentions.missing:
+        said.setdefault(class_name, set()).add(member)
+    if mentions.asks_to_add:
+        for dotted in mentions.dotted:
+            owner_name, _, member = dotted.rpartition(".")
+            if owner_name and "." not in owner_name:
+                said.setdefault(owner_name, set()).add(member)
+    for class_name, members in said.items():
+        docs = [doc for doc in maps.docs_named(class_name) if maps.documents[doc][1].kind == CLASS]
+        for doc in docs:
+            if _lacks(maps, doc, members):
+                _keep_strongest(missing_member, doc, 1.0 / math.sqrt(len(docs)))
+    if mentions.asks_to_add and mentions.dunders:
+        for doc, value in classes.items():
+            if _lacks(maps, doc, set(mentions.dunders)):
+                _keep_strongest(missing_member, doc, value)
+    return Found(features={"missing_member": missing_member})
+
+
+def _lacks(maps: RepoMaps, doc: int, members: set[str]) -> bool:
+    """The class ``doc`` has not some of ``members``, by its own definitions and what it inherits, all of
+    which is in the repository."""
+    if not members - _member_names(maps, doc):
+        return False
+    ancestors = _ancestors(maps, doc)
+    if not all(maps.bases_all_known(current) for current in [doc, *(base for base, _ in ancestors)]):
+        return False
+    return bool(members - _member_names(maps, doc) - _inherited_names(maps, doc))
+
+
+# How far up the bases a mentioned class's inherited methods are looked for.
+INHERITANCE_DEPTH = 3
+
+
+def _ancestors(maps: RepoMaps, doc: int) -> list[tuple[int, int]]:
+    """(base class, depth) above ``doc``, nearest first, each once."""
+    seen = {doc}
+    found: list[tuple[int, int]] = []
+    frontier = [doc]
+    for depth in range(1, INHERITANCE_DEPTH + 1):
+        frontier = [base for current in frontier for base in maps.bases(current) if base not in seen]
+        frontier = list(dict.fromkeys(frontier))
+        seen.update(frontier)
+        found += [(base, depth) for base in frontier]
+    return found
+
+
+def _inherited_names(maps: RepoMaps, doc: int) -> set[str]:
+    return {name for base, _ in _ancestors(maps, doc) for name in _member_names(maps, base)}
+
+
+def inherited_methods(maps: RepoMaps, names: Iterable[str], classes: dict[int, float]) -> Found:
+    """``inherited_mention``: the method that a mentioned class inherits under a name the issue uses
+    (``MyField.clean()`` where only ``Field`` defines ``clean``): the nearest base's definition, as
+    strongly as the class is mentioned."""
+    inherited_mention: Table = {}
+    wanted = set(names)
+    for doc, value in classes.items():
+        own = _member_names(maps, doc)
+        for base, _ in _ancestors(maps, doc):
+            for member in maps.members(base):
+                name = maps.documents[member][1].name
+                if name in wanted and name not in own:
+                    _keep_strongest(inherited_mention, member, value)
+            own |= _member_names(maps, base)  # a nearer base's definition hides the farther ones
+    return Found(features={"inherited_mention": inherited_mention})
+
+
+# Call-graph hops start from this many of the most strongly mentioned functions and methods.
+CALL_HOP_SOURCES = 20
+
+
+def call_neighbours(maps: RepoMaps, mentioned: dict[int, float], files_in_play: Iterable[str]) -> Found:
+    """One hop along the call graph from the mentioned functions and methods, read from the index's
+    identifier words (a definition that uses a name calls it, near enough): ``callee`` for the
+    definitions a mentioned one uses, found in its own file or the files that file imports, and
+    ``caller`` for the definitions that use a mentioned one's name, in its own file or the files already
+    in play (mentioned, or holding a mentioned definition). Each as strongly as the mention, shared among
+    the definitions a name resolves to. Callers are not looked for across the repository: that needs
+    every file's words (seconds on Django, per snapshot)."""
+    callee: Table = {}
+    caller: Table = {}
+    documents = maps.documents
+    index = maps.index
+    sources = [(doc, value) for doc, value in mentioned.items() if documents[doc][1].kind != CLASS]
+    sources.sort(key=lambda item: (-item[1], item[0]))
+    in_play = set(files_in_play)
+    for doc, value in sources[:CALL_HOP_SOURCES]:
+        path, entity = documents[doc]
+        near = {path, *maps.imports(path)}
+        for word in index.names_used_by(maps.ids[doc]):
+            if word == entity.name or not index.files_defining(word):
+                continue
+            targets = [
+                other
+                for other in maps.docs_named(word)
+                if other != doc and documents[other][0] in near and documents[other][1].kind != CLASS
+            ]
+            for other in targets:
+                _keep_strongest(callee, other, value / math.sqrt(len(targets)))
+        users = [other for other in maps.docs_using(entity.name, sorted(in_play | {path})) if other != doc]
+        for other in users:
+            _keep_strongest(caller, other, value / math.sqrt(len(users)))
+    return Found(features={"callee": callee, "caller": caller})
+
+
 def imported_files(maps: RepoMaps, mentioned_files: dict[str, float]) -> dict[str, float]:
     """Files that a mentioned file imports, each as strongly as the strongest file importing it."""
     imported: dict[str, float] = {}
@@ -233,6 +375,16 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
             _keep_strongest_file(mentioned_files, path, value)
     mentioned = [*features["qualified_mention"].items(), *features["name_mention"].items()]
     _merge_into(features, class_members(maps, mentioned))
+    strongest: Table = {}
+    for doc, value in [*mentioned, *features["title_mention"].items()]:
+        _keep_strongest(strongest, doc, value)
+    classes = mentioned_classes(maps, strongest.items())
+    implied = [*mentions.names, *mentions.dunders]
+    _merge_into(features, special_methods(maps, mentions.dunders, classes))
+    _merge_into(features, missing_members(maps, mentions, classes))
+    _merge_into(features, inherited_methods(maps, implied, classes))
+    in_play = {*mentioned_files, *(documents[doc][0] for doc in strongest)}
+    _merge_into(features, call_neighbours(maps, strongest, in_play))
     imported = imported_files(maps, mentioned_files)
 
     for table in features.values():
@@ -250,7 +402,7 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     }
     for name in FEATURES:
         if name not in columns:
-            table = features[name]
+            table = features.get(name, {})
             columns[name] = np.array([table.get(doc, 0.0) for doc in ordered], dtype=float)
     file_features = {path: {"mention": value} for path, value in mentioned_files.items()}
     for path, value in imported.items():

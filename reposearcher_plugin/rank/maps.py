@@ -5,7 +5,8 @@ role of a file; imports; the definition a traceback frame ran in; definitions ho
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from typing import Any, NamedTuple, overload
 
@@ -62,6 +63,7 @@ class RepoMaps:
         self._named: dict[str, dict[str, list[int]]] = {}  # per file: simple name -> its documents
         self._links: dict[str, _Links] = {}
         self._roles: dict[str, str] = {}
+        self._bases: dict[int, list[list[int]]] = {}  # class -> per written base, the classes it names
         self._root = str(index.root)
         self._raw: dict[str, bytes | None] = {}  # file -> its bytes, for literal search
         self._texts: dict[str, str | None] = {}  # file -> its text, where the bytes would not do
@@ -220,6 +222,16 @@ class RepoMaps:
                 self._texts[path] = None
         return self._texts[path]
 
+    def docs_using(self, word: str, paths: Iterable[str]) -> list[int]:
+        """The definitions of ``paths`` whose own lines use ``word`` (index/identifiers.py), in order; only
+        these files' words are decoded."""
+        found: list[int] = []
+        for path in paths:
+            span = self.documents.span(path)
+            if span:
+                found += [span[position] for position in self.index.owners_using(path, word)]
+        return found
+
     def docs_in_file(self, path: str) -> list[int]:
         return list(self.documents.span(path))
 
@@ -228,6 +240,61 @@ class RepoMaps:
 
     def members(self, doc: int) -> list[int]:
         return self._links_of(self.documents.path_of(doc)).members.get(doc, [])
+
+    def bases(self, doc: int) -> list[int]:
+        """The classes that the class ``doc`` names as its bases, resolved by their simple name: in its own
+        file, else in the files it imports, else anywhere when at most three classes have the name."""
+        return [base for resolved in self._resolved_bases(doc) for base in resolved]
+
+    def bases_all_known(self, doc: int) -> bool:
+        """Every base the class ``doc`` names (``object`` aside) is a class of the repository: what it
+        inherits is all in the index (``AppGroup(click.Group)`` inherits from outside)."""
+        return all(self._resolved_bases(doc))
+
+    def _resolved_bases(self, doc: int) -> list[list[int]]:
+        """Per base written in the class's header, the classes it resolves to ([] for none)."""
+        resolved = self._bases.get(doc)
+        if resolved is None:
+            resolved = self._bases[doc] = self._resolve_bases(doc)
+        return resolved
+
+    def _resolve_bases(self, doc: int) -> list[list[int]]:
+        path = self.documents.path_of(doc)
+        found: list[list[int]] = []
+        for written in self._written_bases(doc):
+            simple = written.rsplit(".", 1)[-1]
+            classes = [other for other in self.docs_named(simple) if self.documents[other][1].kind == CLASS]
+            near = [other for other in classes if self.documents[other][0] == path]
+            if not near:
+                local = set(self.imports(path))
+                near = [other for other in classes if self.documents[other][0] in local]
+            chosen = near or (classes if len(classes) <= 3 else [])
+            found.append([other for other in chosen if other != doc])
+        return found
+
+    def _written_bases(self, doc: int) -> list[str]:
+        """The bases as the class header writes them (``Base``, ``pkg.Other``), keywords
+        (``metaclass=Meta``) and ``object`` left out.
+
+        The index keeps no base list, so the header is read from the class's lines; a base written as a
+        call or a subscript (``with_metaclass(M, B)``, ``Generic[T]``) makes the header unreadable here,
+        and then none are given."""
+        path, entity = self.documents[doc]
+        if entity.kind != CLASS:
+            return []
+        try:
+            lines = self.lines(path)
+        except Exception:  # unreadable now: no bases to follow
+            return []
+        header = _CLASS_HEADER.search("\n".join(lines[entity.start - 1 : entity.start + _HEADER_LINES]))
+        if header is None or header.group(2) is None:
+            return []
+        written = [part.strip() for part in header.group(2).split(",")]
+        return [
+            part
+            for part in written
+            if part and "=" not in part and part != "object" and _DOTTED_NAME.fullmatch(part)
+        ]
 
     def imports(self, path: str) -> list[str]:
         indexed = self.index.files.get(path)
@@ -259,6 +326,13 @@ class RepoMaps:
                 if candidate == entity:
                     return doc
         return None
+
+
+# A class header: decorators come first in the span, so the "class" line is searched for; the bases
+# run to the first ")" (a base holding parentheses is a call, which names no class here).
+_CLASS_HEADER = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*(?:\(([^()]*)\))?", re.M)
+_HEADER_LINES = 12  # decorators and a base list split over lines fit in this many
+_DOTTED_NAME = re.compile(r"[A-Za-z_][\w.]*")
 
 
 def _lines_holding(source: Any, target: Any) -> Iterator[int]:
