@@ -324,6 +324,7 @@ MENTION_PIECES = [
 def plain_mentions(issue: str) -> dict:
     """extract_mentions as it was before its passes were merged (issue 12, the 0.2 s per MB goal): one full
     scan of the text per pattern, each pattern as it was then."""
+    from reposearcher_plugin.rank import implied
     from reposearcher_plugin.rank import mentions as m
     from reposearcher_plugin.tools.tokens import STOPWORDS
 
@@ -368,9 +369,9 @@ def plain_mentions(issue: str) -> dict:
         "frames": frames,
         "messages": list(fragments)[:MAX_MESSAGES],
         # read by plain scans already (issue 15, item 3): the same calls
-        "dunders": m.implied_dunders("\n".join(code), issue),
-        "missing": m.missing_members(issue),
-        "asks_to_add": m.asks_to_add(issue),
+        "dunders": implied.implied_dunders("\n".join(code), issue),
+        "missing": implied.missing_members(issue),
+        "asks_to_add": implied.asks_to_add(issue),
     }
 
 

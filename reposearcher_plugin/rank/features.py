@@ -5,6 +5,7 @@ Each feature family is one function from the issue's mentions to what it found (
 feature values per definition, the files it names and how strongly, and its part of the evidence.
 :func:`collect_signals` merges them (a definition keeps the strongest value each feature gives it), adds
 the graph features that follow from the merged mentions, and lays the candidates out as :class:`Signals`.
+Its length is the number of feature families (one short function each), not a second job.
 """
 
 from __future__ import annotations
