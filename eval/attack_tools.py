@@ -1,5 +1,8 @@
 """Attack every tool through every front end with hostile arguments, then kill batch runs: count what breaks.
 
+One script, though long (a benchmark, not package code): the catalog of hostile values, the four front
+ends' drivers and the report are kept together so that one command reproduces the committed table.
+
 Usage (from the repository root; about 10 minutes of CPU, more wall time on a busy shared machine):
 
     nice -n 19 python eval/attack_tools.py --seed 12 \\

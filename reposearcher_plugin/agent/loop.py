@@ -11,6 +11,9 @@ ranked by the offline default, are the result, and the trajectory says so. An LL
 survives the policy's retries ends the run with the error recorded; the result keeps whatever was
 found before.
 
+One job in one module, though long: every budget, stall rule and context trim decides what the next
+turn sends, so they are read together with the loop they steer.
+
 The budgets and the context window are ``limits.py``, what an answer becomes (resolved, kept to the
 repository, the fallback) is ``answers.py``, the settings are ``config.py``. What stays here is one job,
 the turns of a run, and stays one module: the stage loop, its final turns and the running of a reply's
