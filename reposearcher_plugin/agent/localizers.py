@@ -1,7 +1,9 @@
 """Every way of localizing behind one interface, chosen by a model string.
 
-``retrieval`` (the default: no LLM, offline) and ``bm25`` (its plain-BM25 baseline) rank with the
-index alone; any other string is a litellm model driving the search loop. Options are a frozen pydantic
+The offline localizers rank with the index alone (``docs/ranker.md``): ``retrieval`` (the default),
+``retrieval-rules`` (the hand-set weights), ``retrieval-ltr`` (the learned ranker shipped in the package),
+``ranker:PATH`` (a learned ranker trained with ``reposearcher ranker train``) and ``bm25`` (the plain-BM25
+baseline). Any other string is a litellm model driving the search loop. Options are a frozen pydantic
 model (picklable, hashable) so that batch workers in other processes can rebuild the same localizer.
 """
 
@@ -19,8 +21,19 @@ from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex
 
-RETRIEVAL_MODELS = {"retrieval": False, "bm25": True}  # name -> plain BM25 (no boosts, no graph)
+RULES = "rules"  # the hand-set weights (rank/scoring.py)
+LEARNED = "learned"  # the packaged LightGBM model (rank/learned.py)
+PLAIN = "plain"  # BM25 alone: no mentions, no graph
+# name -> how it ranks. ``retrieval`` is the learned ranker only where it beats the rules on held-out
+# data (eval/results/ltr_training.md).
+RETRIEVAL_MODELS = {"retrieval": RULES, "retrieval-rules": RULES, "retrieval-ltr": LEARNED, "bm25": PLAIN}
+RANKER_FILE_PREFIX = "ranker:"  # ranker:PATH, a model file of `reposearcher ranker train`
 DEFAULT_MODEL = "retrieval"
+
+
+def is_retrieval_model(model: str) -> bool:
+    """Whether ``model`` names an offline localizer rather than an LLM."""
+    return model in RETRIEVAL_MODELS or model.startswith(RANKER_FILE_PREFIX)
 
 
 class Localizer(Protocol):
@@ -43,8 +56,10 @@ class LocalizerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     model: str = DEFAULT_MODEL
-    """``retrieval`` (offline, no LLM), ``bm25`` (its plain-BM25 baseline), or a litellm model string
-    driving the RepoSearcher agent, e.g. ``hosted_vllm/Qwen2.5-Coder-7B-Instruct``."""
+    """``retrieval`` (offline, no LLM), ``retrieval-rules`` (its hand-set weights), ``retrieval-ltr`` (the
+    packaged learned ranker), ``ranker:PATH`` (a learned ranker file), ``bm25`` (the plain-BM25
+    baseline), or a litellm model string driving the RepoSearcher agent, e.g.
+    ``hosted_vllm/Qwen2.5-Coder-7B-Instruct``."""
     max_locations: int = 50
     """How many ranked entities a retrieval localizer returns."""
     agent: AgentConfig = AgentConfig()
@@ -84,7 +99,7 @@ class LocalizerOptions(BaseModel):
 
     @property
     def uses_llm(self) -> bool:
-        return self.model not in RETRIEVAL_MODELS
+        return not is_retrieval_model(self.model)
 
 
 # the nested parts of LocalizerOptions and the flat names that reach into them
@@ -114,13 +129,23 @@ def flat_option_names(options: type[LocalizerOptions] = LocalizerOptions) -> lis
 
 
 class RankingLocalizer:
-    """The embedded default (``retrieval``) or plain BM25 (``bm25``) in the result format of the agent."""
+    """An offline localizer (``retrieval``, ``retrieval-rules``, ``retrieval-ltr``, ``ranker:PATH``,
+    ``bm25``) in the result format of the agent. A learned model is loaded here, once, so that a bad
+    model file fails before the first issue."""
 
     def __init__(self, model: str = DEFAULT_MODEL, max_locations: int = 50) -> None:
-        if model not in RETRIEVAL_MODELS:
+        from reposearcher_plugin.rank.learned import LearnedRanker, packaged_ranker
+
+        if not is_retrieval_model(model):
             raise ValueError(f"not a retrieval model: {model!r}")
         self.name = model
-        self.plain = RETRIEVAL_MODELS[model]
+        kind = RETRIEVAL_MODELS.get(model, LEARNED)
+        self.plain = kind == PLAIN
+        self.ranker: LearnedRanker | None = None
+        if model.startswith(RANKER_FILE_PREFIX):
+            self.ranker = LearnedRanker.load(model[len(RANKER_FILE_PREFIX) :])
+        elif kind == LEARNED:
+            self.ranker = packaged_ranker()
         self.max_locations = max_locations
 
     def localize(
@@ -129,7 +154,9 @@ class RankingLocalizer:
         from reposearcher_plugin.rank import RetrievalLocalizer as Ranker
 
         started = time.perf_counter()
-        ranking = Ranker(index, plain=self.plain).rank(issue, max_locations=self.max_locations)
+        ranking = Ranker(index, plain=self.plain, ranker=self.ranker).rank(
+            issue, max_locations=self.max_locations
+        )
         wall = round(time.perf_counter() - started, 3)
         trajectory = Trajectory(
             instance_id=instance_id,
