@@ -16,11 +16,14 @@ from reposearcher_plugin.evaluation.ltr import split_of, subsample
 from reposearcher_plugin.index import CLASS, FUNCTION, LIBRARY, TEST, build_index
 from reposearcher_plugin.rank import FEATURES, RetrievalLocalizer, Signals
 from reposearcher_plugin.rank.learned import (
+    FILE_MODEL_SEPARATOR,
     FORMAT,
     HEADER_PREFIX,
     LearnedRanker,
     RankerModelError,
     feature_names,
+    file_feature_names,
+    model_text,
     packaged_model_path,
     rewrite_header,
 )
@@ -49,7 +52,7 @@ def made_up_signals(seed: int, candidates: int = 30) -> tuple[Signals, frozenset
 
 
 @pytest.fixture(scope="module")
-def model_text() -> str:
+def tiny_model() -> str:
     train = [Query(*made_up_signals(seed)) for seed in range(40)]
     dev = [Query(*made_up_signals(seed)) for seed in range(40, 55)]
     return train_ranker(
@@ -57,9 +60,9 @@ def model_text() -> str:
     ).text
 
 
-def test_training_writes_a_model_that_loads_and_finds_the_planted_gold(model_text, tmp_path):
+def test_training_writes_a_model_that_loads_and_finds_the_planted_gold(tiny_model, tmp_path):
     path = tmp_path / "tiny-v1.txt"
-    path.write_text(model_text, encoding="utf-8")
+    path.write_text(tiny_model, encoding="utf-8")
     model = LearnedRanker.load(path)
     assert (model.name, model.version, model.features) == ("tiny", 1, feature_names())
     hits = 0
@@ -69,17 +72,17 @@ def test_training_writes_a_model_that_loads_and_finds_the_planted_gold(model_tex
     assert hits >= 15  # the gold is the best title match: a model that learned anything finds it
 
 
-def test_training_is_deterministic(model_text):
+def test_training_is_deterministic(tiny_model):
     train = [Query(*made_up_signals(seed)) for seed in range(40)]
     dev = [Query(*made_up_signals(seed)) for seed in range(40, 55)]
     again = train_ranker(
         train, dev, rounds=30, early_stopping=10, name="tiny", params={"min_data_in_leaf": 5}
     )
-    assert again.text == model_text
+    assert again.text == tiny_model
 
 
-def test_contributions_and_expected_value_sum_to_the_score(model_text):
-    model = LearnedRanker.from_text(model_text)
+def test_contributions_and_expected_value_sum_to_the_score(tiny_model):
+    model = LearnedRanker.from_text(tiny_model)
     signals, _ = made_up_signals(7)
     contributions = model.contributions(signals)
     assert contributions.shape == (len(signals.ids), len(model.features) + 1)
@@ -92,8 +95,8 @@ def test_contributions_and_expected_value_sum_to_the_score(model_text):
     assert explained == pytest.approx(top["score"], abs=1e-3)  # contributions are rounded to 1e-4
 
 
-def test_files_rank_by_their_best_candidate(model_text):
-    model = LearnedRanker.from_text(model_text)
+def test_files_rank_by_their_best_candidate(tiny_model):
+    model = LearnedRanker.from_text(tiny_model)
     signals, _ = made_up_signals(3)
     scores = model.score(signals)
     ranking = model.rank(signals)
@@ -102,6 +105,24 @@ def test_files_rank_by_their_best_candidate(model_text):
         for path in ranking.files
     }
     assert list(best.values()) == sorted(best.values(), reverse=True)
+
+
+def test_a_file_model_ranks_files_and_travels_in_the_same_file():
+    train = [Query(*made_up_signals(seed)) for seed in range(40)]
+    dev = [Query(*made_up_signals(seed)) for seed in range(40, 55)]
+    trained = train_ranker(
+        train, dev, rounds=20, early_stopping=5, params={"min_data_in_leaf": 5}, file_aggregation="model"
+    )
+    model = LearnedRanker.from_text(trained.text)
+    assert model.file_aggregation == "model" and model.file_features == file_feature_names()
+    signals, _ = made_up_signals(9)
+    ranking = model.rank(signals, max_files=20)
+    # every candidate's file and every file with file-level evidence can be ranked
+    assert set(ranking.files) == set(signals.files) | set(signals.file_features)
+    without = trained.text.partition(FILE_MODEL_SEPARATOR)[0]
+    first, _, body = without.partition("\n")
+    with pytest.raises(RankerModelError, match="names a file model, the file has none"):
+        LearnedRanker.from_text(model_text(body, json.loads(first[len(HEADER_PREFIX) :])))
 
 
 def _damaged(text: str) -> str:
@@ -130,9 +151,9 @@ def _damaged(text: str) -> str:
         (lambda text: "", "not a RepoSearcher ranker model"),
     ],
 )
-def test_a_bad_model_file_is_refused_in_one_clear_line(model_text, tmp_path, change, message):
+def test_a_bad_model_file_is_refused_in_one_clear_line(tiny_model, tmp_path, change, message):
     path = tmp_path / "model.txt"
-    path.write_text(change(model_text), encoding="utf-8")
+    path.write_text(change(tiny_model), encoding="utf-8")
     with pytest.raises(RankerModelError) as raised:
         LearnedRanker.load(path)
     assert message in str(raised.value)
@@ -205,7 +226,7 @@ def slugify(name):
 '''
 
 
-def test_the_learned_localizer_ranks_a_small_git_repository(model_text, tmp_path):
+def test_the_learned_localizer_ranks_a_small_git_repository(tiny_model, tmp_path):
     root = write_tree(
         tmp_path / "repo",
         {"shop/cart.py": CART, "shop/util.py": UTIL, "tests/test_cart.py": "def test_total():\n    pass\n"},
@@ -214,7 +235,7 @@ def test_the_learned_localizer_ranks_a_small_git_repository(model_text, tmp_path
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "shop")
     path = tmp_path / "tiny-v1.txt"
-    path.write_text(model_text, encoding="utf-8")
+    path.write_text(tiny_model, encoding="utf-8")
     options = LocalizerOptions(model=f"ranker:{path}")
     assert not options.uses_llm and is_retrieval_model(options.model)
     localizer = RankingLocalizer(options.model)

@@ -23,7 +23,7 @@ from reposearcher_plugin.evaluation.metrics import evaluate
 from reposearcher_plugin.evaluation.readers import parse_prediction
 from reposearcher_plugin.index import build_index
 from reposearcher_plugin.rank import Ranking, RetrievalLocalizer, Signals, rank_signals
-from reposearcher_plugin.rank.learned import FILE_AGGREGATIONS, LearnedRanker, rewrite_header
+from reposearcher_plugin.rank.learned import FILE_AGGREGATIONS, LearnedRanker
 from reposearcher_plugin.rank.training import Query, Trained, train_ranker
 from reposearcher_plugin.workspace import Workspace
 
@@ -263,31 +263,47 @@ def train_and_select(
     gold = {split: {e.instance_id: e.gold for e in members} for split, members in by_split.items()}
     train, dev = _queries(by_split["train"]), _queries(by_split["dev"])
     tried: list[dict[str, Any]] = []
+
+    def dev_table(model: LearnedRanker) -> dict[str, dict[str, float | None]]:
+        return score_rankings({e.instance_id: model.rank(e.signals) for e in by_split["dev"]}, gold["dev"])
+
+    def note(params: dict[str, Any], aggregation: str, rounds: int, table: dict[str, Any]) -> None:
+        point = {"params": params, "file_aggregation": aggregation, "rounds": rounds, "dev": table}
+        tried.append(point)
+        if on_trained is not None:
+            on_trained(point)
+
+    # the entity model: the grid point with the best dev function Recall@5 (then MRR)
     best: tuple[tuple[float, float], Trained, dict[str, Any]] | None = None
     for params in grid:
         candidate = train_ranker(train, dev, params=params, rounds=rounds, name=name, version=version)
-        model = LearnedRanker.from_text(candidate.text)
-        for aggregation in FILE_AGGREGATIONS:
-            model.file_aggregation = aggregation
-            rankings = {e.instance_id: model.rank(e.signals) for e in by_split["dev"]}
-            table = score_rankings(rankings, gold["dev"])
-            point = {
-                "params": params,
-                "file_aggregation": aggregation,
-                "rounds": candidate.best_iteration,
-                "dev": table,
-            }
-            tried.append(point)
-            if on_trained is not None:
-                on_trained(point)
-            # the entity ranking does not depend on the aggregation: it picks the files alone
-            key = (*_key(table), (table["file"]["recall@5"] or 0.0))
-            if best is None or key > best[0]:
-                best = (key, candidate, {**params, "file_aggregation": aggregation})
+        table = dev_table(LearnedRanker.from_text(candidate.text))
+        note(params, "max", candidate.best_iteration, table)
+        if best is None or _key(table) > best[0]:
+            best = (_key(table), candidate, params)
     assert best is not None
     _, final, chosen_params = best
-    aggregation = chosen_params.pop("file_aggregation")
-    final.text = rewrite_header(final.text, {**(header or {}), "file_aggregation": aggregation})
+    # the files: the best candidate, a soft maximum, or a file model, by dev file Recall@5 (then MRR);
+    # the entity ranking is the same for all three
+    file_model = train_ranker(
+        train, dev, params=chosen_params, rounds=rounds, name=name, version=version, file_aggregation="model"
+    )
+    best_files: tuple[tuple[float, float], str] | None = None
+    for aggregation in FILE_AGGREGATIONS:
+        source = file_model if aggregation == "model" else final
+        model = LearnedRanker.from_text(source.text)
+        model.file_aggregation = aggregation
+        table = dev_table(model)
+        if aggregation != "max":
+            note(chosen_params, aggregation, source.best_iteration, table)
+        key = (table["file"]["recall@5"] or 0.0, table["file"]["mrr"] or 0.0)
+        if best_files is None or key > best_files[0]:
+            best_files = (key, aggregation)
+    assert best_files is not None
+    aggregation = best_files[1]
+    if aggregation == "model":
+        final = file_model
+    final.header = {**final.header, **(header or {}), "file_aggregation": aggregation}
     model = LearnedRanker.from_text(final.text)
     tables: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
     for split in ("dev", "test"):
@@ -299,13 +315,11 @@ def train_and_select(
             "rules": score_rankings({e.instance_id: rank_signals(e.signals) for e in members}, gold[split]),
             "bm25": score_rankings({e.instance_id: e.bm25 for e in members}, gold[split]),
         }
-    dev_tables = tables["dev"]
+    learned, rules = tables["dev"]["learned"], tables["dev"]["rules"]
     wins = (
-        _key(dev_tables["learned"]) > _key(dev_tables["rules"])
-        and (dev_tables["learned"]["function"]["recall@5"] or 0.0)
-        > (dev_tables["rules"]["function"]["recall@5"] or 0.0)
-        and (dev_tables["learned"]["file"]["recall@5"] or 0.0)
-        >= (dev_tables["rules"]["file"]["recall@5"] or 0.0) - 1.0
+        (learned["function"]["recall@5"] or 0.0) > (rules["function"]["recall@5"] or 0.0)
+        and (learned["function"]["mrr"] or 0.0) > (rules["function"]["mrr"] or 0.0)
+        and (learned["file"]["recall@5"] or 0.0) >= (rules["file"]["recall@5"] or 0.0) - 1.0
     )
     return Selection(
         trained=final,

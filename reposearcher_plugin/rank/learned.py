@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from reposearcher_plugin.index import CLASS, DOCS, TEST
+from reposearcher_plugin.index import CLASS, DOCS, TEST, path_role
 from reposearcher_plugin.index.locations import unique
 from reposearcher_plugin.rank.scoring import (
     DEFAULT_WEIGHTS,
@@ -45,7 +45,10 @@ HEADER_PREFIX = "# reposearcher-ranker "
 FORMAT = 1  # of the file: bump when the header or the meaning of a feature name changes
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_LEARNED_MODEL = "retrieval-ltr"
-FILE_AGGREGATIONS = ("max", "logsumexp")
+# How files are ranked: by their best candidate's score, by a soft maximum of their candidates' scores,
+# or by a second model over file-level features (FILE_FEATURES) that the file holds after the first.
+FILE_AGGREGATIONS = ("max", "logsumexp", "model")
+FILE_MODEL_SEPARATOR = "\n# reposearcher-ranker files\n"
 
 _EXCEPTION = re.compile(r"(?:Error|Exception|Warning)$")
 
@@ -66,6 +69,64 @@ STRUCTURAL_FEATURES = (
     "rules_file_score",
     "rules_file_rank",
 )
+
+
+def file_feature_names() -> tuple[str, ...]:
+    """The file model's columns: the best value of each candidate feature among the file's definitions,
+    the rules' file score and rank, the file-level evidence and the file's kind."""
+    return (
+        *(f"best_{name}" for name in FEATURES),
+        "rules_file_score",
+        "rules_file_rank",
+        "mention",
+        "import",
+        "candidates",
+        "is_test",
+        "is_docs",
+    )
+
+
+def file_feature_matrix(
+    signals: Signals, names: Sequence[str], weights: Weights = DEFAULT_WEIGHTS
+) -> tuple[list[str], np.ndarray]:
+    """The files a ranking can name (every candidate's file and every file with file-level evidence),
+    sorted, and one row of ``names`` per file."""
+    paths = sorted(set(signals.files) | set(signals.file_features))
+    row_of = {path: row for row, path in enumerate(paths)}
+    _, rules_files = score_signals(signals, weights)
+    order = sorted(rules_files, key=lambda path: (-rules_files[path], path))
+    rank = {path: position for position, path in enumerate(order)}
+    top = max(max(rules_files.values(), default=0.0), 1e-9)
+    columns: dict[str, np.ndarray] = {}
+    rows = np.array([row_of[path] for path in signals.files], dtype=int)
+    for name in FEATURES:
+        best = np.zeros(len(paths))
+        if len(rows):
+            np.maximum.at(best, rows, signals.features[name])
+        columns[f"best_{name}"] = best
+    counts = np.zeros(len(paths))
+    if len(rows):
+        np.add.at(counts, rows, 1.0)
+    roles = [path_role(path) for path in paths]
+    columns.update(
+        {
+            "rules_file_score": np.array([rules_files.get(path, 0.0) / top for path in paths]),
+            "rules_file_rank": np.array([1.0 / (1.0 + rank.get(path, len(paths))) for path in paths]),
+            "mention": np.array([signals.file_features.get(path, {}).get("mention", 0.0) for path in paths]),
+            "import": np.array([signals.file_features.get(path, {}).get("import", 0.0) for path in paths]),
+            "candidates": np.log1p(counts),
+            "is_test": np.array([role == TEST for role in roles], dtype=float),
+            "is_docs": np.array([role == DOCS for role in roles], dtype=float),
+        }
+    )
+    matrix = np.zeros((len(paths), len(names)))
+    for column, name in enumerate(names):
+        if name not in columns:
+            raise RankerModelError(
+                f"the file model needs the feature {name!r}, which this version does not compute"
+            )
+        matrix[:, column] = columns[name]
+    return paths, matrix
 
 
 class RankerModelError(ValueError):
@@ -144,6 +205,8 @@ class LearnedRanker:
     booster: Any  # lightgbm.Booster
     file_aggregation: str = "max"
     header: dict[str, Any] = field(default_factory=dict)
+    file_booster: Any = None  # lightgbm.Booster of the file model, when file_aggregation is "model"
+    file_features: tuple[str, ...] = ()
 
     @classmethod
     def from_text(cls, text: str, source: str = "model") -> LearnedRanker:
@@ -178,17 +241,23 @@ class LearnedRanker:
         aggregation = header.get("file_aggregation", "max")
         if aggregation not in FILE_AGGREGATIONS:
             raise RankerModelError(f"{source}: unknown file aggregation {aggregation!r}")
-        import lightgbm
-
-        try:
-            booster = lightgbm.Booster(model_str=body)
-        except lightgbm.basic.LightGBMError as error:
-            raise RankerModelError(f"{source}: damaged LightGBM model ({error})") from None
-        if booster.num_feature() != len(features):
-            raise RankerModelError(
-                f"{source}: damaged (the model reads {booster.num_feature()} features, its header lists "
-                f"{len(features)})"
-            )
+        entity_text, _, file_text = body.partition(FILE_MODEL_SEPARATOR)
+        booster = _booster(entity_text, len(features), source)
+        file_booster = None
+        file_features: tuple[str, ...] = ()
+        if aggregation == "model":
+            file_features = tuple(header.get("file_features") or ())
+            unknown = [name for name in file_features if name not in file_feature_names()]
+            if unknown:
+                raise RankerModelError(
+                    f"{source}: the file model needs features this version does not compute: "
+                    f"{', '.join(unknown)}; retrain it with `reposearcher ranker train`"
+                )
+            if not file_text:
+                raise RankerModelError(
+                    f"{source}: damaged (the header names a file model, the file has none)"
+                )
+            file_booster = _booster(file_text, len(file_features), source)
         return cls(
             name=str(header.get("name", "ranker")),
             version=int(header.get("version", 0)),
@@ -196,6 +265,8 @@ class LearnedRanker:
             booster=booster,
             file_aggregation=aggregation,
             header=header,
+            file_booster=file_booster,
+            file_features=file_features,
         )
 
     @classmethod
@@ -204,7 +275,7 @@ class LearnedRanker:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise RankerModelError(f"no ranker model at {path}") from None
+            raise RankerModelError(f"no ranker model at {path.name}") from None
         except (OSError, UnicodeDecodeError) as error:
             raise RankerModelError(f"{path.name}: cannot be read ({error})") from None
         return cls.from_text(text, source=path.name)
@@ -228,7 +299,13 @@ class LearnedRanker:
         )
 
     def file_scores(self, signals: Signals, scores: np.ndarray) -> dict[str, float]:
-        return aggregate_files(signals.files, scores, self.file_aggregation)
+        if self.file_aggregation != "model":
+            return aggregate_files(signals.files, scores, self.file_aggregation)
+        paths, matrix = file_feature_matrix(signals, self.file_features)
+        if not paths:
+            return {}
+        values = np.asarray(self.file_booster.predict(matrix, num_threads=1), dtype=float)
+        return dict(zip(paths, (float(value) for value in values), strict=True))
 
     def rank(self, signals: Signals, max_files: int = 10, max_locations: int = 50) -> Ranking:
         if not signals.ids:
@@ -270,13 +347,28 @@ class LearnedRanker:
         return {"name": self.name, "version": self.version, "sha256": self.header.get("sha256", "")[:12]}
 
 
+def _booster(text: str, feature_count: int, source: str) -> Any:
+    import lightgbm
+
+    try:
+        booster = lightgbm.Booster(model_str=text)
+    except lightgbm.basic.LightGBMError as error:
+        raise RankerModelError(f"{source}: damaged LightGBM model ({error})") from None
+    if booster.num_feature() != feature_count:
+        raise RankerModelError(
+            f"{source}: damaged (the model reads {booster.num_feature()} features, its header lists "
+            f"{feature_count})"
+        )
+    return booster
+
+
 def aggregate_files(files: Sequence[str], scores: np.ndarray, aggregation: str) -> dict[str, float]:
     """A file's score from its candidates' scores: the best (``max``) or a soft maximum that rewards
     several good candidates (``logsumexp``)."""
     by_file: dict[str, list[float]] = {}
     for path, value in zip(files, scores, strict=True):
         by_file.setdefault(path, []).append(float(value))
-    if aggregation == "max":
+    if aggregation != "logsumexp":
         return {path: max(values) for path, values in by_file.items()}
     result: dict[str, float] = {}
     for path, values in by_file.items():
@@ -285,14 +377,17 @@ def aggregate_files(files: Sequence[str], scores: np.ndarray, aggregation: str) 
     return result
 
 
-def model_text(booster_text: str, header: dict[str, Any]) -> str:
-    """A model file's text: the header (with the sha256 of the LightGBM text) and the text."""
+def model_text(booster_text: str, header: dict[str, Any], file_booster_text: str = "") -> str:
+    """A model file's text: the header (with the sha256 of what follows it), the LightGBM text of the
+    entity model and, when there is one, the file model's after a separator line."""
+    if file_booster_text:
+        booster_text = booster_text + FILE_MODEL_SEPARATOR + file_booster_text
     header = {"format": FORMAT, **header, "sha256": hashlib.sha256(booster_text.encode("utf-8")).hexdigest()}
     return HEADER_PREFIX + json.dumps(header, sort_keys=True) + "\n" + booster_text
 
 
 def rewrite_header(text: str, changes: dict[str, Any]) -> str:
-    """A model file's text with ``changes`` made to its header (the model itself unchanged)."""
+    """A model file's text with ``changes`` made to its header (the models themselves unchanged)."""
     first, _, body = text.partition("\n")
     header = json.loads(first[len(HEADER_PREFIX) :])
     return model_text(body, {**header, **changes})
