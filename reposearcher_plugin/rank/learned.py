@@ -347,9 +347,23 @@ class LearnedRanker:
         return {"name": self.name, "version": self.version, "sha256": self.header.get("sha256", "")[:12]}
 
 
-def _booster(text: str, feature_count: int, source: str) -> Any:
-    import lightgbm
+@cache
+def lightgbm_module() -> Any:
+    """lightgbm, its OpenMP threads capped at one for this process: ranking one issue is a few hundred
+    rows, and on a busy machine idle OpenMP workers spinning for cores made loading a model take 300 ms
+    instead of 1 (eval/results/ltr_training.md). Every model here is used with one thread anyway."""
+    import ctypes
 
+    import lightgbm
+    from lightgbm.basic import _LIB, _safe_call
+
+    if hasattr(_LIB, "LGBM_SetMaxThreads"):
+        _safe_call(_LIB.LGBM_SetMaxThreads(ctypes.c_int(1)))
+    return lightgbm
+
+
+def _booster(text: str, feature_count: int, source: str) -> Any:
+    lightgbm = lightgbm_module()
     try:
         booster = lightgbm.Booster(model_str=text)
     except lightgbm.basic.LightGBMError as error:

@@ -23,6 +23,7 @@ from reposearcher_plugin.rank.learned import (
     feature_names,
     file_feature_matrix,
     file_feature_names,
+    lightgbm_module,
     model_text,
 )
 from reposearcher_plugin.rank.scoring import Signals
@@ -114,8 +115,7 @@ def _fit(
     rounds: int,
     early_stopping: int,
 ) -> tuple[str, int, dict[str, float]]:
-    import lightgbm
-
+    lightgbm = lightgbm_module()
     features, labels, groups = train
     train_set = lightgbm.Dataset(features, labels, group=groups, feature_name=list(names), free_raw_data=True)
     valid_sets = []
