@@ -5,6 +5,7 @@ split of mined instances is stable, and the localizer ranks a small git reposito
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,18 @@ def test_the_packaged_model_loads_and_is_current():
     model = LearnedRanker.load(packaged_model_path())
     assert model.name == "retrieval-ltr"
     assert set(model.features) <= set(feature_names())
+
+
+def test_the_packaged_model_is_package_data():
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    relative = packaged_model_path().relative_to(root / "reposearcher_plugin").as_posix()
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns["reposearcher_plugin"])
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "lightgbm==4.7.0" in [entry.split(";")[0].strip() for entry in dependencies]
 
 
 def test_the_split_is_the_documented_hash():
