@@ -46,6 +46,11 @@ def add_ranker_commands(commands: Any) -> None:
             help=f"at most N {split} instances per repository (default {cap})",
         )
     extract.add_argument("--seed", type=int, default=0, help="seed of the per-repository draw (default 0)")
+    extract.add_argument(
+        "--only",
+        metavar="FILE",
+        help="only the drawn instances whose ids this file lists, one a line (to redo a run stopped early)",
+    )
     add_workspace_options(extract)
     extract.set_defaults(handler=cmd_ranker_extract)
 
@@ -69,6 +74,12 @@ def cmd_ranker_extract(args: argparse.Namespace) -> int:
         raise CommandError(f"--instances {args.instances}: {error}") from None
     caps = {"train": args.train, "dev": args.dev, "test": args.test}
     chosen = subsample(rows, caps, seed=args.seed)
+    if args.only:
+        try:
+            wanted = set(Path(args.only).read_text(encoding="utf-8").split())
+        except OSError as error:
+            raise CommandError(f"--only {args.only}: {error.strerror}") from None
+        chosen = [row for row in chosen if row["instance_id"] in wanted]
     workspace = workspace_from_args(args)
     started = time.perf_counter()
 
