@@ -228,7 +228,7 @@ class Selection:
     params: dict[str, Any]
     tried: list[dict[str, Any]]  # per grid point and file aggregation: its dev scores
     tables: dict[str, dict[str, dict[str, dict[str, float | None]]]]  # split -> system -> level -> metric
-    learned_wins: bool  # beats the rules on dev: function Recall@5 and MRR, file Recall@5 within a point
+    learned_wins: bool  # on dev: function Recall@5 and MRR above the rules, file Recall@5 within a point
 
 
 def _queries(examples: Sequence[Example]) -> list[Query]:
