@@ -217,6 +217,10 @@ GRID: tuple[dict[str, Any], ...] = (
     {"num_leaves": 15, "min_data_in_leaf": 50},
     {"num_leaves": 31, "min_data_in_leaf": 100},
     {"num_leaves": 15, "min_data_in_leaf": 200, "learning_rate": 0.1},
+    # conservative: small trees, slow and strongly regularized, so that the model stays near the rules'
+    # scores (one of its features) unless the data insist
+    {"num_leaves": 3, "min_data_in_leaf": 100, "learning_rate": 0.02, "lambda_l2": 10.0},
+    {"num_leaves": 7, "min_data_in_leaf": 200, "learning_rate": 0.02, "lambda_l2": 10.0},
 )
 
 
