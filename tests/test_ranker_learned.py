@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reposearcher_plugin.agent.localizers import LocalizerOptions, RankingLocalizer, is_retrieval_model
 from reposearcher_plugin.evaluation.ltr import split_of, subsample
 from reposearcher_plugin.index import CLASS, FUNCTION, LIBRARY, TEST, build_index
-from reposearcher_plugin.rank import FEATURES, RetrievalLocalizer, Signals
+from reposearcher_plugin.rank import FEATURES, RetrievalLocalizer, Signals, rank_signals
 from reposearcher_plugin.rank.learned import (
     FILE_MODEL_SEPARATOR,
     FORMAT,
@@ -124,6 +124,12 @@ def test_a_file_model_ranks_files_and_travels_in_the_same_file():
     first, _, body = without.partition("\n")
     with pytest.raises(RankerModelError, match="names a file model, the file has none"):
         LearnedRanker.from_text(model_text(body, json.loads(first[len(HEADER_PREFIX) :])))
+
+
+def test_files_can_rank_as_the_rules_rank_them(tiny_model):
+    model = LearnedRanker.from_text(rewrite_header(tiny_model, {"file_aggregation": "rules"}))
+    signals, _ = made_up_signals(5)
+    assert model.rank(signals).files == rank_signals(signals).files
 
 
 def _damaged(text: str) -> str:

@@ -46,8 +46,9 @@ FORMAT = 1  # of the file: bump when the header or the meaning of a feature name
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_LEARNED_MODEL = "retrieval-ltr"
 # How files are ranked: by their best candidate's score, by a soft maximum of their candidates' scores,
-# or by a second model over file-level features (FILE_FEATURES) that the file holds after the first.
-FILE_AGGREGATIONS = ("max", "logsumexp", "model")
+# by a second model over file-level features (file_feature_names) that the file holds after the first,
+# or as the hand-set rules rank them (the learned model then orders the definitions only).
+FILE_AGGREGATIONS = ("max", "logsumexp", "model", "rules")
 FILE_MODEL_SEPARATOR = "\n# reposearcher-ranker files\n"
 
 _EXCEPTION = re.compile(r"(?:Error|Exception|Warning)$")
@@ -299,6 +300,8 @@ class LearnedRanker:
         )
 
     def file_scores(self, signals: Signals, scores: np.ndarray) -> dict[str, float]:
+        if self.file_aggregation == "rules":
+            return {path: value for path, value in score_signals(signals)[1].items() if value > 0}
         if self.file_aggregation != "model":
             return aggregate_files(signals.files, scores, self.file_aggregation)
         paths, matrix = file_feature_matrix(signals, self.file_features)
