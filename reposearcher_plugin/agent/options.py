@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from reposearcher_plugin.agent.localizers import (
     OPTION_PARTS,
-    RETRIEVAL_MODELS,
     LocalizerOptions,
     flat_option_names,
+    is_retrieval_model,
     option_field,
 )
 from reposearcher_plugin.packaged import config_path, packaged_configs
@@ -112,7 +112,7 @@ def localizer_options(args: argparse.Namespace, serves_tools: bool = False) -> L
         if not values["api_key"]:
             raise ValueError(f"api key variable {api_key_env} is not set")
     model = values.get("model", _DEFAULTS.model)
-    if model in RETRIEVAL_MODELS:
+    if is_retrieval_model(model):
         llm_only = [
             flag
             for flag in [*given, *(["--api-key-env"] if getattr(args, "api_key_env", None) else [])]

@@ -18,6 +18,7 @@ from reposearcher_plugin.cli.mini_cmd import add_mini_command
 from reposearcher_plugin.cli.models_cmd import add_models_commands
 from reposearcher_plugin.cli.openhands_cmd import add_openhands_command
 from reposearcher_plugin.cli.patch_cmd import add_patch_command
+from reposearcher_plugin.cli.ranker_cmd import add_ranker_commands
 from reposearcher_plugin.cli.rl_cmd import add_rl_commands
 from reposearcher_plugin.cli.show import add_show_command
 from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_openhands_command(commands)
     add_rl_commands(commands)
     add_mine_command(commands)
+    add_ranker_commands(commands)
     add_patch_command(commands)
     add_eval_commands(commands)
     add_models_commands(commands)

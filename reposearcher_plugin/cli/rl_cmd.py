@@ -221,7 +221,7 @@ def cmd_sft_sample(args: argparse.Namespace) -> int:
 
     try:
         options = localizer_options(args)
-        if options.model in ("retrieval", "bm25"):
+        if not options.uses_llm:
             raise ValueError("--model must be an LLM (a litellm model string): sampling needs an agent")
         instances = batch_instances(args)
         instances, _ = _excluding(instances, args.exclude)

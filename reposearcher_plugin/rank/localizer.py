@@ -15,6 +15,9 @@ The default ranks definitions in two stages, so that every number it uses can be
    score adds a share of its file's score, because a definition in the right file is more likely right
    than an equally good match elsewhere.
 
+The second stage can instead be a learned model (``ranker=``, :mod:`reposearcher_plugin.rank.learned`):
+LightGBM LambdaMART over the same features, trained on repository history (``docs/ranker.md``).
+
 ``plain=True`` is the baseline: the same documents and query tokens, BM25 alone, files ranked by their
 best definition.
 """
@@ -26,6 +29,7 @@ import numpy as np
 from reposearcher_plugin.index import RepoIndex, entity_id
 from reposearcher_plugin.index.locations import unique
 from reposearcher_plugin.rank.features import collect_signals
+from reposearcher_plugin.rank.learned import LearnedRanker
 from reposearcher_plugin.rank.maps import RepoMaps
 from reposearcher_plugin.rank.mentions import cap_issue
 from reposearcher_plugin.rank.scoring import (
@@ -42,7 +46,8 @@ from reposearcher_plugin.tools.tokens import query_tokens
 
 
 class RetrievalLocalizer:
-    """Localize an issue without an LLM. ``plain=True``: plain BM25, the baseline."""
+    """Localize an issue without an LLM: the hand-set weights, or ``ranker`` (a learned model) when given.
+    ``plain=True``: plain BM25, the baseline."""
 
     def __init__(
         self,
@@ -51,17 +56,21 @@ class RetrievalLocalizer:
         *,
         plain: bool = False,
         weights: Weights = DEFAULT_WEIGHTS,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         self.index = index
         self.tools = tools if tools is not None else RepoTools(index)
         self.search: EntitySearch = self.tools.search
         self.plain = plain
         self.weights = weights
+        self.ranker = ranker
         self._maps: RepoMaps | None = None
 
     def rank(self, issue: str, max_files: int = 10, max_locations: int = 50) -> Ranking:
         if self.plain:
             return self._rank_plain(issue, max_files, max_locations)
+        if self.ranker is not None:
+            return self.ranker.rank(self.signals(issue), max_files, max_locations)
         return rank_signals(self.signals(issue), self.weights, max_files, max_locations)
 
     # --- the baseline ---------------------------------------------------------------------------------

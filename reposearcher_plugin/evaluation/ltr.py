@@ -1,0 +1,343 @@
+"""Training data for the learned ranker (``docs/ranker.md``): mined instances split by a hash of their id,
+subsampled per repository, and turned into the ranker's input (:class:`~reposearcher_plugin.rank.Signals`)
+at each instance's base commit, with the plain-BM25 ranking beside it for the comparison table.
+
+Extraction is resumable: every instance appends one line to ``OUT/extracted.jsonl`` (and its Signals to
+``OUT/signals/<id>.pkl``) as soon as it is done, and a rerun skips the ids already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reposearcher_plugin.evaluation.instances import Instance
+from reposearcher_plugin.evaluation.locations import Prediction
+from reposearcher_plugin.evaluation.metrics import evaluate
+from reposearcher_plugin.evaluation.readers import parse_prediction
+from reposearcher_plugin.index import build_index
+from reposearcher_plugin.rank import Ranking, RetrievalLocalizer, Signals, rank_signals
+from reposearcher_plugin.rank.learned import FILE_AGGREGATIONS, LearnedRanker
+from reposearcher_plugin.rank.training import Query, Trained, train_ranker
+from reposearcher_plugin.workspace import Workspace
+
+SPLITS = ("train", "dev", "test")
+EXTRACTED = "extracted.jsonl"
+SIGNALS_DIR = "signals"
+
+
+def split_of(instance_id: str) -> str:
+    """The split an instance belongs to, from its id alone, the same on every machine and run:
+    digit = sha256(id) mod 10; 0-6 ``train``, 7-8 ``dev`` (model selection, early stopping,
+    hyper-parameters), 9 ``test`` (held out, reported only)."""
+    digit = int(hashlib.sha256(instance_id.encode("utf-8")).hexdigest(), 16) % 10
+    return "train" if digit <= 6 else "dev" if digit <= 8 else "test"
+
+
+def subsample(rows: Iterable[dict[str, Any]], caps: dict[str, int], seed: int = 0) -> list[dict[str, Any]]:
+    """At most ``caps[split]`` rows of each split for each repository, drawn with ``seed``; rows without
+    gold are left out (nothing to learn from). Interleaved, so that a run stopped early has every
+    repository and split in proportion: the first of each group, then the next, each group advancing
+    as a fraction of its cap."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("gold"):
+            groups.setdefault((row["repo"], split_of(row["instance_id"])), []).append(row)
+    keyed: list[tuple[float, str, str, dict[str, Any]]] = []
+    for (repo, split), members in groups.items():
+        cap = caps.get(split, 0)
+        # ordered by a seeded hash of the id: rows mined later join the draw without reshuffling it
+        members = sorted(members, key=lambda row: _draw_key(seed, row["instance_id"]))[:cap]
+        keyed.extend((position / cap, repo, row["instance_id"], row) for position, row in enumerate(members))
+    keyed.sort(key=lambda item: item[:3])
+    return [row for *_, row in keyed]
+
+
+def _draw_key(seed: int, instance_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{instance_id}".encode()).hexdigest()
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _instance(row: dict[str, Any]) -> Instance:
+    return Instance(
+        instance_id=row["instance_id"],
+        repo=row["repo"],
+        base_commit=row["base_commit"],
+        problem_statement=row["problem_statement"],
+        patch=row.get("patch", ""),
+    )
+
+
+def finished(out_dir: Path) -> set[str]:
+    path = out_dir / EXTRACTED
+    if not path.exists():
+        return set()
+    done: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            done.add(json.loads(line)["instance_id"])
+        except (ValueError, KeyError):
+            continue  # a line cut by a killed run: that instance is done again
+    return done
+
+
+def extract(
+    rows: Sequence[dict[str, Any]],
+    workspace: Workspace,
+    out_dir: str | Path,
+    on_done: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> int:
+    """Signals (and the plain-BM25 ranking) of every row not yet in ``out_dir``; returns how many were
+    done now. An instance that fails is recorded with its error and not retried."""
+    out = Path(out_dir)
+    (out / SIGNALS_DIR).mkdir(parents=True, exist_ok=True)
+    done = finished(out)
+    todo = [row for row in rows if row["instance_id"] not in done]
+    with (out / EXTRACTED).open("a", encoding="utf-8") as sink:
+        for number, row in enumerate(todo, start=1):
+            record = _extract_one(row, workspace, out / SIGNALS_DIR)
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            if on_done is not None:
+                on_done(number, len(todo), record)
+    return len(todo)
+
+
+def _extract_one(row: dict[str, Any], workspace: Workspace, signals_dir: Path) -> dict[str, Any]:
+    instance = _instance(row)
+    record: dict[str, Any] = {
+        "instance_id": instance.instance_id,
+        "repo": instance.repo,
+        "split": split_of(instance.instance_id),
+        "gold": list(row["gold"]),
+    }
+    started = time.perf_counter()
+    try:
+        with workspace.hold(instance.repo, instance.base_commit, allow_missing=True) as root:
+            index = build_index(root, workers=1)
+            record["index_s"] = round(time.perf_counter() - started, 3)
+            began = time.perf_counter()
+            localizer = RetrievalLocalizer(index)
+            signals = localizer.signals(instance.problem_statement)
+            record["signals_s"] = round(time.perf_counter() - began, 3)
+            plain = RetrievalLocalizer(index, localizer.tools, plain=True).rank(instance.problem_statement)
+            record["bm25"] = {"files": plain.files, "locations": plain.locations}
+        with (signals_dir / _signals_name(instance.instance_id)).open("wb") as handle:
+            pickle.dump(signals, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        record["candidates"] = len(signals.ids)
+        record["gold_in_candidates"] = len(set(signals.ids) & set(row["gold"]))
+    except Exception as error:  # recorded and skipped, like `reposearcher run`
+        record["error"] = f"{type(error).__name__}: {error}"
+    record["total_s"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _signals_name(instance_id: str) -> str:
+    return instance_id.replace("/", "__") + ".pkl"
+
+
+@dataclass
+class Example:
+    """One extracted instance: its Signals, its gold and the plain-BM25 ranking of the same index."""
+
+    instance_id: str
+    repo: str
+    split: str
+    gold: list[str]
+    signals: Signals
+    bm25: Ranking
+
+
+def load_examples(out_dir: str | Path) -> Iterator[Example]:
+    """The extracted instances that did not fail, in extraction order."""
+    out = Path(out_dir)
+    for line in (out / EXTRACTED).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if "error" in record:
+            continue
+        path = out / SIGNALS_DIR / _signals_name(record["instance_id"])
+        if not path.exists():
+            continue
+        with path.open("rb") as handle:
+            signals = pickle.load(handle)
+        yield Example(
+            instance_id=record["instance_id"],
+            repo=record["repo"],
+            split=record["split"],
+            gold=record["gold"],
+            signals=signals,
+            bm25=Ranking(files=record["bm25"]["files"], locations=record["bm25"]["locations"], evidence={}),
+        )
+
+
+def prediction_of(instance_id: str, ranking: Ranking) -> Prediction:
+    """A ranking as the evaluator reads it: the row ``reposearcher run`` writes, read as ``eval loc`` does."""
+    row = {
+        "instance_id": instance_id,
+        "found_files": ranking.files,
+        "locations": [location for location in ranking.locations if "::" in location],
+    }
+    return parse_prediction(row)[0]
+
+
+SUMMARY_METRICS = ("recall@1", "recall@5", "recall@10", "acc@5", "mrr", "ndcg@5", "ndcg@10")
+
+
+def score_rankings(
+    rankings: dict[str, Ranking], gold: dict[str, list[str]]
+) -> dict[str, dict[str, float | None]]:
+    """Strict-protocol percentages per level for ``rankings`` (instance id -> Ranking) against ``gold``."""
+    predictions = {
+        instance_id: prediction_of(instance_id, ranking) for instance_id, ranking in rankings.items()
+    }
+    scores = evaluate(predictions, gold, "strict", SUMMARY_METRICS)
+    table = scores.percentages()
+    for level, level_scores in scores.levels.items():
+        table[level]["n"] = level_scores.n
+    return table
+
+
+# The hyper-parameters tried, each chosen on dev only (function Recall@5, then MRR): a small grid,
+# since a few hundred training queries support little more.
+GRID: tuple[dict[str, Any], ...] = (
+    {"num_leaves": 7, "min_data_in_leaf": 50},
+    {"num_leaves": 15, "min_data_in_leaf": 50},
+    {"num_leaves": 31, "min_data_in_leaf": 100},
+    {"num_leaves": 15, "min_data_in_leaf": 200, "learning_rate": 0.1},
+    # conservative: small trees, slow and strongly regularized, so that the model stays near the rules'
+    # scores (one of its features) unless the data insist
+    {"num_leaves": 3, "min_data_in_leaf": 100, "learning_rate": 0.02, "lambda_l2": 10.0},
+    {"num_leaves": 7, "min_data_in_leaf": 200, "learning_rate": 0.02, "lambda_l2": 10.0},
+)
+
+
+@dataclass
+class Selection:
+    """The chosen model and what choosing it measured."""
+
+    trained: Trained
+    params: dict[str, Any]
+    tried: list[dict[str, Any]]  # per grid point and file aggregation: its dev scores
+    tables: dict[str, dict[str, dict[str, dict[str, float | None]]]]  # split -> system -> level -> metric
+    learned_wins: bool  # on dev: function Recall@5 and MRR above the rules, file Recall@5 within a point
+
+
+def _queries(examples: Sequence[Example]) -> list[Query]:
+    return [Query(example.signals, frozenset(example.gold)) for example in examples]
+
+
+def _key(table: dict[str, dict[str, float | None]]) -> tuple[float, float]:
+    function = table["function"]
+    return (function["recall@5"] or 0.0, function["mrr"] or 0.0)
+
+
+def train_and_select(
+    examples: Sequence[Example],
+    *,
+    name: str,
+    version: int = 1,
+    grid: Sequence[dict[str, Any]] = GRID,
+    rounds: int = 400,
+    header: dict[str, Any] | None = None,
+    on_trained: Callable[[dict[str, Any]], None] | None = None,
+) -> Selection:
+    """Train one model per grid point on the train split (early stopping on dev), choose the grid point
+    and the file aggregation on dev, and score the chosen model, the rules and plain BM25 on dev and on
+    test (reported, never used to choose)."""
+    by_split: dict[str, list[Example]] = {split: [] for split in SPLITS}
+    for example in examples:
+        by_split[example.split].append(example)
+    if not by_split["train"] or not by_split["dev"]:
+        raise ValueError(
+            f"need train and dev instances: train {len(by_split['train'])}, dev {len(by_split['dev'])}"
+        )
+    gold = {split: {e.instance_id: e.gold for e in members} for split, members in by_split.items()}
+    train, dev = _queries(by_split["train"]), _queries(by_split["dev"])
+    tried: list[dict[str, Any]] = []
+
+    def dev_table(model: LearnedRanker) -> dict[str, dict[str, float | None]]:
+        return score_rankings({e.instance_id: model.rank(e.signals) for e in by_split["dev"]}, gold["dev"])
+
+    def note(params: dict[str, Any], aggregation: str, rounds: int, table: dict[str, Any]) -> None:
+        point = {"params": params, "file_aggregation": aggregation, "rounds": rounds, "dev": table}
+        tried.append(point)
+        if on_trained is not None:
+            on_trained(point)
+
+    # the entity model: the grid point with the best dev function Recall@5 (then MRR)
+    best: tuple[tuple[float, float], Trained, dict[str, Any]] | None = None
+    for params in grid:
+        candidate = train_ranker(train, dev, params=params, rounds=rounds, name=name, version=version)
+        table = dev_table(LearnedRanker.from_text(candidate.text))
+        note(params, "max", candidate.best_iteration, table)
+        if best is None or _key(table) > best[0]:
+            best = (_key(table), candidate, params)
+    assert best is not None
+    _, final, chosen_params = best
+    # the files: the best candidate, a soft maximum, or a file model, by dev file Recall@5 (then MRR);
+    # the entity ranking is the same for all three
+    file_model = train_ranker(
+        train, dev, params=chosen_params, rounds=rounds, name=name, version=version, file_aggregation="model"
+    )
+    best_files: tuple[tuple[float, float], str] | None = None
+    for aggregation in FILE_AGGREGATIONS:
+        source = file_model if aggregation == "model" else final
+        model = LearnedRanker.from_text(source.text)
+        model.file_aggregation = aggregation
+        table = dev_table(model)
+        if aggregation != "max":
+            note(chosen_params, aggregation, source.best_iteration, table)
+        key = (table["file"]["recall@5"] or 0.0, table["file"]["mrr"] or 0.0)
+        if best_files is None or key > best_files[0]:
+            best_files = (key, aggregation)
+    assert best_files is not None
+    aggregation = best_files[1]
+    if aggregation == "model":
+        final = file_model
+    final.header = {**final.header, **(header or {}), "file_aggregation": aggregation}
+    model = LearnedRanker.from_text(final.text)
+    tables: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
+    for split in ("dev", "test"):
+        members = by_split[split]
+        if not members:
+            continue
+        tables[split] = {
+            "learned": score_rankings({e.instance_id: model.rank(e.signals) for e in members}, gold[split]),
+            "rules": score_rankings({e.instance_id: rank_signals(e.signals) for e in members}, gold[split]),
+            "bm25": score_rankings({e.instance_id: e.bm25 for e in members}, gold[split]),
+        }
+    learned, rules = tables["dev"]["learned"], tables["dev"]["rules"]
+    wins = (
+        (learned["function"]["recall@5"] or 0.0) > (rules["function"]["recall@5"] or 0.0)
+        and (learned["function"]["mrr"] or 0.0) > (rules["function"]["mrr"] or 0.0)
+        and (learned["file"]["recall@5"] or 0.0) >= (rules["file"]["recall@5"] or 0.0) - 1.0
+    )
+    return Selection(
+        trained=final,
+        params={**chosen_params, "file_aggregation": aggregation},
+        tried=tried,
+        tables=tables,
+        learned_wins=wins,
+    )
+
+
+def importances(text: str, top: int = 15) -> list[tuple[str, float]]:
+    """The model's features by total gain, largest first, as shares of the total."""
+    model = LearnedRanker.from_text(text)
+    gains = model.booster.feature_importance(importance_type="gain")
+    total = float(gains.sum()) or 1.0
+    ranked = sorted(zip(model.features, gains, strict=True), key=lambda item: -item[1])
+    return [(feature, float(gain) / total) for feature, gain in ranked[:top]]
