@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,12 +140,13 @@ def test_resume_refuses_a_corrupt_middle_line(dataset, tmp_path, capsys):
     assert "line 2 is not JSON" in capsys.readouterr().err
 
 
-def _slow_on(marker: str):
-    """Answer every request at once except those whose issue holds ``marker``: those hang."""
+def _slow_on(marker: str, released: threading.Event):
+    """Answer every request at once except those whose issue holds ``marker``: those hang until
+    ``released`` is set, however long the others take on a loaded machine."""
 
     def reply(body: dict) -> ScriptedReply:
         if marker in json.dumps(body["messages"]):
-            time.sleep(30)
+            released.wait(600)
         return ScriptedReply(content="```\nshop/pricing.py\nfunction: total\n```")
 
     return reply
@@ -154,7 +156,8 @@ def test_killed_run_resumes_where_it_stopped(dataset, tmp_path):
     out = tmp_path / "preds.jsonl"
     command = [sys.executable, "-m", "reposearcher_plugin.cli.main"]
     environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    with StubServer(_slow_on("heavy parcels")) as server:
+    released = threading.Event()
+    with StubServer(_slow_on("heavy parcels", released)) as server:
         llm = ["--model", "openai/stub-model", "--api-base", server.base_url, "--retries", "0"]
         process = subprocess.Popen(
             [*command, *run_args(dataset, out, *llm, "--workers", "2")],
@@ -163,16 +166,17 @@ def test_killed_run_resumes_where_it_stopped(dataset, tmp_path):
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 400  # a busy 2-core machine (a parallel suite) has taken over 120 s
         while time.monotonic() < deadline:
             if out.exists() and len(rows(out)) >= 3:
                 break
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)  # the whole group: the parent and its workers
         process.wait()
+        released.set()
     killed = rows(out)
     assert sorted(row["instance_id"] for row in killed) == ["shop-1", "shop-3", "shop-4"]
-    with StubServer(_slow_on("no such text")) as server:
+    with StubServer(_slow_on("no such text", released)) as server:
         llm = ["--model", "openai/stub-model", "--api-base", server.base_url, "--retries", "0"]
         done = subprocess.run(
             [*command, *run_args(dataset, out, *llm)], env=environment, capture_output=True, text=True
