@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,36 @@ def test_other_errors_pass_through() -> None:
         raise KeyError("a bug")
 
     with pytest.raises(KeyError):
+        handler(argparse.Namespace())
+
+
+def _write_on_a_full_disk(path: str) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def test_a_full_disk_in_a_batch_worker_is_one_line_that_says_to_resume(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the way a batch run meets it: in a forked worker, re-raised in the parent by the pool
+    @reports_errors
+    def handler(args: argparse.Namespace) -> int:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            pool.submit(_write_on_a_full_disk, "/out/preds.trajectories/x.json").result()
+        return 0
+
+    assert handler(argparse.Namespace()) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("reposearcher: error: no space left on the device (writing /out/preds.traj")
+    assert "run the same command again" in err
+
+
+def test_other_os_errors_pass_through() -> None:
+    @reports_errors
+    def handler(args: argparse.Namespace) -> int:
+        raise OSError(errno.EIO, "Input/output error", "/x")
+
+    with pytest.raises(OSError):
         handler(argparse.Namespace())
 
 

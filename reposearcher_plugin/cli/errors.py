@@ -5,6 +5,7 @@ Here, not in ``cli/main.py``, so that every sub-command module can import it: ``
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -40,12 +41,29 @@ def reports_errors(handler: Handler) -> Handler:
             if message is None:
                 raise
             return _report(message, 2)
+        except OSError as error:
+            if error.errno not in _FULL_DISK:
+                raise
+            return _report(_full_disk_message(error), 1)
         except Exception as error:
             if not _is_input_error(error):
                 raise
             return _report(str(error), 2)
 
     return run
+
+
+# a full disk (or quota) is the user's to fix, and every command that writes can meet it; batch rows are
+# appended whole, so the same command run again resumes where the full disk stopped it
+_FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _full_disk_message(error: OSError) -> str:
+    where = f" (writing {error.filename})" if error.filename else ""
+    return (
+        f"no space left on the device{where}; free some space and run the same command again "
+        "(a batch run resumes where it stopped)"
+    )
 
 
 def _is_input_error(error: Exception) -> bool:
