@@ -13,6 +13,7 @@ mistake, each asserting the exit code, no traceback and the expected message. Wr
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
@@ -241,6 +242,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="markdown table to write")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    # a new user's cache is empty: a snapshot cached by earlier runs would answer `run` with no repository
+    fresh_cache = args.work / "cache"
+    shutil.rmtree(fresh_cache, ignore_errors=True)
+    os.environ["REPOSEARCHER_CACHE"] = str(fresh_cache)
     shared = REPO.parent / "shared" / "data"
     clone = args.work / "clone"
     shutil.rmtree(clone, ignore_errors=True)
