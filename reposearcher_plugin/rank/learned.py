@@ -13,6 +13,9 @@ ranked, and the sha256 of the LightGBM text, so a damaged or foreign file is ref
 instead of ranking with garbage. Features are computed by name (:func:`feature_matrix`), so a model keeps
 loading when later versions add features it does not use; a model that needs a feature this version
 cannot compute is refused.
+
+One module, though a little over 400 lines: the feature columns, the file format and the ranking are
+tied together by the header's feature list, and each is checked against the others at load.
 """
 
 from __future__ import annotations
