@@ -135,3 +135,14 @@ def read_text(path: Path, errors: str = "strict") -> str:
 def read_jsonl(path: Path, *, errors: str = "strict", drop_cut_tail: bool = False) -> list[Any]:
     """The rows of the JSONL file ``path`` (``*.gz`` too); see ``parse_jsonl``."""
     return parse_jsonl(read_text(path, errors), str(path), drop_cut_tail=drop_cut_tail)
+
+
+def without_cut_line(path: Path) -> str:
+    """The text of a JSONL file that a writer may have been killed in, its unfinished last line cut off
+    the file too, so that appending goes on after the last whole line."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+    return data[:end].decode("utf-8")

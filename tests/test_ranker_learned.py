@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, RankingLocalizer, is_retrieval_model
-from reposearcher_plugin.evaluation.ltr import split_of, subsample
+from reposearcher_plugin.evaluation.ltr import EXTRACTED, finished, split_of, subsample
+from reposearcher_plugin.files import append_row, read_jsonl
 from reposearcher_plugin.index import CLASS, FUNCTION, LIBRARY, TEST, build_index
 from reposearcher_plugin.rank import FEATURES, RetrievalLocalizer, Signals, rank_signals
 from reposearcher_plugin.rank.learned import (
@@ -346,3 +347,12 @@ def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys
     # ten made-up instances teach a model little: what matters here is that it ranked, and says so
     assert "shop/price.py::tax" in result["locations"]
     assert result["trajectory"]["evidence"]["model"]["name"] == "mine"
+
+
+def test_a_resumed_extraction_appends_after_the_line_a_killed_run_cut(tmp_path: Path) -> None:
+    log = tmp_path / EXTRACTED
+    log.write_text('{"instance_id": "a", "split": 1}\n{"instance_id": "b", "spl', encoding="utf-8")
+    assert finished(tmp_path) == {"a"}  # "b" is done again
+    with log.open("a", encoding="utf-8") as sink:
+        append_row(sink, {"instance_id": "b", "split": 2})
+    assert [row["instance_id"] for row in read_jsonl(log)] == ["a", "b"]

@@ -21,6 +21,7 @@ from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.evaluation.metrics import evaluate
 from reposearcher_plugin.evaluation.readers import parse_prediction
+from reposearcher_plugin.files import append_row, parse_jsonl, without_cut_line
 from reposearcher_plugin.index import build_index
 from reposearcher_plugin.rank import Ranking, RetrievalLocalizer, Signals, rank_signals
 from reposearcher_plugin.rank.learned import FILE_AGGREGATIONS, LearnedRanker
@@ -79,16 +80,12 @@ def _instance(row: dict[str, Any]) -> Instance:
 
 
 def finished(out_dir: Path) -> set[str]:
+    """Instances already extracted into ``out_dir``; a last line cut by a killed run is cut off the file
+    too (that instance is done again), so the next append starts on a line of its own."""
     path = out_dir / EXTRACTED
     if not path.exists():
         return set()
-    done: set[str] = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            done.add(json.loads(line)["instance_id"])
-        except (ValueError, KeyError):
-            continue  # a line cut by a killed run: that instance is done again
-    return done
+    return {row["instance_id"] for row in parse_jsonl(without_cut_line(path), str(path))}
 
 
 def extract(
@@ -106,8 +103,7 @@ def extract(
     with (out / EXTRACTED).open("a", encoding="utf-8") as sink:
         for number, row in enumerate(todo, start=1):
             record = _extract_one(row, workspace, out / SIGNALS_DIR)
-            sink.write(json.dumps(record) + "\n")
-            sink.flush()
+            append_row(sink, record)
             if on_done is not None:
                 on_done(number, len(todo), record)
     return len(todo)

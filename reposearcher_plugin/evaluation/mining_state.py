@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reposearcher_plugin.evaluation.mining_rules import KEPT, MineOptions
-from reposearcher_plugin.files import append_row, json_line, parse_jsonl
+from reposearcher_plugin.files import append_row, json_line, parse_jsonl, without_cut_line
 
 
 def commits_log_path(out: Path) -> Path:
@@ -45,7 +45,7 @@ class MiningState:
         if not self.log.exists() or not self.out.exists():
             missing = self.log if not self.log.exists() else self.out
             raise MiningError(f"{missing} is missing, so {self.out} cannot be resumed: pass --overwrite")
-        logged = parse_jsonl(_without_cut_line(self.log), str(self.log))
+        logged = parse_jsonl(without_cut_line(self.log), str(self.log))
         if not logged or logged[0].get("options") != fingerprint:
             raise MiningError(
                 f"{self.out} was mined with other options or rules; pass --overwrite or another --out"
@@ -53,7 +53,7 @@ class MiningState:
         for entry in logged[1:]:
             self.verdicts[(entry["repo"], entry["commit"])] = entry["verdict"]
         rows = {
-            (row["repo"], row["commit"]) for row in parse_jsonl(_without_cut_line(self.out), str(self.out))
+            (row["repo"], row["commit"]) for row in parse_jsonl(without_cut_line(self.out), str(self.out))
         }
         for key, verdict in list(self.verdicts.items()):
             if verdict == KEPT and key not in rows:  # the row was lost with a cut line: mine it again
@@ -75,14 +75,3 @@ class MiningState:
         self.commits.flush()
         self.rows.close()
         self.commits.close()
-
-
-def _without_cut_line(path: Path) -> str:
-    """The text of a JSONL file that a writer may have been killed in, its unfinished last line cut off
-    the file too, so that appending goes on after the last whole line."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(end)
-    return data[:end].decode("utf-8")
