@@ -16,7 +16,8 @@ repository), ``devcode`` (20 per repository of the dev rows whose message quotes
 repository's ids, taken round-robin over the repositories. ``lite``: SWE-bench Lite dev, gold derived from
 its patches (instances whose repository is not under ``--repos-dir`` are left out). ``score`` prints, per
 group of splits (instances counted once), function Recall@5, file Recall@5 and function MRR before (the
-new features' weights at 0, their priors at 1) and after (the default weights).
+new features' weights at 0, their priors at 1), after the first round of them (``round1``: the defaults
+with the second round's, SECOND_ROUND_OFF, at 0) and after both (the default weights).
 
 ``eval/results/rank_features.md`` holds the figures and ``rank_features.json`` the instance ids.
 """
@@ -55,6 +56,13 @@ NEW_OFF = {
     "caller": 0.0,
     "vendored_prior": 1.0,
     "stub_prior": 1.0,
+}
+# The second round's (session 9: stems, module names, the user's own words), at the values that switch
+# them off: the defaults with these are the first round's ranking.
+SECOND_ROUND_OFF = {
+    "bm25_prose": 0.0,
+    "name_words": 0.0,
+    "file_module_name": 0.0,
 }
 
 
@@ -180,10 +188,12 @@ def before(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def score(args: argparse.Namespace) -> None:
-    off = dataclasses.replace(DEFAULT_WEIGHTS, **NEW_OFF)
+    off = dataclasses.replace(DEFAULT_WEIGHTS, **NEW_OFF, **SECOND_ROUND_OFF)
+    first_round = dataclasses.replace(DEFAULT_WEIGHTS, **SECOND_ROUND_OFF)
     for group in args.groups:
         items = load(args.out, group.split(","))
         print(group, "before", metrics([before(item) for item in items], off))
+        print(group, "round1", metrics(items, first_round))
         print(group, "after ", metrics(items, DEFAULT_WEIGHTS))
 
 

@@ -19,8 +19,15 @@ import numpy as np
 
 from reposearcher_plugin.index import CLASS
 from reposearcher_plugin.rank.maps import RepoMaps
-from reposearcher_plugin.rank.mentions import MESSAGE_MIN_CHARS, MESSAGE_MIN_WORDS, Mentions, extract_mentions
+from reposearcher_plugin.rank.mentions import (
+    MESSAGE_MIN_CHARS,
+    MESSAGE_MIN_WORDS,
+    Mentions,
+    extract_mentions,
+    prose_of,
+)
 from reposearcher_plugin.rank.scoring import FEATURES, Signals
+from reposearcher_plugin.rank.stems import name_stems, stems_of
 from reposearcher_plugin.tools.search_index import EntitySearch
 from reposearcher_plugin.tools.tokens import query_tokens
 
@@ -29,6 +36,9 @@ FRAME_DECAY = 0.6
 # Candidates from BM25 alone; mentions and frames add theirs. Enough that the weighted sum can
 # reorder well beyond the top 50 returned.
 BM25_CANDIDATES = 400
+
+# The evidence lists at most this many of the files whose module name the title spells.
+EVIDENCE_MODULE_NAMES = 10
 
 Table = dict[int, float]  # document -> value of one feature, only where it is above 0
 
@@ -349,6 +359,29 @@ def candidate_context(
     return Found(features={"owner_bm25": owner_bm25, "file_mention": file_mention})
 
 
+def name_words(maps: RepoMaps, candidates: Iterable[int], issue_stems: set[str]) -> Found:
+    """``name_words``: the share of a candidate's name words (``serialize_field`` -> serialize, field)
+    whose stems are among the issue's word stems, so that ``serialization`` meets ``serializer`` and a
+    definition named in words of the issue ranks above one whose body only uses them. One split of
+    each candidate's name (cached by name), whatever the issue's length."""
+    table: Table = {}
+    documents = maps.documents
+    for doc in candidates:
+        words = name_stems(documents[doc][1].name)
+        if words:
+            hits = sum(1 for word in words if word in issue_stems)
+            if hits:
+                table[doc] = hits / len(words)
+    return Found(features={"name_words": table})
+
+
+def module_names(maps: RepoMaps, title_stems: set[str]) -> dict[str, float]:
+    """Files whose module name the title spells in words ("Move palette functions into own module" ->
+    ``palettes.py``; "update while-used doc" -> ``while_used.py``), each ``1 / sqrt(files of that
+    name)``. The title only: an issue's body and a commit's list of changes use every module's name."""
+    return {path: 1.0 / math.sqrt(count) for path, count in maps.files_named_by(title_stems).items()}
+
+
 def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals:
     """The candidates for ``issue`` and their features: the best BM25 matches of the issue and of its
     title, everything a mention, a frame or a graph edge reaches, and the owners of all of them."""
@@ -356,6 +389,10 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     mentions = extract_mentions(issue)
     tokens = query_tokens(issue)
     bm25 = _normalized(search.scores(tokens))
+    prose_tokens = query_tokens(prose_of(issue))
+    # the same query when nothing was pasted: no second scoring
+    same_words = set(search.known(prose_tokens)) == set(search.known(tokens))
+    bm25_prose = bm25 if same_words else _normalized(search.scores(prose_tokens))
     title = issue.strip().split("\n", 1)[0]
     bm25_title = _normalized(search.scores(query_tokens(title)))
     candidates: set[int] = set(_top(bm25, BM25_CANDIDATES)) | set(_top(bm25_title, BM25_CANDIDATES // 4))
@@ -395,11 +432,14 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     # owners of candidates, so a method's class can be ranked (and give its BM25 to the method)
     candidates.update(owner for doc in list(candidates) if (owner := maps.owner(doc)) is not None)
     _merge_into(features, candidate_context(maps, candidates, bm25, mentioned_files))
+    _merge_into(features, name_words(maps, candidates, stems_of(tokens)))
+    named_modules = module_names(maps, stems_of(query_tokens(title)))
 
     ordered = sorted(candidates)
     columns = {
         "bm25": bm25[ordered] if ordered else np.zeros(0),
         "bm25_title": bm25_title[ordered] if ordered else np.zeros(0),
+        "bm25_prose": bm25_prose[ordered] if ordered else np.zeros(0),
     }
     for name in FEATURES:
         if name not in columns:
@@ -408,10 +448,14 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     file_features = {path: {"mention": value} for path, value in mentioned_files.items()}
     for path, value in imported.items():
         file_features.setdefault(path, {})["import"] = value
+    for path, value in named_modules.items():
+        file_features.setdefault(path, {})["module_name"] = value
     evidence: dict[str, Any] = {"query_tokens": len(search.known(tokens))}
     for family in families:
         evidence.update(family.evidence)
     evidence["mentioned_files"] = {path: round(value, 3) for path, value in mentioned_files.items()}
+    if named_modules:
+        evidence["module_names"] = dict(sorted(named_modules.items())[:EVIDENCE_MODULE_NAMES])
     return Signals(
         ids=[maps.ids[doc] for doc in ordered],
         files=[documents[doc][0] for doc in ordered],

@@ -84,6 +84,7 @@ def file_feature_names() -> tuple[str, ...]:
         "rules_file_rank",
         "mention",
         "import",
+        "module_name",
         "candidates",
         "is_test",
         "is_docs",
@@ -118,6 +119,9 @@ def file_feature_matrix(
             "rules_file_rank": np.array([1.0 / (1.0 + rank.get(path, len(paths))) for path in paths]),
             "mention": np.array([signals.file_features.get(path, {}).get("mention", 0.0) for path in paths]),
             "import": np.array([signals.file_features.get(path, {}).get("import", 0.0) for path in paths]),
+            "module_name": np.array(
+                [signals.file_features.get(path, {}).get("module_name", 0.0) for path in paths]
+            ),
             "candidates": np.log1p(counts),
             "is_test": np.array([role == TEST for role in roles], dtype=float),
             "is_docs": np.array([role == DOCS for role in roles], dtype=float),

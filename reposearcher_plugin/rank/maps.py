@@ -14,6 +14,7 @@ from reposearcher_plugin.index import CLASS, METHOD, Entity, RepoIndex, entity_i
 from reposearcher_plugin.index.locations import normalize_path, unique
 from reposearcher_plugin.index.names import os_path
 from reposearcher_plugin.index.reading import NotReadable, read_source
+from reposearcher_plugin.rank.stems import name_stems
 from reposearcher_plugin.tools.repo_tools import MAX_SHOW_BYTES
 from reposearcher_plugin.tools.search_build import Documents
 
@@ -80,16 +81,41 @@ class RepoMaps:
 
     @cached_property
     def _modules(self) -> dict[str, str]:
-        """Dotted module paths, whole and by their tails ("db.models.query", "query") -> file."""
+        """Dotted module paths, whole and by their tails ("db.models.query", "query") -> file; a package's
+        ``__init__.py`` also by its module's name ("astropy.__init__")."""
         modules: dict[str, str] = {}
         for path in self.index.files:
             if path.endswith(".py"):
                 parts = path[:-3].split("/")
                 if parts[-1] == "__init__":
+                    # a package is named as itself and as its module ("astropy.__init__")
+                    for start in range(len(parts) - 1):
+                        modules.setdefault(".".join(parts[start:]), path)
                     parts.pop()
                 for start in range(len(parts)):
                     modules.setdefault(".".join(parts[start:]), path)
         return modules
+
+    @cached_property
+    def _module_words(self) -> dict[str, dict[tuple[str, ...], list[str]]]:
+        """Files by the stemmed words of their module name (``palettes.py`` -> (palett,), a package's
+        ``__init__.py`` -> its directory's name), grouped by the first of those words."""
+        by_first: dict[str, dict[tuple[str, ...], list[str]]] = {}
+        for path in self.index.files:
+            words = module_name_words(path)
+            if words:
+                by_first.setdefault(words[0], {}).setdefault(words, []).append(path)
+        return by_first
+
+    def files_named_by(self, stems: set[str]) -> dict[str, int]:
+        """The files whose module name's words (stemmed) are all among ``stems``, each with how many files
+        share that name: ``{"seaborn/palettes.py": 1}`` for the stems of "Move palette functions"."""
+        found: dict[str, int] = {}
+        for first in stems:
+            for words, paths in self._module_words.get(first, {}).items():
+                if all(word in stems for word in words):
+                    found.update(dict.fromkeys(paths, len(paths)))
+        return found
 
     def _links_of(self, path: str) -> _Links:
         links = self._links.get(path)
@@ -327,6 +353,22 @@ class RepoMaps:
                     return doc
         return None
 
+
+def module_name_words(path: str) -> tuple[str, ...]:
+    """The stemmed words of a file's module name (its name without the extension; a package's
+    ``__init__`` is its directory's name), stopwords left out; () for a name under MIN_MODULE_NAME
+    letters, which matches too many words of prose (``io.py``, ``c.py``)."""
+    directory, _, name = path.rpartition("/")
+    name = name.split(".", 1)[0]
+    if name == "__init__":
+        name = directory.rpartition("/")[2]
+    if len(name) < MIN_MODULE_NAME:
+        return ()
+    return name_stems(name)
+
+
+# A module name shorter than this is never matched to an issue's words.
+MIN_MODULE_NAME = 3
 
 # A class header: decorators come first in the span, so the "class" line is searched for; the bases
 # run to the first ")" (a base holding parentheses is a call, which names no class here).

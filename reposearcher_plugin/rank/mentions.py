@@ -189,6 +189,23 @@ def cap_issue(issue: str, limit: int | None = None) -> tuple[str, dict[str, Any]
     return issue[:kept], note
 
 
+# Lines that an issue pastes rather than writes: a program's output, a log, a shell or REPL session, a
+# traceback, indented code. Their words are what the program printed or ran, not what the user says.
+_PASTED_LINE_STARTS = ("    ", "\t", ">>>", "...", "$ ", "In [", "Out[", "E ", "Traceback ", "File ")
+
+
+def prose_of(issue: str) -> str:
+    """``issue`` without what it pastes: fenced blocks and the lines :data:`_PASTED_LINE_STARTS` start
+    (indented code or output, REPL and shell sessions, traceback and pytest lines), so that the words of
+    program output count apart from the user's own words. Linear: one pass over the lines."""
+    unfenced = _FENCE.sub("\n", issue)
+    return "\n".join(
+        line
+        for line in unfenced.split("\n")
+        if not line.startswith(_PASTED_LINE_STARTS) and not line.lstrip(" ").startswith('File "')
+    )
+
+
 def _code_like(word: str) -> bool:
     """snake_case, CamelCase, dunder or ALLCAPS_WITH_UNDERSCORE: a word that prose does not use."""
     if "_" not in word and word.islower():  # most prose: no underscore, no capital for CamelCase

@@ -83,6 +83,12 @@ class Weights:
     # ranker.
     callee: float = 0.0
     caller: float = 0.0
+    # BM25 of the issue without what it pastes (fenced blocks, indented code and output, REPL, shell
+    # and traceback lines: mentions.prose_of): the user's own words, beside ``bm25`` of the whole issue.
+    bm25_prose: float = 0.0
+    # The share of the definition's name words whose stems the issue uses (rank/stems.py):
+    # ``serialization`` ~ ``serializer``.
+    name_words: float = 0.0
     # Multipliers by path role: gold locations are almost never tests, docs or examples.
     test_prior: float = 0.3
     docs_prior: float = 0.3
@@ -106,6 +112,9 @@ class Weights:
     file_breadth_count: int = 2
     # A file that a mentioned file imports: one step along the import graph.
     file_import: float = 0.1
+    # A file whose module name the title spells in words (``palettes.py`` for "Move palette functions"),
+    # less when several files share the name.
+    file_module_name: float = 0.0
     # Share of the file's score added to each of its definitions: the right file first, then the
     # right definition in it.
     file_context: float = 0.15
@@ -133,6 +142,8 @@ FEATURES = (
     "inherited_mention",
     "callee",
     "caller",
+    "bm25_prose",
+    "name_words",
 )
 
 _MENTIONS = frozenset({"qualified_mention", "name_mention", "title_mention"})
@@ -196,7 +207,9 @@ def score_signals(
         extra = signals.file_features.get(path, {})
         role = path_role(path)
         file_level = (
-            weights.file_mention * extra.get("mention", 0.0) + weights.file_import * extra.get("import", 0.0)
+            weights.file_mention * extra.get("mention", 0.0)
+            + weights.file_import * extra.get("import", 0.0)
+            + weights.file_module_name * extra.get("module_name", 0.0)
         ) * prior_of[role]
         file_scores[path] = best + weights.file_breadth * breadth + file_level
     context = np.array([file_scores[path] for path in signals.files])
