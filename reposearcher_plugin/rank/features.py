@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reposearcher_plugin.index import CLASS
+from reposearcher_plugin.index import CLASS, Entity, entity_id
 from reposearcher_plugin.rank.maps import RepoMaps
 from reposearcher_plugin.rank.mentions import (
     MESSAGE_MIN_CHARS,
@@ -359,20 +359,16 @@ def candidate_context(
     return Found(features={"owner_bm25": owner_bm25, "file_mention": file_mention})
 
 
-def name_words(maps: RepoMaps, candidates: Iterable[int], issue_stems: set[str]) -> Found:
-    """``name_words``: the share of a candidate's name words (``serialize_field`` -> serialize, field)
-    whose stems are among the issue's word stems, so that ``serialization`` meets ``serializer`` and a
-    definition named in words of the issue ranks above one whose body only uses them. One split of
-    each candidate's name (cached by name), whatever the issue's length."""
-    table: Table = {}
-    documents = maps.documents
-    for doc in candidates:
-        words = name_stems(documents[doc][1].name)
-        if words:
-            hits = sum(1 for word in words if word in issue_stems)
-            if hits:
-                table[doc] = hits / len(words)
-    return Found(features={"name_words": table})
+def name_words(entities: Iterable[Entity], issue_stems: set[str]) -> np.ndarray:
+    """``name_words`` of each of ``entities``: the share of its name words (``serialize_field`` ->
+    serialize, field) whose stems are among the issue's word stems, so that ``serialization`` meets
+    ``serializer`` and a definition named in words of the issue ranks above one whose body only uses
+    them. One lookup of each name's stems (rank/stems.py caches them), whatever the issue's length."""
+    values: list[float] = []
+    for entity in entities:
+        words = name_stems(entity.name)
+        values.append(sum(1 for word in words if word in issue_stems) / len(words) if words else 0.0)
+    return np.array(values, dtype=float)
 
 
 def module_names(maps: RepoMaps, title_stems: set[str]) -> dict[str, float]:
@@ -432,14 +428,15 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     # owners of candidates, so a method's class can be ranked (and give its BM25 to the method)
     candidates.update(owner for doc in list(candidates) if (owner := maps.owner(doc)) is not None)
     _merge_into(features, candidate_context(maps, candidates, bm25, mentioned_files))
-    _merge_into(features, name_words(maps, candidates, stems_of(tokens)))
     named_modules = module_names(maps, stems_of(query_tokens(title)))
 
     ordered = sorted(candidates)
+    entries = [documents[doc] for doc in ordered]  # each looked up once: a lookup costs microseconds
     columns = {
         "bm25": bm25[ordered] if ordered else np.zeros(0),
         "bm25_title": bm25_title[ordered] if ordered else np.zeros(0),
         "bm25_prose": bm25_prose[ordered] if ordered else np.zeros(0),
+        "name_words": name_words((entity for _, entity in entries), stems_of(tokens)),
     }
     for name in FEATURES:
         if name not in columns:
@@ -457,10 +454,10 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     if named_modules:
         evidence["module_names"] = dict(sorted(named_modules.items())[:EVIDENCE_MODULE_NAMES])
     return Signals(
-        ids=[maps.ids[doc] for doc in ordered],
-        files=[documents[doc][0] for doc in ordered],
-        kinds=[documents[doc][1].kind for doc in ordered],
-        roles=[maps.role(documents[doc][0]) for doc in ordered],
+        ids=[entity_id(path, entity.qualname) for path, entity in entries],
+        files=[path for path, _ in entries],
+        kinds=[entity.kind for _, entity in entries],
+        roles=[maps.role(path) for path, _ in entries],
         features=columns,
         file_features=file_features,
         evidence=evidence,
