@@ -6,7 +6,7 @@ Usage (from the repository root, one core, ``nice -n 19``):
 
     python eval/rank_features_dev.py collect SPLIT --mined MINED.jsonl --repos-dir DIR [DIR...] --out SIGNALS
         [--lite-dev ../shared/data/swe-bench-lite/dev.jsonl]
-    python eval/rank_features_dev.py score --out SIGNALS SPLIT[,SPLIT...] [...]
+    python eval/rank_features_dev.py score --out SIGNALS SPLIT[,SPLIT...] [...] [--json REPORT.json]
 
 ``collect`` writes the ranking's ``Signals`` of each instance of SPLIT (pickled, index-free) under
 SIGNALS/SPLIT, so weights are tried without the repositories. Splits of the mined rows, by
@@ -190,11 +190,21 @@ def before(item: dict[str, Any]) -> dict[str, Any]:
 def score(args: argparse.Namespace) -> None:
     off = dataclasses.replace(DEFAULT_WEIGHTS, **NEW_OFF, **SECOND_ROUND_OFF)
     first_round = dataclasses.replace(DEFAULT_WEIGHTS, **SECOND_ROUND_OFF)
+    report: dict[str, Any] = {"splits": {}, "metrics": {}}
     for group in args.groups:
         items = load(args.out, group.split(","))
-        print(group, "before", metrics([before(item) for item in items], off))
-        print(group, "round1", metrics(items, first_round))
-        print(group, "after ", metrics(items, DEFAULT_WEIGHTS))
+        rows = {
+            "before": metrics([before(item) for item in items], off),
+            "round1": metrics(items, first_round),
+            "after": metrics(items, DEFAULT_WEIGHTS),
+        }
+        for name, row in rows.items():
+            print(group, f"{name:6}", row)
+        report["metrics"][group] = rows
+        for split in group.split(","):
+            report["splits"][split] = sorted(path.stem for path in (args.out / split).glob("*.pkl"))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     scoring = commands.add_parser("score")
     scoring.add_argument("--out", type=Path, required=True)
     scoring.add_argument("groups", nargs="+")
+    scoring.add_argument("--json", type=Path, help="also write the figures and the instance ids here")
     args = parser.parse_args(argv)
     if args.command == "collect" and args.split != "lite" and args.mined is None:
         parser.error("collect: --mined is needed for the mined splits")

@@ -84,16 +84,17 @@ class Weights:
     callee: float = 0.0
     caller: float = 0.0
     # The three below (issue 15, item 3, second round) were set the same way on a larger development set:
-    # 328 distinct instances (120 mined commits of all 12 repositories, split digits 7-8; 200 of them
-    # quoting code; the 22 Lite dev issues), grid 0-1, objective fn R@5 + fn MRR + file R@5 / 2.
+    # 346 distinct instances (120 mined commits of all 12 repositories, split digits 7-8; 223 quoting
+    # code; the 22 Lite dev issues), grid 0-1, objective fn R@5 + fn MRR + file R@5 / 2; together they
+    # gave fn R@5 +0.6, file R@5 +1.3, MRR +1.2 there (held-out mined rows: +2.4, +3.0, +1.2).
     # BM25 of the issue without what it pastes (fenced blocks, indented code and output, REPL, shell
     # and traceback lines: mentions.prose_of): the user's own words, beside ``bm25`` of the whole issue.
-    # Off: 0.25 gained nothing there, 0.5 and more lost Lite dev MRR (-0.7 to -1.4); a learned column.
+    # Off: 0.25 and 0.5 gained nothing (R@5 -0.1 and -0.3); a column for the learned ranker.
     bm25_prose: float = 0.0
     # The share of the definition's name words whose stems the issue uses (rank/stems.py):
-    # ``serialization`` ~ ``serializer``; a definition named in the issue's words. With the next one:
-    # fn R@5 +0.4, file R@5 +1.4, MRR +1.2 on that set; stems rather than exact words gave +0.4 R@5 and
-    # +0.5 MRR of it. 0.25 gained less, 0.75 and 1.0 lost file R@5 (the file is right, the name is not).
+    # ``serialization`` ~ ``serializer``; a definition named in the issue's words. Alone: fn R@5 +0.5,
+    # file R@5 +0.9, MRR +1.0; stems rather than exact words gave +0.4 R@5 and +0.5 MRR of it. 0.25
+    # gained less, 0.75 lost R@5 (-0.6 against 0.5).
     name_words: float = 0.5
     # Multipliers by path role: gold locations are almost never tests, docs or examples.
     test_prior: float = 0.3
@@ -119,8 +120,8 @@ class Weights:
     # A file that a mentioned file imports: one step along the import graph.
     file_import: float = 0.1
     # A file whose module name the title spells in words (``palettes.py`` for "Move palette functions"),
-    # less when several files share the name (features.module_names). File R@5 +0.9 on its own there;
-    # 1.0 gave the same file R@5 (MRR +0.2): the milder is kept.
+    # less when several files share the name (features.module_names). Beside name_words: file R@5 +0.4,
+    # MRR +0.2; 1.0 gave the same file R@5 there: the milder is kept.
     file_module_name: float = 0.5
     # Share of the file's score added to each of its definitions: the right file first, then the
     # right definition in it.
