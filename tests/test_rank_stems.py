@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from reposearcher_plugin.rank import RetrievalLocalizer
 from reposearcher_plugin.rank.maps import module_name_words
 from reposearcher_plugin.rank.mentions import _FENCE, prose_of
-from reposearcher_plugin.rank.stems import MIN_STEM, name_stems, word_stem
+from reposearcher_plugin.rank.stems import _SUFFIXES, MIN_STEM, name_stems, word_stem
 
 SERIALIZERS = '''
     def to_json(value):
@@ -66,6 +66,26 @@ def test_a_stem_is_a_prefix_of_its_word_and_stemming_it_again_changes_nothing(wo
     assert word.startswith(stem)
     assert len(stem) >= min(len(word), MIN_STEM)
     assert word_stem(stem) == stem
+
+
+def _stem_by_every_suffix(word: str) -> str:
+    """word_stem as first written: every suffix tried, longest first, until none is cut."""
+    stem = word
+    while True:
+        suffix = next(
+            (end for end in _SUFFIXES if stem.endswith(end) and len(stem) - len(end) >= MIN_STEM), None
+        )
+        if suffix is None:
+            return stem
+        stem = stem[: -len(suffix)]
+
+
+@given(
+    st.lists(st.sampled_from(["ser", "ial", "iz", "ation", "able", "s", "e", "ed", "ing", "y", "ly", "or"]))
+)
+def test_stems_by_last_letter_are_those_of_every_suffix(pieces):
+    word = "".join(pieces)
+    assert word_stem(word) == _stem_by_every_suffix(word)
 
 
 def test_an_identifier_s_name_stems_leave_out_stopwords_and_single_letters():
