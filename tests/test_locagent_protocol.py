@@ -282,3 +282,35 @@ def test_locagent_claude_reproduces_the_published_row() -> None:
     for level, published in PUBLISHED_CLAUDE.items():
         for metric, value in published.items():
             assert round(percent[level][metric], 2) == value, (level, metric)
+
+
+@pytest.mark.parametrize("protocol", ["strict", "tooltrain", "locagent"])
+def test_loc_bench_gold_scores_our_run_output_in_every_protocol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    # Loc-Bench's published gold: single colon, an __init__ edit listed as the method (merge_init off),
+    # scored against a line as `reposearcher run` writes it (eval/results/locbench/).
+    dataset = tmp_path / "dataset.jsonl"
+    dataset.write_text(
+        json.dumps({"instance_id": "i", "repo": "o/r", "base_commit": "c0", "problem_statement": "p"})
+    )
+    gold = tmp_path / "gold.json"
+    gold.write_text(json.dumps({"i": ["pkg/a.py:C.__init__", "pkg/b.py:helper"]}))
+    outputs = tmp_path / "retrieval.jsonl"
+    run_line = {
+        "instance_id": "i",
+        "found_files": ["pkg/a.py", "pkg/b.py"],
+        "found_related_locs": {"pkg/a.py": ["function: C.__init__"], "pkg/b.py": ["function: helper"]},
+        "locations": ["pkg/a.py::C.__init__", "pkg/b.py::helper"],
+        "model": "retrieval",
+        "error": None,
+    }
+    outputs.write_text(json.dumps(run_line) + "\n")
+    args = ["eval", "loc", "--dataset", str(dataset), "--gold", str(gold), "--predictions", str(outputs)]
+    assert main([*args, "--protocol", protocol, "--json", "--bootstrap", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)["retrieval"]
+    assert report["diagnostics"]["unparsed_locations"] == 0
+    assert report["file"]["acc@5"] == 100.0
+    assert report["function"]["acc@5"] == 100.0
+    if protocol != "tooltrain":  # the ToolTrain script has no module level
+        assert report["module"]["acc@5"] == 100.0
