@@ -5,11 +5,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import marshal
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
@@ -200,6 +198,10 @@ def _run(
                 progress(done, total)
             yield from outcomes
         return
+    # Imported here: a warm load (most runs) starts no pool, and these imports cost more than its reads.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork: workers inherit the loaded grammars; nothing in this process holds threads at this point.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for outcomes in pool.map(task, ((str(root), cache_dir, max_file_bytes, chunk) for chunk in chunks)):
