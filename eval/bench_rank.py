@@ -4,6 +4,8 @@ issue's query tokens on the built index)?
 
 Usage: python eval/bench_rank.py DJANGO_ROOT [--runs 5] [--data ../shared/data] [--mirrors /work/.mirror]
        [--batch 20] [--batch-workers 2] [--json OUT.json] [--work DIR]
+       [--lite [--lite-repos DIR] [--lite-snapshots DIR] [--lite-index-cache DIR] [--lite-workers 2]
+        [--lite-limit N] [--lite-out FILE]]
 
 DJANGO_ROOT is a Django source tree (the 4.2.16 release: ``pip download --no-deps --no-binary :all:
 django==4.2.16``). Every localization runs in a fresh process (``--worker``), as ``reposearcher localize``
@@ -22,6 +24,14 @@ mirrors (``--repos-dir``, ``--repo-alias django/django=apprent1c3/django``, ``--
 caches it left; issues per minute from the command's wall time. Its floor is the warm runs' scoring floor
 as issues per minute.
 
+``--lite``: ``reposearcher run`` over SWE-bench Lite test (all 300, or the first ``--lite-limit``) with
+``--lite-workers`` workers, the repositories from ``--lite-repos`` (clones or mirrors, ``--offline``), the
+commit snapshots from ``--lite-snapshots`` and the parse cache in ``--lite-index-cache`` (``warm``: caches
+that already hold the commits, as a previous run leaves them; give empty directories for ``cold``). Issues
+per minute from the command's wall time, and the CPU seconds per issue of the command and its workers
+(less sensitive to a shared machine's load than the wall time); its floor is the warm Django runs'
+scoring floor as issues per minute. ``--lite-out`` keeps the predictions (to compare two versions).
+
 To compare two versions of the code, run the same command with PYTHONPATH pointing at each (the worker
 uses only APIs both have). The machines are shared: the load average before and after is recorded.
 """
@@ -31,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,6 +85,7 @@ def worker(root: str, cache_dir: str, issue_file: str) -> dict[str, float]:
         previous = mark
     times["in_process"] = marks["rank"] - marks["import"]
     times["floor"] = floor
+    times["cpu"] = time.process_time()  # the whole process's, imports included: less sensitive to load
     return times
 
 
@@ -105,8 +117,8 @@ def _changed_copy(root: Path, target: Path, run: int) -> int:
 
 
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = [*PHASES, "process"]
-    return {key: round(statistics.median(row[key] for row in rows), 4) for key in keys}
+    keys = [*PHASES, "process", "cpu"]
+    return {key: round(statistics.median(row[key] for row in rows), 4) for key in keys if key in rows[0]}
 
 
 def _issues(data: Path, count: int) -> list[dict[str, Any]]:
@@ -186,6 +198,65 @@ def batch(data: Path, mirrors: Path, work: Path, count: int, workers: int) -> di
     return figures
 
 
+def lite_batch(
+    data: Path,
+    repos: Path,
+    snapshots: Path,
+    index_cache: Path,
+    out: Path,
+    workers: int,
+    limit: int | None,
+) -> dict[str, Any]:
+    """``reposearcher run`` over SWE-bench Lite test with the given caches: wall, issues/min, CPU/issue."""
+    command = [
+        sys.executable,
+        "-m",
+        "reposearcher_plugin.cli.main",
+        "run",
+        "--dataset",
+        str(data / "swe-bench-lite/test.jsonl"),
+        "--out",
+        str(out),
+        "--repos-dir",
+        str(repos),
+        "--offline",
+        "--workers",
+        str(workers),
+        "--cache-dir",
+        str(snapshots),
+        "--max-cache-gb",
+        "1000",  # a shared snapshot cache is never evicted by a benchmark
+        "--index-cache-dir",
+        str(index_cache),
+        *(["--limit", str(limit)] if limit else []),
+    ]
+    for stale in (out, out.with_suffix(".trajectories")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = _load()
+    started = time.perf_counter()
+    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=out.parent)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"reposearcher run failed ({done.returncode}): {done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "instances": len(rows),
+        "workers": workers,
+        "wall_s": round(wall, 1),
+        "issues_per_min": round(len(rows) * 60 / wall, 1),
+        "cpu_s_per_issue": round(cpu / max(1, len(rows)), 3),
+        "errors": sum(1 for row in rows if row.get("error")),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
+
+
 def _load() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
@@ -201,6 +272,13 @@ def main() -> None:
     parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     parser.add_argument("--batch", type=int, default=20, help="Lite Django instances in the batch (0: none)")
     parser.add_argument("--batch-workers", type=int, default=2)
+    parser.add_argument("--lite", action="store_true", help="also time a SWE-bench Lite test batch")
+    parser.add_argument("--lite-repos", type=Path, default=Path("/work/scratch/repos"))
+    parser.add_argument("--lite-snapshots", type=Path, help="snapshot cache (default: the user's)")
+    parser.add_argument("--lite-index-cache", type=Path, help="parse cache (default: the user's)")
+    parser.add_argument("--lite-workers", type=int, default=2)
+    parser.add_argument("--lite-limit", type=int, help="only the first N Lite instances")
+    parser.add_argument("--lite-out", type=Path, help="keep the batch's predictions here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     args = parser.parse_args()
@@ -225,17 +303,33 @@ def main() -> None:
             summary["batch"] = batch(args.data, args.mirrors, work, args.batch, args.batch_workers)
             floor = summary["localize"]["warm"]["floor"]
             summary["batch"]["floor_issues_per_min"] = round(60 / floor, 1) if floor else None
+        if args.lite:
+            from reposearcher_plugin.cache_home import default_cache_dir
+
+            out = args.lite_out.resolve() if args.lite_out else work / "lite.jsonl"
+            summary["lite"] = lite_batch(
+                args.data.resolve(),
+                args.lite_repos.resolve(),
+                (args.lite_snapshots or default_cache_dir() / "snapshots").resolve(),
+                (args.lite_index_cache or default_cache_dir()).resolve(),
+                out,
+                args.lite_workers,
+                args.lite_limit,
+            )
+            floor = summary["localize"]["warm"]["floor"]
+            summary["lite"]["floor_issues_per_min"] = round(60 / floor, 1) if floor else None
     summary["load_after"] = _load()
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"code {summary['code']}; load {summary['load_before']} -> {summary['load_after']}")
-    header = "scenario".ljust(16) + "".join(phase.rjust(11) for phase in [*PHASES, "process"])
-    print(header)
+    columns = [*PHASES, "process", "cpu"]
+    print("scenario".ljust(16) + "".join(phase.rjust(11) for phase in columns))
     for name in ("warm", "cold", "another commit"):
         figures = summary["localize"][name]
-        print(name.ljust(16) + "".join(f"{figures[key]:11.3f}" for key in [*PHASES, "process"]))
-    if "batch" in summary:
-        print(json.dumps(summary["batch"]))
+        print(name.ljust(16) + "".join(f"{figures.get(key, float('nan')):11.3f}" for key in columns))
+    for part in ("batch", "lite"):
+        if part in summary:
+            print(part, json.dumps(summary[part]))
 
 
 if __name__ == "__main__":

@@ -139,3 +139,18 @@ def test_only_the_most_recently_used_tree_snapshots_are_kept(tmp_path, monkeypat
     assert cache.snapshot_roots() == [str(roots[2].resolve()), str(roots[1].resolve())]
     again = build_index(roots[0], cache=cache, workers=1)
     assert (again.stats.parsed, again.stats.from_cache) == (0, 1)  # the evicted tree's parse is still cached
+
+
+def test_tree_snapshots_are_kept_by_size_newest_first_and_the_newest_always(tmp_path, monkeypatch):
+    # a batch over hundreds of commits keeps as many trees warm as fit, not a fixed two dozen
+    import reposearcher_plugin.index.cache as cache_module
+
+    cache = ParseCache(tmp_path / "cache")
+    for n in range(4):
+        cache.put_artifact(f"tree{n}", bytes(100))
+    assert cache.artifact_keys() == ["tree3", "tree2", "tree1", "tree0"]  # 24 rows was the old cap
+    monkeypatch.setattr(cache_module, "MAX_TREE_BYTES", 250)
+    cache.put_artifact("tree4", bytes(100))
+    assert cache.artifact_keys() == ["tree4", "tree3", "tree2"]  # 300 bytes: the third starts within 250
+    cache.put_artifact("big", bytes(1000))
+    assert cache.artifact_keys() == ["big"]
