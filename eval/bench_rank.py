@@ -16,7 +16,9 @@ run in turn. Scenarios, medians of ``--runs`` runs:
 - ``warm``: the caches already hold this tree (its snapshot, parses, tokens and matrix);
 - ``cold``: an empty cache directory per run;
 - ``another commit``: the caches hold this tree, and the run localizes in a copy of it (hard links) where
-  1 % of the Python files changed (each run a different change, so nothing of a previous run helps).
+  1 % of the Python files changed (each run a different change, so nothing of a previous run helps);
+- ``command``: ``reposearcher localize --repo DJANGO_ROOT --issue F --json`` with the warm caches, the
+  whole command as a user runs it (its wall time and CPU time; no phases).
 
 ``batch``: ``reposearcher run`` over the first ``--batch`` SWE-bench Lite Django instances from the git
 mirrors (``--repos-dir``, ``--repo-alias django/django=apprent1c3/django``, ``--offline``) with
@@ -118,7 +120,8 @@ def _changed_copy(root: Path, target: Path, run: int) -> int:
 
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     keys = [*PHASES, "process", "cpu"]
-    return {key: round(statistics.median(row[key] for row in rows), 4) for key in keys if key in rows[0]}
+    present = [key for key in keys if rows and key in rows[0]]
+    return {key: round(statistics.median(row[key] for row in rows), 4) for key in present}
 
 
 def _issues(data: Path, count: int) -> list[dict[str, Any]]:
@@ -128,21 +131,49 @@ def _issues(data: Path, count: int) -> list[dict[str, Any]]:
     return [row for row in rows if row["repo"] == "django/django"][:count]
 
 
-def localize_scenarios(root: Path, work: Path, issues: list[Path], runs: int) -> dict[str, Any]:
+def _localize_command(root: Path, cache: Path, issue: Path) -> dict[str, float]:
+    """``reposearcher localize --json`` as a user runs it: the whole process, wall and CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    command = ["localize", "--repo", str(root), "--issue", str(issue), "--json"]
+    subprocess.run(
+        [sys.executable, "-m", "reposearcher_plugin.cli.main", *command],
+        capture_output=True,
+        check=True,
+        cwd=issue.parent,
+        env=dict(os.environ, REPOSEARCHER_CACHE=str(cache)),
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"process": wall, "cpu": cpu}
+
+
+SCENARIOS = ("warm", "cold", "another commit", "command")
+
+
+def localize_scenarios(
+    root: Path, work: Path, issues: list[Path], runs: int, scenarios: tuple[str, ...] = SCENARIOS
+) -> dict[str, Any]:
     warm_cache = work / "warm-cache"
     _localize(root, warm_cache, issues[0])  # fills the caches with this tree
-    results: dict[str, list[dict[str, float]]] = {"warm": [], "cold": [], "another commit": []}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in scenarios}
     changed = 0
     for run in range(runs):
         issue = issues[run % len(issues)]
-        results["warm"].append(_localize(root, warm_cache, issue))
-        cold_cache = work / f"cold-cache-{run}"
-        results["cold"].append(_localize(root, cold_cache, issue))
-        shutil.rmtree(cold_cache)
-        variant = work / f"commit-{run}"
-        changed = _changed_copy(root, variant, run)
-        results["another commit"].append(_localize(variant, warm_cache, issue))
-        shutil.rmtree(variant)
+        if "warm" in scenarios:
+            results["warm"].append(_localize(root, warm_cache, issue))
+        if "command" in scenarios:
+            results["command"].append(_localize_command(root, warm_cache, issue))
+        if "cold" in scenarios:
+            cold_cache = work / f"cold-cache-{run}"
+            results["cold"].append(_localize(root, cold_cache, issue))
+            shutil.rmtree(cold_cache)
+        if "another commit" in scenarios:
+            variant = work / f"commit-{run}"
+            changed = _changed_copy(root, variant, run)
+            results["another commit"].append(_localize(variant, warm_cache, issue))
+            shutil.rmtree(variant)
     summary: dict[str, Any] = {name: _median(rows) for name, rows in results.items()}
     summary["changed_files"] = changed
     summary["all"] = {name: [_rounded(row) for row in rows] for name, rows in results.items()}
@@ -272,6 +303,11 @@ def main() -> None:
     parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     parser.add_argument("--batch", type=int, default=20, help="Lite Django instances in the batch (0: none)")
     parser.add_argument("--batch-workers", type=int, default=2)
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated: warm and any of cold, another commit, command (`reposearcher localize`)",
+    )
     parser.add_argument("--lite", action="store_true", help="also time a SWE-bench Lite test batch")
     parser.add_argument("--lite-repos", type=Path, default=Path("/work/scratch/repos"))
     parser.add_argument("--lite-snapshots", type=Path, help="snapshot cache (default: the user's)")
@@ -298,7 +334,11 @@ def main() -> None:
             issue = work / f"{row['instance_id']}.txt"
             issue.write_text(row["problem_statement"], encoding="utf-8")
             issues.append(issue)
-        summary["localize"] = localize_scenarios(args.root.resolve(), work, issues, args.runs)
+        scenarios = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
+        unknown = set(scenarios) - set(SCENARIOS)
+        if unknown or "warm" not in scenarios:
+            parser.error(f"--scenarios: warm and any of {', '.join(SCENARIOS)} (unknown: {sorted(unknown)})")
+        summary["localize"] = localize_scenarios(args.root.resolve(), work, issues, args.runs, scenarios)
         if args.batch and (args.mirrors / "apprent1c3+django").exists():
             summary["batch"] = batch(args.data, args.mirrors, work, args.batch, args.batch_workers)
             floor = summary["localize"]["warm"]["floor"]
@@ -324,9 +364,10 @@ def main() -> None:
     print(f"code {summary['code']}; load {summary['load_before']} -> {summary['load_after']}")
     columns = [*PHASES, "process", "cpu"]
     print("scenario".ljust(16) + "".join(phase.rjust(11) for phase in columns))
-    for name in ("warm", "cold", "another commit"):
-        figures = summary["localize"][name]
-        print(name.ljust(16) + "".join(f"{figures.get(key, float('nan')):11.3f}" for key in columns))
+    for name in SCENARIOS:
+        figures = summary["localize"].get(name)
+        if figures:
+            print(name.ljust(16) + "".join(f"{figures.get(key, float('nan')):11.3f}" for key in columns))
     for part in ("batch", "lite"):
         if part in summary:
             print(part, json.dumps(summary[part]))
