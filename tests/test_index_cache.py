@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reposearcher_plugin.index import ParseCache, build_index
+from tests.broken_tree_sitter import fresh_grammars  # noqa: F401 (a fixture, used by name)
 from tests.conftest import git, write_tree
 
 FILES = {f"pkg/mod{i}.py": f"class C{i}:\n    def m(self):\n        return {i}\n" for i in range(40)}
@@ -26,6 +27,28 @@ def test_warm_load_reads_nothing_and_gives_the_same_index(tmp_path, cache):
     warm = build_index(root, cache=cache, workers=1)
     assert (warm.stats.parsed, warm.stats.from_cache, warm.stats.unchanged) == (0, 0, 40)
     assert _ids(warm) == _ids(cold)
+
+
+def test_a_warm_load_loads_no_grammar_and_a_parse_still_checks_the_runtime(
+    tmp_path,
+    cache,
+    monkeypatch,
+    fresh_grammars,  # noqa: F811
+):
+    # the start-up check loads every grammar (more than the rest of a warm load); a tree the snapshot holds
+    # unchanged parses nothing, so it needs none, and a broken runtime cannot empty it
+    from reposearcher_plugin.index import languages
+    from tests.broken_tree_sitter import break_runtime
+
+    root = write_tree(tmp_path / "repo", FILES)
+    cold = build_index(root, cache=cache, workers=1)
+    break_runtime(monkeypatch, "0.21 Language(ptr, name)")
+    warm = build_index(root, cache=cache, workers=1)
+    assert warm.stats.unchanged == 40 and _ids(warm) == _ids(cold)
+    assert languages._parser_and_extractor.cache_info().currsize == 0
+    (root / "pkg/new.py").write_text("def new():\n    return 0\n")
+    with pytest.raises(languages.GrammarRuntimeError):
+        build_index(root, cache=cache, workers=1)
 
 
 def test_an_index_comes_with_its_build_stats_fixed(tmp_path, cache):
@@ -116,3 +139,18 @@ def test_only_the_most_recently_used_tree_snapshots_are_kept(tmp_path, monkeypat
     assert cache.snapshot_roots() == [str(roots[2].resolve()), str(roots[1].resolve())]
     again = build_index(roots[0], cache=cache, workers=1)
     assert (again.stats.parsed, again.stats.from_cache) == (0, 1)  # the evicted tree's parse is still cached
+
+
+def test_tree_snapshots_are_kept_by_size_newest_first_and_the_newest_always(tmp_path, monkeypatch):
+    # a batch over hundreds of commits keeps as many trees warm as fit, not a fixed two dozen
+    import reposearcher_plugin.index.cache as cache_module
+
+    cache = ParseCache(tmp_path / "cache")
+    for n in range(4):
+        cache.put_artifact(f"tree{n}", bytes(100))
+    assert cache.artifact_keys() == ["tree3", "tree2", "tree1", "tree0"]  # 24 rows was the old cap
+    monkeypatch.setattr(cache_module, "MAX_TREE_BYTES", 250)
+    cache.put_artifact("tree4", bytes(100))
+    assert cache.artifact_keys() == ["tree4", "tree3", "tree2"]  # 300 bytes: the third starts within 250
+    cache.put_artifact("big", bytes(1000))
+    assert cache.artifact_keys() == ["big"]

@@ -217,3 +217,21 @@ def test_names_used_by_a_definition_are_its_own_lines_words_in_order(shop):
     assert total[:3] == ["property", "def", "total"] and "setter" in total and "AttributeError" in total
     assert shop.names_used_by("shop/pricing.py") == ["TAX"]  # module level
     assert shop.names_used_by("shop/pricing.py::nope") == [] and shop.names_used_by("nope.py") == []
+
+
+# --- one search of a file's words for every owner at once (issue 15, item 4) ------------------------------
+
+
+@given(
+    owned=st.lists(st.text(alphabet="ab_\n", max_size=6), min_size=1, max_size=6),
+    word=st.text(alphabet="ab_", max_size=3),
+)
+def test_owners_of_a_word_are_those_whose_own_words_hold_it(owned, word):
+    # the file's words searched once, joined, find what a search of each owner's words finds; no owner
+    # holds the empty word (a search of one never ended)
+    from reposearcher_plugin.index import IndexedFile
+    from reposearcher_plugin.index.identifiers import encode_words
+
+    indexed = IndexedFile("a.py", "lang_python", 0, "0" * 40, b"", "", encode_words(tuple(owned)))
+    expected = [owner for owner, words in enumerate(owned) if word and word in words.split("\n")]
+    assert indexed.owners_of(word) == expected

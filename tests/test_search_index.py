@@ -387,3 +387,24 @@ def test_a_build_goes_when_its_index_does(tmp_path):
     del index
     gc.collect()
     assert len(search_build._built) == len(others)
+
+
+def test_documents_by_position_are_the_documents_in_order_whichever_is_asked_first(tmp_path):
+    # each (path, entity) is kept once its file was looked at: any order of access gives what a walk gives
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "a.py": "class A:\n    def f(self):\n        pass\n",
+            "empty.py": "x = 1\n",
+            "b.py": "def g():\n    pass\n\ndef h():\n    pass\n",
+        },
+    )
+    index = build_index(root, cache=ParseCache(tmp_path / "cache"), workers=1)
+    documents = RepoTools(index).search.documents
+    walked = list(documents)
+    assert len(walked) == 4  # A, A.f, g, h: empty.py has none
+    assert [documents[doc] for doc in (3, 0, 2, 1)] == [walked[doc] for doc in (3, 0, 2, 1)]
+    assert documents[-1] == walked[-1] and documents[np.int64(1)] == walked[1]
+    assert documents[1:3] == walked[1:3]
+    with pytest.raises(IndexError, match="document 4 of 4"):
+        documents[4]

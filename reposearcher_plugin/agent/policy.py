@@ -12,7 +12,6 @@ import json
 import os
 import random
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -113,6 +112,8 @@ class LiteLLMPolicy:
         return self._window
 
     def _server_window(self) -> int | None:
+        import urllib.request  # here: the offline localizers import this module but never ask a server
+
         served = self.model.split("/", 1)[-1]
         request = urllib.request.Request(
             self.api_base.rstrip("/") + "/models",  # type: ignore[union-attr]

@@ -8,10 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from reposearcher_plugin.agent.options import add_localizer_options, localizer_options
-from reposearcher_plugin.cli.console import output_console, ranked_table
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
 from reposearcher_plugin.cli.options import (
     add_batch_options,
@@ -108,6 +105,8 @@ def _read_issue(source: str) -> str:
 
 
 def _print_result(row: dict[str, Any], stats: Any, top: int) -> None:
+    from reposearcher_plugin.cli.console import output_console, ranked_table  # rich: not for --json
+
     console = output_console()
     usage = row.get("usage") or {}
     facts = [f"model {row['model']}", f"{stats.files} files indexed in {stats.seconds:.2f} s"]
@@ -147,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace: Any) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from reposearcher_plugin.evaluation.batch import BatchSummary, run_batch

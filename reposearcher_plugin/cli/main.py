@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from reposearcher_plugin.cli.errors import CommandError, reports_errors
-from reposearcher_plugin.cli.eval_cmd import add_eval_commands
-from reposearcher_plugin.cli.localize_cmd import add_localize_commands
-from reposearcher_plugin.cli.mcp_cmd import add_mcp_command
-from reposearcher_plugin.cli.mine_cmd import add_mine_command
-from reposearcher_plugin.cli.mini_cmd import add_mini_command
-from reposearcher_plugin.cli.models_cmd import add_models_commands
-from reposearcher_plugin.cli.openhands_cmd import add_openhands_command
-from reposearcher_plugin.cli.patch_cmd import add_patch_command
-from reposearcher_plugin.cli.ranker_cmd import add_ranker_commands
-from reposearcher_plugin.cli.rl_cmd import add_rl_commands
-from reposearcher_plugin.cli.show import add_show_command
-from reposearcher_plugin.cli.swe_agent_cmd import add_swe_agent_command
 from reposearcher_plugin.index import DEFINITION_KINDS, ParseCache, build_index, entity_id
 from reposearcher_plugin.tools import PROFILES, ToolBox, hermes_tools_prompt, openai_tools, profile_specs
+
+# The sub-commands defined in other modules: name -> (module under cli/, the function adding its parser),
+# in --help order. A command line naming one builds only that one's parser, so `reposearcher localize`
+# imports neither the other commands' modules nor what they import (hosts, evaluation, rich, ...).
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "localize": ("localize_cmd", "add_localize_commands"),
+    "run": ("localize_cmd", "add_localize_commands"),
+    "show": ("show", "add_show_command"),
+    "mini-swe-agent": ("mini_cmd", "add_mini_command"),
+    "swe-agent": ("swe_agent_cmd", "add_swe_agent_command"),
+    "mcp": ("mcp_cmd", "add_mcp_command"),
+    "openhands": ("openhands_cmd", "add_openhands_command"),
+    "rl": ("rl_cmd", "add_rl_commands"),
+    "sft": ("rl_cmd", "add_rl_commands"),
+    "mine": ("mine_cmd", "add_mine_command"),
+    "ranker": ("ranker_cmd", "add_ranker_commands"),
+    "patch": ("patch_cmd", "add_patch_command"),
+    "eval": ("eval_cmd", "add_eval_commands"),
+    "models": ("models_cmd", "add_models_commands"),
+}
 
 
 def _add_index_options(parser: argparse.ArgumentParser) -> None:
@@ -136,17 +144,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
+    import importlib.metadata  # only for --version: it costs more than the rest of a command line's parse
+
     try:
         return importlib.metadata.version("reposearcher-plugin")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "(not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """``--version``, with the installed version looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"{parser.prog} {_version()}")  # on stdout, as argparse's own version action prints it
+        parser.exit()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every sub-command, or with ``command`` (one of ``COMMAND_MODULES``) the
+    built-in ones and that one alone."""
     parser = argparse.ArgumentParser(
         prog="reposearcher", description="Issue localization: index a repository and search it with tools."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build (or load) the index of a repository")
@@ -182,23 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("path", nargs="?", help="use this repository instead of requests' release source")
     demo.set_defaults(handler=cmd_demo)
-    add_localize_commands(commands)
-    add_show_command(commands)
-    add_mini_command(commands)
-    add_swe_agent_command(commands)
-    add_mcp_command(commands)
-    add_openhands_command(commands)
-    add_rl_commands(commands)
-    add_mine_command(commands)
-    add_ranker_commands(commands)
-    add_patch_command(commands)
-    add_eval_commands(commands)
-    add_models_commands(commands)
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module, adder in dict.fromkeys(wanted):
+        getattr(importlib.import_module(f"reposearcher_plugin.cli.{module}"), adder)(commands)
     return parser
 
 
+def named_command(argv: Sequence[str]) -> str | None:
+    """The sub-command a command line names when it starts with one of ``COMMAND_MODULES``, else None
+    (``--help``, ``--version``, a built-in command or a mistake: those get every sub-command's parser)."""
+    return argv[0] if argv and argv[0] in COMMAND_MODULES else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(named_command(argv)).parse_args(argv)
     try:
         return reports_errors(args.handler)(args)
     except BrokenPipeError:  # `reposearcher index --entities | head`

@@ -5,11 +5,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import marshal
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
@@ -46,9 +44,10 @@ def build_index(
     progress: Progress | None = None,
 ) -> RepoIndex:
     """Index ``root``; with the cache on, unchanged files are reused and only changed ones are parsed.
-    Raises GrammarRuntimeError when the installed tree-sitter cannot parse (checked once per process):
-    every file would fail to parse and the index would silently come out empty."""
-    check_grammars()
+    Raises GrammarRuntimeError when a file has to be read and the installed tree-sitter cannot parse
+    (checked once per process): every file would fail to parse and the index would silently come out
+    empty. A tree the snapshot holds unchanged parses nothing, so it loads without the check (the check
+    loads every grammar: more than the rest of a warm load)."""
     # The build allocates many small objects and no reference cycles: collector passes triggered by the
     # allocation count would only add pauses (measured: up to 40 ms on a warm Django load).
     collecting = gc.isenabled()
@@ -87,6 +86,8 @@ def _build(
         else:
             todo.append(source)
 
+    if todo:  # before the workers fork: they inherit the grammars the check loaded
+        check_grammars()
     skipped = dict(listing.skipped)
     new_parses: list[tuple[str, bytes, str, bytes]] = []
     by_path = {source.path: source for source in todo}
@@ -197,6 +198,10 @@ def _run(
                 progress(done, total)
             yield from outcomes
         return
+    # Imported here: a warm load (most runs) starts no pool, and these imports cost more than its reads.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork: workers inherit the loaded grammars; nothing in this process holds threads at this point.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for outcomes in pool.map(task, ((str(root), cache_dir, max_file_bytes, chunk) for chunk in chunks)):

@@ -12,7 +12,8 @@ One SQLite file holds four tables:
   tokenized entity documents, tools/tokens.py), keyed by the file's content key prefixed with the
   deriving code's version; content-addressed and kept like the parses.
 - ``artifacts``: what they derive from a whole tree (the BM25 term matrix of a snapshot), keyed by a hash
-  of the tree's content; the ``MAX_SNAPSHOTS`` most recently used are kept.
+  of the tree's content. Of these and of the snapshots, the most recently used are kept: at most
+  ``MAX_SNAPSHOTS`` rows and, newest first, ``MAX_TREE_BYTES`` per table.
 
 SQLite gives atomic writes and safe concurrent use by several processes (WAL journal, busy timeout).
 What it cannot give is trust in bytes a disk, a copy or another program changed, so the cache never
@@ -67,8 +68,11 @@ from reposearcher_plugin.index.cache_format import (
 
 # A snapshot row holds a whole tree's index (about 9 MB for Django), an artifact row a tree's search matrix
 # (about 12 MB); batch runs index one tree per commit, so only the most recently used ones of each are
-# kept. Content-addressed parses and tokens stay: they are what other commits reuse.
-MAX_SNAPSHOTS = 24
+# kept, by count and by size: a batch over SWE-bench Lite's 300 commits (about 1.5 GB of snapshots and
+# 1.7 GB of matrices) finds every tree warm the next time, where a fixed count of 24 rebuilt nearly all.
+# Content-addressed parses and tokens stay: they are what other commits reuse.
+MAX_SNAPSHOTS = 1000
+MAX_TREE_BYTES = 2 << 30  # per table; the newest row is kept whatever its size
 _KEYS_PER_QUERY = 500  # below SQLite's limit on the parameters of one statement
 KEEP_DAMAGED = 2  # damaged stores kept for inspection; older ones are deleted so damage cannot fill a disk
 _USE_RESOLUTION_S = 600
@@ -205,7 +209,8 @@ class ParseCache:
     def artifact_keys(self) -> list[str]:
         return self._recent_keys("artifacts", "key")
 
-    # --- the tables of whole trees (snapshots, artifacts): the MAX_SNAPSHOTS most recently used are kept
+    # --- the tables of whole trees (snapshots, artifacts): the most recently used are kept, at most
+    # MAX_SNAPSHOTS rows and MAX_TREE_BYTES of them
     # ``table`` and ``column`` are these constants, never data, so they may stand in the SQL text.
 
     def _get_recent(self, table: str, column: str, key: str) -> bytes | None:
@@ -240,10 +245,14 @@ class ParseCache:
                     f"INSERT OR REPLACE INTO {table} ({column}, data, used, crc) VALUES (?, ?, ?, ?)",
                     (key, data, time.time(), crc),
                 )
+                # newest first: a row goes when it is past the count, or starts past the size
                 connection.execute(
-                    f"DELETE FROM {table} WHERE {column} NOT IN "
-                    f"(SELECT {column} FROM {table} ORDER BY used DESC LIMIT ?)",
-                    (MAX_SNAPSHOTS,),
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT {column} FROM (SELECT {column},"
+                    " ROW_NUMBER() OVER newest AS place,"
+                    " SUM(length(data)) OVER newest - length(data) AS before"
+                    f" FROM {table} WINDOW newest AS (ORDER BY used DESC, {column}))"
+                    " WHERE place > ? OR before >= ?)",
+                    (MAX_SNAPSHOTS, MAX_TREE_BYTES),
                 )
             # Move the freshly written pages from the write-ahead log into the database now, while we are
             # writing anyway, rather than making the next load read them through the log.

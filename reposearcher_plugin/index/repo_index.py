@@ -5,9 +5,11 @@ It is immutable once built, so one instance can serve any number of concurrent t
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 from reposearcher_plugin.index.cache import ParseCache
@@ -41,6 +43,7 @@ class IndexedFile:
 
     __slots__ = (
         "_blob",
+        "_joined_words",
         "_parse",
         "_positions",
         "_words",
@@ -65,6 +68,7 @@ class IndexedFile:
         self._positions: dict[str, tuple[int, ...]] | None = None
         self._words_blob: bytes | None = words
         self._words: tuple[str, ...] | None = None
+        self._joined_words: tuple[str, list[int]] | None = None
 
     @property
     def parse(self) -> FileParse:
@@ -82,6 +86,31 @@ class IndexedFile:
             self._words = decode_words(self._words_blob)  # type: ignore[arg-type]
             self._words_blob = None
         return self._words
+
+    def owners_of(self, word: str) -> list[int]:
+        """The owners whose words hold ``word`` (0: the lines outside every definition, i + 1:
+        ``parse.entities[i]``), in order, each once: found in all of the file's words at once, so the cost
+        is that of one search of the file's words, not of one per definition."""
+        if not word:  # no run of characters is empty (the search for one never ended)
+            return []
+        if "\n" in word:  # not a word: matched within each owner's words, as always
+            return [owner for owner, owned in enumerate(self.words) if _holds_word(owned, word)]
+        if self._joined_words is None:
+            words = self.words
+            starts = list(accumulate((len(owned) + 1 for owned in words[:-1]), initial=0))
+            self._joined_words = ("\n".join(words), starts)
+        joined, starts = self._joined_words
+        owners: list[int] = []
+        # a word holds no "\n", so a match never spans two owners, and none starts inside another match
+        start = joined.find(word)
+        while start != -1:
+            end = start + len(word)
+            if (start == 0 or joined[start - 1] == "\n") and (end == len(joined) or joined[end] == "\n"):
+                owner = bisect.bisect_right(starts, start) - 1
+                if not owners or owners[-1] != owner:
+                    owners.append(owner)
+            start = joined.find(word, end)
+        return owners
 
     @property
     def language(self) -> str:
@@ -270,11 +299,8 @@ class RepoIndex:
         found: list[str] = []
         for path in self.files_using(name):
             indexed = self.files[path]
-            for owner, words in enumerate(indexed.words):
-                if _holds_word(words, name):
-                    found.append(
-                        entity_id(path, indexed.parse.entities[owner - 1].qualname) if owner else path
-                    )
+            for owner in indexed.owners_of(name):
+                found.append(entity_id(path, indexed.parse.entities[owner - 1].qualname) if owner else path)
         return list(dict.fromkeys(found))
 
     def owners_using(self, path: str, word: str) -> list[int]:
@@ -283,7 +309,7 @@ class RepoIndex:
         indexed = self.files.get(path)
         if indexed is None:
             return []
-        return [owner - 1 for owner, words in enumerate(indexed.words) if owner and _holds_word(words, word)]
+        return [owner - 1 for owner in indexed.owners_of(word) if owner]
 
     def names_used_by(self, location: str) -> list[str]:
         """The words the definition ``location`` (an entity id; a file's path for its module-level lines)

@@ -60,6 +60,10 @@ class Documents(Sequence[tuple[str, Entity]]):
         self._total = total
         ends = [*self.starts[1:], total]
         self._span = dict(zip(self.paths, zip(self.starts, ends, strict=True), strict=True))
+        # (path, entity) of each document once its file was first looked at: the ranking asks for the same
+        # documents tens of thousands of times, and a list slot costs a fraction of a bisection and a
+        # parse lookup. Filled a file at a time; concurrent fills write the same values.
+        self._items: list[tuple[str, Entity] | None] = [None] * total
 
     def __len__(self) -> int:
         return self._total
@@ -73,14 +77,25 @@ class Documents(Sequence[tuple[str, Entity]]):
     def __getitem__(self, doc: int | slice) -> tuple[str, Entity] | list[tuple[str, Entity]]:
         if isinstance(doc, slice):
             return [self[position] for position in range(*doc.indices(self._total))]
-        doc = int(doc)
-        if doc < 0:
-            doc += self._total
-        if not 0 <= doc < self._total:
-            raise IndexError(f"document {doc} of {self._total}")
-        file = bisect.bisect_right(self.starts, doc) - 1
-        path = self.paths[file]
-        return path, self.files[path].parse.entities[doc - self.starts[file]]
+        try:
+            item = self._items[doc]
+        except IndexError:
+            raise IndexError(f"document {doc} of {self._total}") from None
+        if item is None:
+            item = self._fill(int(doc) % self._total)
+        return item
+
+    def _fill(self, doc: int) -> tuple[str, Entity]:
+        """Decode the file of ``doc`` and keep the (path, entity) of each of its documents."""
+        path = self.path_of(doc)
+        start, end = self._span[path]
+        entities = self.files[path].parse.entities
+        for position, entity in zip(range(start, end), entities, strict=False):
+            self._items[position] = (path, entity)
+        item = self._items[doc]
+        if item is None:  # the parse has fewer definitions than the documents counted
+            raise IndexError(f"document {doc}: {path} has {len(entities)} definitions")
+        return item
 
     def __iter__(self) -> Iterator[tuple[str, Entity]]:
         for path in self.paths:
