@@ -190,11 +190,7 @@ def batch(data: Path, mirrors: Path, work: Path, count: int, workers: int) -> di
     out = work / "batch.jsonl"
     figures: dict[str, Any] = {"instances": len(instances), "workers": workers}
     for name in ("cold", "warm"):
-        for stale in (out, work / "batch.trajectories"):
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            elif stale.exists():
-                stale.unlink()
+        _remove_run_outputs(out)
         command = [
             sys.executable,
             "-m",
@@ -261,11 +257,7 @@ def lite_batch(
         str(index_cache),
         *(["--limit", str(limit)] if limit else []),
     ]
-    for stale in (out, out.with_suffix(".trajectories")):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
+    _remove_run_outputs(out)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = _load()
     started = time.perf_counter()
@@ -286,6 +278,15 @@ def lite_batch(
         "load_before": load_before,
         "load_after": _load(),
     }
+
+
+def _remove_run_outputs(out: Path) -> None:
+    """A batch's predictions and trajectories from an earlier run, which would make it resume."""
+    for stale in (out, out.with_suffix(".trajectories")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
 
 
 def _load() -> list[float]:
