@@ -1,6 +1,7 @@
 """eval/results/ltr_training.md from the report of `reposearcher ranker train --report` and the work
-directory of `ranker extract`: the data and model hashes, the split sizes, the dev/test table (learned vs
-rules vs plain BM25, strict protocol), the model's load time and its top features by gain.
+directory of `ranker extract`: the data and model hashes, the split sizes, the cross-validated and test
+tables (learned vs rules vs plain BM25, strict protocol), the model's load time and its top features by
+gain.
 
     python eval/ltr_report.py --report REPORT.json --work WORK --instances MINED.jsonl \
         --model reposearcher_plugin/rank/models/retrieval-ltr-v1.txt --out eval/results/ltr_training.md \
@@ -122,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         "A LightGBM LambdaMART model over the offline default's features (`docs/ranker.md`), trained on",
         "instances mined from the 12 SWE-bench repositories' history (newest 3,000 commits each, SWE-bench",
         "Lite test+dev and Loc-Bench excluded by the leakage rules of `docs/mining.md`). Nothing was chosen",
-        "on SWE-bench Lite, Verified or Loc-Bench: the grid point, the rounds (early stopping) and the file",
-        "ranking were chosen on the dev split of the mined data; the test split is reported only.",
+        "on SWE-bench Lite, Verified or Loc-Bench: the grid point, the rounds and the file ranking were",
+        f"chosen by {report['folds']}-fold cross-validation over the train and dev splits of the mined data",
+        "(each fold's rankings come from a model trained on the other folds), the choice retrained on all",
+        "of them; the test split is reported only.",
         "",
         "## Commands",
         "",
@@ -142,23 +145,24 @@ def main(argv: list[str] | None = None) -> int:
         f"- extraction time per instance (checkout + index + Signals + plain BM25, niced, 2 shared cores): "
         f"median {statistics.median(totals):.1f} s, mean {statistics.mean(totals):.1f} s",
         f"- model: `{model}`, {model.stat().st_size / 1024:.0f} KiB, sha256 `{sha256(model)}`",
-        f"- chosen on dev: {json.dumps(report['params'])}, {report['rounds']} rounds; "
-        f"{report['train_queries']} train and {report['dev_queries']} dev queries",
+        f"- chosen by cross-validation: {json.dumps(report['params'])}, {report['rounds']} rounds; "
+        f"{report['cross_validated']} train+dev instances in {report['folds']} folds, "
+        f"{report['train_queries']} of them usable queries for the final model",
         f"- load time: median {load_ms:.1f} ms per `LearnedRanker.load` (20 loads; importing lightgbm "
         f"once per process: {import_ms:.0f} ms)",
         f"- second stage per issue (on extracted Signals, median of 60): rules {rules_ms:.1f} ms, learned "
         f"{learned_ms:.1f} ms (entity model, file model and the top 10's contributions)",
         "",
-        "## Dev split (model selection)",
+        "## Cross-validated, train+dev (model selection; each fold ranked by a model trained without it)",
         "",
-        *table(report["tables"], "dev"),
+        *table(report["tables"], "cv"),
         "",
         "## Held-out test split (reported only)",
         "",
         *table(report["tables"], "test"),
         "",
-        f"Learned beats the rules on dev (function Recall@5 and MRR higher, file Recall@5 within a point): "
-        f"**{'yes' if report['learned_wins_on_dev'] else 'no'}**.",
+        "Learned beats the rules, cross-validated (function Recall@5 and MRR higher, file Recall@5 within a "
+        f"point): **{'yes' if report['learned_wins_cv'] else 'no'}**.",
         "",
         "## Top features (share of the total gain, entity model)",
         "",
@@ -166,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | --- |",
         *(f"| {name} | {share:.3f} |" for name, share in importances(model.read_text(encoding="utf-8"))),
         "",
-        "## Every grid point tried (dev)",
+        "## Every grid point, round count and file ranking tried (cross-validated)",
         "",
         "| params | files | rounds | function R@5 | function MRR | file R@5 |",
         "| --- | --- | --- | --- | --- | --- |",
         *(
             f"| {json.dumps(point['params'])} | {point['file_aggregation']} | {point['rounds']} | "
-            f"{point['dev']['function']['recall@5']:.1f} | {point['dev']['function']['mrr']:.1f} | "
-            f"{point['dev']['file']['recall@5']:.1f} |"
+            f"{point['cv']['function']['recall@5']:.1f} | {point['cv']['function']['mrr']:.1f} | "
+            f"{point['cv']['file']['recall@5']:.1f} |"
             for point in report["tried"]
         ),
         "",

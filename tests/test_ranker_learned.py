@@ -13,10 +13,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reposearcher_plugin.agent.localizers import LocalizerOptions, RankingLocalizer, is_retrieval_model
-from reposearcher_plugin.evaluation.ltr import EXTRACTED, finished, split_of, subsample
+from reposearcher_plugin.evaluation.ltr import (
+    EXTRACTED,
+    Example,
+    _CrossValidation,
+    finished,
+    fold_of,
+    split_of,
+    subsample,
+    train_and_select,
+)
 from reposearcher_plugin.files import append_row, read_jsonl
 from reposearcher_plugin.index import CLASS, FUNCTION, LIBRARY, TEST, build_index
-from reposearcher_plugin.rank import FEATURES, RetrievalLocalizer, Signals, rank_signals
+from reposearcher_plugin.rank import FEATURES, Ranking, RetrievalLocalizer, Signals, rank_signals
 from reposearcher_plugin.rank.learned import (
     FILE_MODEL_SEPARATOR,
     FORMAT,
@@ -334,7 +343,8 @@ def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys
         main(["ranker", "train", "--work", str(work), "--out", str(model), "--name", "mine", "--rounds", "5"])
         == 0
     )
-    assert "dev learned: function R@5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cv learned: function R@5" in err and "cross-validated function R@5" in err
     ranker = LearnedRanker.load(model)
     assert ranker.name == "mine"
     issue = tmp_path / "issue.md"
@@ -356,3 +366,83 @@ def test_a_resumed_extraction_appends_after_the_line_a_killed_run_cut(tmp_path: 
     with log.open("a", encoding="utf-8") as sink:
         append_row(sink, {"instance_id": "b", "split": 2})
     assert [row["instance_id"] for row in read_jsonl(log)] == ["a", "b"]
+
+
+def made_up_examples(count: int, test: int = 0) -> list[Example]:
+    examples = []
+    for seed in range(count + test):
+        signals, gold = made_up_signals(seed)
+        split = "test" if seed >= count else ("dev" if seed % 4 == 0 else "train")
+        examples.append(
+            Example(
+                instance_id=f"o__r-{seed}",
+                repo="o/r",
+                split=split,
+                gold=sorted(gold),
+                signals=signals,
+                bm25=Ranking(files=[], locations=[], evidence={}),
+            )
+        )
+    return examples
+
+
+def test_folds_partition_the_instances_by_id_alone():
+    ids = [f"o__r-{n}" for n in range(200)]
+    folds = [fold_of(instance_id, 5) for instance_id in ids]
+    assert set(folds) == {0, 1, 2, 3, 4}
+    assert folds == [fold_of(instance_id, 5) for instance_id in reversed(ids)][::-1]
+    assert min(folds.count(fold) for fold in range(5)) > 20  # a hash, not a block of consecutive ids
+
+
+def test_cross_validation_ranks_a_held_out_fold_as_the_model_trained_without_it():
+    """Reading a 12-round booster at 7 rounds is the model trained for 7 rounds on the other folds, and
+    the held-out ranking is the one LearnedRanker gives, files included."""
+    pool = made_up_examples(24)
+    params = {"min_data_in_leaf": 5}
+    cv = _CrossValidation(pool, 3, rounds=12)
+    boosters = cv.boosters(params)
+    rankings = cv.rankings(boosters, 7, "logsumexp")
+    held = cv.held[0]
+    assert held and set(rankings) == {example.instance_id for example in pool}
+    others = [Query(e.signals, frozenset(e.gold)) for e in pool if e not in held]
+    model = LearnedRanker.from_text(train_ranker(others, params=params, rounds=7).text)
+    model.file_aggregation = "logsumexp"
+    for example in held:
+        expected = model.rank(example.signals)
+        assert rankings[example.instance_id].locations == expected.locations
+        assert rankings[example.instance_id].files == expected.files
+
+
+def test_selection_chooses_by_cross_validation_and_retrains_on_train_and_dev():
+    examples = made_up_examples(30, test=6)
+    grid = ({"min_data_in_leaf": 5, "num_leaves": 3}, {"min_data_in_leaf": 5, "num_leaves": 7})
+    seen: list[dict] = []
+    selection = train_and_select(examples, name="cv", grid=grid, rounds=30, folds=3, on_trained=seen.append)
+    assert seen == selection.tried
+    entity_points = selection.tried[: len(grid) * 2]
+    assert [(point["params"], point["rounds"]) for point in entity_points] == [
+        (params, rounds) for params in grid for rounds in (25, 30)
+    ]
+    best = max(
+        entity_points,
+        key=lambda point: (point["cv"]["function"]["recall@5"], point["cv"]["function"]["mrr"]),
+    )
+    header = LearnedRanker.from_text(selection.trained.text).header
+    assert (
+        header["rounds"] == best["rounds"] and header["params"]["num_leaves"] == best["params"]["num_leaves"]
+    )
+    assert header["selection"] == "3-fold cross-validation over train+dev"
+    assert selection.pooled == 30 and selection.trained.train_queries == 30  # every one holds its gold
+    assert set(selection.tables) == {"cv", "test"}
+    assert selection.tables["test"]["learned"]["function"]["n"] == 6
+    # the gold has the best title BM25 of its candidates: the folds learn it
+    assert selection.tables["cv"]["learned"]["function"]["recall@5"] >= 90.0
+    files = selection.tried[len(grid) * 2 :]
+    assert {point["file_aggregation"] for point in files} == {"max", "logsumexp", "rules", "model"}
+    assert header["file_aggregation"] == selection.params["file_aggregation"]
+
+
+def test_selection_needs_as_many_usable_instances_as_folds():
+    examples = made_up_examples(4)
+    with pytest.raises(ValueError, match="5-fold cross-validation needs at least 5"):
+        train_and_select(examples, name="cv", rounds=5, folds=5)

@@ -1,9 +1,10 @@
 """`reposearcher ranker extract | train`: a learned ranker from mined instances (docs/ranker.md).
 
 ``extract`` builds the ranker's input (Signals) for a per-repository sample of each split at every
-instance's base commit (resumable: a rerun skips what ``--work`` holds); ``train`` fits LightGBM
-LambdaMART on the train split, chooses its hyper-parameters on dev, and writes the model file and a
-report of learned vs rules vs plain BM25 on dev and test. Use the model with ``--model ranker:PATH``.
+instance's base commit (resumable: a rerun skips what ``--work`` holds); ``train`` chooses LightGBM
+LambdaMART's hyper-parameters, rounds and file ranking by cross-validation over train+dev, retrains the
+choice on them, and writes the model file and a report of learned vs rules vs plain BM25 on the pooled
+folds and on test. Use the model with ``--model ranker:PATH``.
 """
 
 from __future__ import annotations
@@ -54,13 +55,19 @@ def add_ranker_commands(commands: Any) -> None:
     add_workspace_options(extract)
     extract.set_defaults(handler=cmd_ranker_extract)
 
-    train = steps.add_parser("train", help="train on the train split, choose on dev, report dev and test")
+    train = steps.add_parser(
+        "train",
+        help="choose by cross-validation over train+dev, retrain on them, report the folds and test",
+    )
     train.add_argument("--work", required=True, help="the directory `ranker extract` wrote")
     train.add_argument("--out", required=True, help="the model file to write")
     train.add_argument("--name", default="ranker", help="the model's name, shown in evidence")
     train.add_argument("--version", type=int, default=1, help="the model's version (default 1)")
     train.add_argument("--report", help="also write the selection and the dev/test tables as JSON here")
-    train.add_argument("--rounds", type=int, default=400, help="at most this many boosting rounds")
+    train.add_argument(
+        "--rounds", type=int, default=400, help="at most this many boosting rounds (compared at 25, 50, ...)"
+    )
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds over train+dev")
     train.set_defaults(handler=cmd_ranker_train)
 
 
@@ -102,18 +109,28 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
         raise CommandError(f"--work {args.work}: no extracted.jsonl; run `reposearcher ranker extract` first")
     examples = list(load_examples(work))
 
+    if args.folds < 2:
+        raise CommandError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    if args.rounds < 1:
+        raise CommandError(f"--rounds {args.rounds}: at least 1")
+
     def on_trained(point: dict[str, Any]) -> None:
-        function = point["dev"]["function"]
+        function = point["cv"]["function"]
         print(
-            f"{point['params']} {point['file_aggregation']}: {point['rounds']} rounds, dev function "
-            f"R@5 {function['recall@5']:.1f} MRR {function['mrr']:.1f}, file R@5 "
-            f"{point['dev']['file']['recall@5']:.1f}",
+            f"{point['params']} {point['file_aggregation']}: {point['rounds']} rounds, cross-validated "
+            f"function R@5 {function['recall@5']:.1f} MRR {function['mrr']:.1f}, file R@5 "
+            f"{point['cv']['file']['recall@5']:.1f}",
             file=sys.stderr,
         )
 
     try:
         selection = train_and_select(
-            examples, name=args.name, version=args.version, rounds=args.rounds, on_trained=on_trained
+            examples,
+            name=args.name,
+            version=args.version,
+            rounds=args.rounds,
+            folds=args.folds,
+            on_trained=on_trained,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -125,8 +142,9 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
         "params": selection.params,
         "rounds": selection.trained.best_iteration,
         "train_queries": selection.trained.train_queries,
-        "dev_queries": selection.trained.dev_queries,
-        "learned_wins_on_dev": selection.learned_wins,
+        "folds": selection.folds,
+        "cross_validated": selection.pooled,
+        "learned_wins_cv": selection.learned_wins,
         "tables": selection.tables,
         "tried": selection.tried,
     }
@@ -141,5 +159,5 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     verdict = "beats" if selection.learned_wins else "does not beat"
-    print(f"{out}: the learned ranker {verdict} the rules on dev", file=sys.stderr)
+    print(f"{out}: the learned ranker {verdict} the rules, cross-validated", file=sys.stderr)
     return 0

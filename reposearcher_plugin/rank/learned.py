@@ -307,15 +307,7 @@ class LearnedRanker:
         )
 
     def file_scores(self, signals: Signals, scores: np.ndarray) -> dict[str, float]:
-        if self.file_aggregation == "rules":
-            return {path: value for path, value in score_signals(signals)[1].items() if value > 0}
-        if self.file_aggregation != "model":
-            return aggregate_files(signals.files, scores, self.file_aggregation)
-        paths, matrix = file_feature_matrix(signals, self.file_features)
-        if not paths:
-            return {}
-        values = np.asarray(self.file_booster.predict(matrix, num_threads=1), dtype=float)
-        return dict(zip(paths, (float(value) for value in values), strict=True))
+        return file_scores(signals, scores, self.file_aggregation, self.file_booster, self.file_features)
 
     def rank(self, signals: Signals, max_files: int = 10, max_locations: int = 50) -> Ranking:
         if not signals.ids:
@@ -323,10 +315,9 @@ class LearnedRanker:
             return Ranking(files=[], locations=[], evidence=evidence)
         matrix = self.matrix(signals)
         scores = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=float)
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], signals.ids[i]))
+        order = candidate_order(signals, scores)
         locations = unique(signals.ids[i] for i in order)[:max_locations]
-        file_scores = self.file_scores(signals, scores)
-        files = sorted(file_scores, key=lambda path: (-file_scores[path], path))[:max_files]
+        files = best_files(self.file_scores(signals, scores), max_files)
         top = order[:EVIDENCE_TOP]
         contributions = np.asarray(
             self.booster.predict(matrix[top], pred_contrib=True, num_threads=1), dtype=float
@@ -384,6 +375,36 @@ def _booster(text: str, feature_count: int, source: str) -> Any:
             f"{feature_count})"
         )
     return booster
+
+
+def candidate_order(signals: Signals, scores: np.ndarray) -> list[int]:
+    """Candidate positions, best score first; ties by id, so that a ranking never depends on row order."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], signals.ids[i]))
+
+
+def best_files(scores: dict[str, float], max_files: int = 10) -> list[str]:
+    return sorted(scores, key=lambda path: (-scores[path], path))[:max_files]
+
+
+def file_scores(
+    signals: Signals,
+    scores: np.ndarray,
+    aggregation: str,
+    file_booster: Any = None,
+    file_features: Sequence[str] = (),
+    file_rounds: int | None = None,
+) -> dict[str, float]:
+    """Each file's score under ``aggregation`` (``FILE_AGGREGATIONS``) from its candidates' ``scores``;
+    ``"model"`` asks ``file_booster`` (its first ``file_rounds`` trees, all when None)."""
+    if aggregation == "rules":
+        return {path: value for path, value in score_signals(signals)[1].items() if value > 0}
+    if aggregation != "model":
+        return aggregate_files(signals.files, scores, aggregation)
+    paths, matrix = file_feature_matrix(signals, file_features)
+    if not paths:
+        return {}
+    values = np.asarray(file_booster.predict(matrix, num_iteration=file_rounds, num_threads=1), dtype=float)
+    return dict(zip(paths, (float(value) for value in values), strict=True))
 
 
 def aggregate_files(files: Sequence[str], scores: np.ndarray, aggregation: str) -> dict[str, float]:

@@ -107,6 +107,20 @@ class Trained:
         return model_text(self.booster_text, self.header, self.file_booster_text)
 
 
+def train_booster(
+    queries: Sequence[Query], *, params: dict[str, Any] | None = None, rounds: int, files: bool = False
+) -> Any:
+    """A LightGBM booster trained for exactly ``rounds`` rounds, no early stopping, on the entity rows of
+    ``queries`` or, with ``files``, on their file rows: cross-validation reads its predictions at several
+    round counts (``predict(..., num_iteration=r)``) instead of training once per count."""
+    names = file_feature_names() if files else feature_names()
+    features, labels, groups = _stack(queries, names, _file_rows if files else _entity_rows)
+    lightgbm = lightgbm_module()
+    settings = {**DEFAULT_PARAMS, **(params or {}), **FIXED_PARAMS}
+    dataset = lightgbm.Dataset(features, labels, group=groups, feature_name=list(names), free_raw_data=True)
+    return lightgbm.train(settings, dataset, num_boost_round=rounds)
+
+
 def _fit(
     train: tuple[np.ndarray, np.ndarray, list[int]],
     dev: tuple[np.ndarray, np.ndarray, list[int]] | None,
@@ -148,11 +162,12 @@ def train_ranker(
     name: str = DEFAULT_LEARNED_MODEL,
     version: int = 1,
     file_aggregation: str = "max",
+    file_rounds: int | None = None,
     header: dict[str, Any] | None = None,
 ) -> Trained:
     """A model trained on ``train``; with ``dev``, the rounds stop where dev nDCG@5 stops improving
     (``early_stopping`` rounds without a gain). ``file_aggregation="model"`` trains the file model too,
-    with the same parameters."""
+    with the same parameters, for ``file_rounds`` rounds (``rounds`` when None) or until dev stops it."""
     names = feature_names()
     settings = {**DEFAULT_PARAMS, **(params or {}), **FIXED_PARAMS}
     stacked = _stack(train, names)
@@ -169,9 +184,11 @@ def train_ranker(
     }
     file_text = ""
     if file_aggregation == "model":
-        file_text, file_rounds = train_file_model(train, dev, settings, rounds, early_stopping)
+        file_text, trained_file_rounds = train_file_model(
+            train, dev, settings, file_rounds or rounds, early_stopping
+        )
         full_header["file_features"] = list(file_feature_names())
-        full_header["file_rounds"] = file_rounds
+        full_header["file_rounds"] = trained_file_rounds
     return Trained(
         booster_text=booster_text,
         header=full_header,
