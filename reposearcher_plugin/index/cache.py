@@ -245,12 +245,15 @@ class ParseCache:
                     f"INSERT OR REPLACE INTO {table} ({column}, data, used, crc) VALUES (?, ?, ?, ?)",
                     (key, data, time.time(), crc),
                 )
-                # newest first: a row goes when it is past the count, or starts past the size
+                # newest first: a row goes when it is past the count, or starts past the size. The sizes
+                # are taken first (MATERIALIZED): a window over length(data) itself copies every row's
+                # blob into the window's table, seconds per write with a few hundred MB kept, all of it
+                # inside the write lock that every other process's writes wait on.
                 connection.execute(
-                    f"DELETE FROM {table} WHERE {column} IN (SELECT {column} FROM (SELECT {column},"
-                    " ROW_NUMBER() OVER newest AS place,"
-                    " SUM(length(data)) OVER newest - length(data) AS before"
-                    f" FROM {table} WINDOW newest AS (ORDER BY used DESC, {column}))"
+                    f"WITH sized AS MATERIALIZED (SELECT {column}, used, length(data) AS size FROM {table})"
+                    f" DELETE FROM {table} WHERE {column} IN (SELECT {column} FROM (SELECT {column},"
+                    " ROW_NUMBER() OVER newest AS place, SUM(size) OVER newest - size AS before"
+                    f" FROM sized WINDOW newest AS (ORDER BY used DESC, {column}))"
                     " WHERE place > ? OR before >= ?)",
                     (MAX_SNAPSHOTS, MAX_TREE_BYTES),
                 )
