@@ -442,6 +442,14 @@ def test_selection_chooses_by_cross_validation_and_retrains_on_train_and_dev():
     assert header["file_aggregation"] == selection.params["file_aggregation"]
 
 
+def test_folds_trained_in_forked_workers_are_the_folds_one_process_trains():
+    pool = made_up_examples(24)
+    params = {"min_data_in_leaf": 5}
+    alone = _CrossValidation(pool, 3, rounds=8).boosters(params)
+    forked = _CrossValidation(pool, 3, rounds=8, workers=2).boosters(params)
+    assert [b.model_to_string() for b in alone] == [b.model_to_string() for b in forked]
+
+
 def test_selection_needs_as_many_usable_instances_as_folds():
     examples = made_up_examples(4)
     with pytest.raises(ValueError, match="5-fold cross-validation needs at least 5"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,12 @@ def add_ranker_commands(commands: Any) -> None:
         "--rounds", type=int, default=400, help="at most this many boosting rounds (compared at 25, 50, ...)"
     )
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds over train+dev")
+    train.add_argument(
+        "--workers",
+        type=int,
+        default=min(5, os.cpu_count() or 1),
+        help="folds trained at once, one process each (default: the cores, at most the folds)",
+    )
     train.set_defaults(handler=cmd_ranker_train)
 
 
@@ -113,6 +120,8 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
         raise CommandError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     if args.rounds < 1:
         raise CommandError(f"--rounds {args.rounds}: at least 1")
+    if args.workers < 1:
+        raise CommandError(f"--workers {args.workers}: at least 1")
 
     def on_trained(point: dict[str, Any]) -> None:
         function = point["cv"]["function"]
@@ -130,6 +139,7 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
             version=args.version,
             rounds=args.rounds,
             folds=args.folds,
+            workers=args.workers,
             on_trained=on_trained,
         )
     except ValueError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,12 +33,11 @@ from reposearcher_plugin.rank.learned import (
     LearnedRanker,
     best_files,
     candidate_order,
-    feature_matrix,
-    feature_names,
     file_feature_names,
     file_scores,
+    lightgbm_module,
 )
-from reposearcher_plugin.rank.training import Query, Trained, train_booster, train_ranker
+from reposearcher_plugin.rank.training import Query, Trained, query_rows, train_booster, train_ranker
 from reposearcher_plugin.workspace import Workspace
 
 SPLITS = ("train", "dev", "test")
@@ -269,28 +269,40 @@ def _key(table: dict[str, dict[str, float | None]], level: str = "function") -> 
 
 class _CrossValidation:
     """Train+dev instances in folds; boosters trained on all folds but one and read on the one left out,
-    at several round counts. Each held-out instance is ranked exactly as :class:`LearnedRanker` ranks."""
+    at several round counts. Each held-out instance is ranked exactly as :class:`LearnedRanker` ranks.
+    Every instance's feature rows are computed once (they are most of the cost otherwise); with
+    ``workers`` > 1 the folds train in forked processes, each single-threaded as ever, so the boosters
+    are the same as one process trains."""
 
-    def __init__(self, pool: Sequence[Example], folds: int, rounds: int) -> None:
+    def __init__(self, pool: Sequence[Example], folds: int, rounds: int, workers: int = 1) -> None:
         self.pool = list(pool)
         self.folds = folds
         self.rounds = rounds
-        self.held = [[e for e in self.pool if fold_of(e.instance_id, folds) == f] for f in range(folds)]
+        self.workers = workers
+        self.fold = [fold_of(e.instance_id, folds) for e in self.pool]
+        self.held = [[e for e, f in zip(self.pool, self.fold, strict=True) if f == k] for k in range(folds)]
         self.gold = {e.instance_id: e.gold for e in self.pool}
-        names = feature_names()
-        self.matrices = {e.instance_id: feature_matrix(e.signals, names) for e in self.pool}
+        self.rows = [query_rows(Query(e.signals, frozenset(e.gold))) for e in self.pool]
+        self.matrices = {e.instance_id: rows[0] for e, rows in zip(self.pool, self.rows, strict=True)}
+        self.file_rows: list[tuple[np.ndarray, np.ndarray]] = []
 
     def boosters(self, params: dict[str, Any], files: bool = False) -> list[Any]:
-        boosters = []
-        for fold in range(self.folds):
-            training = [e for e in self.pool if fold_of(e.instance_id, self.folds) != fold]
+        if files and not self.file_rows:
+            self.file_rows = [query_rows(Query(e.signals, frozenset(e.gold)), files=True) for e in self.pool]
+        job = (self, params, files)
+        if self.workers <= 1 or self.folds == 1:
+            texts = [_train_fold(job, fold) for fold in range(self.folds)]
+        else:
+            global _JOB
+            _JOB = job  # the forked workers read it; nothing is pickled but the fold number
             try:
-                boosters.append(
-                    train_booster(_queries(training), params=params, rounds=self.rounds, files=files)
-                )
-            except ValueError as error:
-                raise ValueError(f"cross-validation fold {fold + 1} of {self.folds}: {error}") from None
-        return boosters
+                context = multiprocessing.get_context("fork")
+                with context.Pool(min(self.workers, self.folds)) as workers:
+                    texts = workers.map(_train_fold_of_job, range(self.folds))
+            finally:
+                _JOB = None
+        lightgbm = lightgbm_module()
+        return [lightgbm.Booster(model_str=text) for text in texts]
 
     def rankings(
         self,
@@ -331,6 +343,25 @@ class _CrossValidation:
         return score_rankings(rankings, self.gold)
 
 
+_JOB: tuple[_CrossValidation, dict[str, Any], bool] | None = None
+
+
+def _train_fold(job: tuple[_CrossValidation, dict[str, Any], bool], fold: int) -> str:
+    cv, params, files = job
+    rows = cv.file_rows if files else cv.rows
+    training = [row for row, k in zip(rows, cv.fold, strict=True) if k != fold]
+    try:
+        booster = train_booster(training, params=params, rounds=cv.rounds, files=files)
+    except ValueError as error:
+        raise ValueError(f"cross-validation fold {fold + 1} of {cv.folds}: {error}") from None
+    return booster.model_to_string()
+
+
+def _train_fold_of_job(fold: int) -> str:
+    assert _JOB is not None
+    return _train_fold(_JOB, fold)
+
+
 def train_and_select(
     examples: Sequence[Example],
     *,
@@ -339,6 +370,7 @@ def train_and_select(
     grid: Sequence[dict[str, Any]] = GRID,
     rounds: int = 400,
     folds: int = FOLDS,
+    workers: int = 1,
     header: dict[str, Any] | None = None,
     on_trained: Callable[[dict[str, Any]], None] | None = None,
 ) -> Selection:
@@ -357,7 +389,7 @@ def train_and_select(
             f"location among their candidates; there are {usable}"
         )
     checkpoints = sorted({count for count in CHECKPOINTS if count < rounds} | {rounds})
-    cv = _CrossValidation(pool, folds, rounds)
+    cv = _CrossValidation(pool, folds, rounds, workers)
     tried: list[dict[str, Any]] = []
 
     def note(params: dict[str, Any], aggregation: str, counts: int, table: dict[str, Any]) -> None:

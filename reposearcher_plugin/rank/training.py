@@ -73,14 +73,24 @@ def _file_rows(query: Query, names: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     return matrix, np.array([1.0 if path in gold_files else 0.0 for path in paths])
 
 
+def query_rows(query: Query, files: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One query's feature rows and labels: its candidates, or with ``files`` its files."""
+    if files:
+        return _file_rows(query, file_feature_names())
+    return _entity_rows(query, feature_names())
+
+
 def _stack(
     queries: Sequence[Query], names: Sequence[str], rows: Any = _entity_rows
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    return _stack_rows([rows(query, names) for query in queries])
+
+
+def _stack_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
     matrices: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     groups: list[int] = []
-    for query in queries:
-        matrix, label = rows(query, names)
+    for matrix, label in rows:
         if not label.any():
             continue
         matrices.append(matrix)
@@ -108,13 +118,18 @@ class Trained:
 
 
 def train_booster(
-    queries: Sequence[Query], *, params: dict[str, Any] | None = None, rounds: int, files: bool = False
+    rows: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    params: dict[str, Any] | None = None,
+    rounds: int,
+    files: bool = False,
 ) -> Any:
-    """A LightGBM booster trained for exactly ``rounds`` rounds, no early stopping, on the entity rows of
-    ``queries`` or, with ``files``, on their file rows: cross-validation reads its predictions at several
-    round counts (``predict(..., num_iteration=r)``) instead of training once per count."""
+    """A LightGBM booster trained for exactly ``rounds`` rounds, no early stopping, on queries given as
+    their :func:`query_rows` (entity rows, or file rows with ``files``): cross-validation computes each
+    query's rows once for every fold and grid point, and reads the booster's predictions at several round
+    counts (``predict(..., num_iteration=r)``) instead of training once per count."""
     names = file_feature_names() if files else feature_names()
-    features, labels, groups = _stack(queries, names, _file_rows if files else _entity_rows)
+    features, labels, groups = _stack_rows(rows)
     lightgbm = lightgbm_module()
     settings = {**DEFAULT_PARAMS, **(params or {}), **FIXED_PARAMS}
     dataset = lightgbm.Dataset(features, labels, group=groups, feature_name=list(names), free_raw_data=True)
