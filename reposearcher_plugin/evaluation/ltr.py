@@ -362,6 +362,18 @@ def _train_fold_of_job(fold: int) -> str:
     return _train_fold(_JOB, fold)
 
 
+def _compared(
+    examples: Sequence[Example], learned: dict[str, Ranking]
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """The learned rankings of ``examples``, the rules' and plain BM25's, each scored against their gold."""
+    gold = {e.instance_id: e.gold for e in examples}
+    return {
+        "learned": score_rankings(learned, gold),
+        "rules": score_rankings({e.instance_id: rank_signals(e.signals) for e in examples}, gold),
+        "bm25": score_rankings({e.instance_id: e.bm25 for e in examples}, gold),
+    }
+
+
 def train_and_select(
     examples: Sequence[Example],
     *,
@@ -447,20 +459,9 @@ def train_and_select(
         header={**(header or {}), "selection": f"{folds}-fold cross-validation over train+dev"},
     )
     model = LearnedRanker.from_text(final.text)
-    tables: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {
-        "cv": {
-            "learned": cv.score(cv_rankings),
-            "rules": cv.score({e.instance_id: rank_signals(e.signals) for e in pool}),
-            "bm25": cv.score({e.instance_id: e.bm25 for e in pool}),
-        }
-    }
+    tables = {"cv": _compared(pool, cv_rankings)}
     if test:
-        test_gold = {e.instance_id: e.gold for e in test}
-        tables["test"] = {
-            "learned": score_rankings({e.instance_id: model.rank(e.signals) for e in test}, test_gold),
-            "rules": score_rankings({e.instance_id: rank_signals(e.signals) for e in test}, test_gold),
-            "bm25": score_rankings({e.instance_id: e.bm25 for e in test}, test_gold),
-        }
+        tables["test"] = _compared(test, {e.instance_id: model.rank(e.signals) for e in test})
     learned, rules = tables["cv"]["learned"], tables["cv"]["rules"]
     wins = (
         (learned["function"]["recall@5"] or 0.0) > (rules["function"]["recall@5"] or 0.0)
