@@ -19,6 +19,7 @@ from reposearcher_plugin.evaluation.ltr import (
     _CrossValidation,
     finished,
     fold_of,
+    load_examples,
     split_of,
     subsample,
     train_and_select,
@@ -308,11 +309,8 @@ ISSUES = [
 ]
 
 
-def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys):
-    """The user's path end to end on a small git repository: instances -> ranker extract -> ranker train
-    -> --model ranker:PATH."""
-    from reposearcher_plugin.cli.main import main
-
+def shop_instances(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A small git repository and ten instances of it: (its root, the instances file, workspace options)."""
     repos = tmp_path / "repos"
     root = write_tree(repos / "o+r", {"shop/cart.py": CART, "shop/util.py": UTIL, "shop/price.py": PRICE})
     git(root, "init", "-q")
@@ -333,8 +331,17 @@ def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys
     ]
     instances = tmp_path / "pairs.jsonl"
     instances.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    work = tmp_path / "work"
     common = ["--repos-dir", str(repos), "--offline", "--cache-dir", str(tmp_path / "snapshots")]
+    return root, instances, common
+
+
+def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys):
+    """The user's path end to end on a small git repository: instances -> ranker extract -> ranker train
+    -> --model ranker:PATH."""
+    from reposearcher_plugin.cli.main import main
+
+    root, instances, common = shop_instances(tmp_path)
+    work = tmp_path / "work"
     assert main(["ranker", "extract", "--instances", str(instances), "--work", str(work), *common]) == 0
     assert main(["ranker", "extract", "--instances", str(instances), "--work", str(work), *common]) == 0
     assert "10 instances chosen, 0 extracted now" in capsys.readouterr().err  # resumed: nothing to redo
@@ -357,6 +364,32 @@ def test_mine_extract_train_and_localize_with_the_trained_model(tmp_path, capsys
     # ten made-up instances teach a model little: what matters here is that it ranked, and says so
     assert "shop/price.py::tax" in result["locations"]
     assert result["trajectory"]["evidence"]["model"]["name"] == "mine"
+
+
+def test_extraction_in_worker_processes_writes_what_one_process_writes(tmp_path, capsys):
+    from reposearcher_plugin.cli.main import main
+
+    _, instances, common = shop_instances(tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["ranker", "extract", "--instances", str(instances), "--work", str(one), *common]) == 0
+    argv = ["ranker", "extract", "--instances", str(instances), "--work", str(two), "--workers", "2", *common]
+    assert main(argv) == 0
+    assert "10 instances chosen, 10 extracted now" in capsys.readouterr().err
+
+    def rows(work: Path) -> dict[str, dict]:
+        timings = ("index_s", "signals_s", "total_s")
+        return {
+            row["instance_id"]: {key: value for key, value in row.items() if key not in timings}
+            for row in read_jsonl(work / EXTRACTED)
+        }
+
+    assert rows(one) == rows(two) and len(rows(two)) == 10
+    assert all("error" not in row for row in rows(two).values())
+    by_id = {example.instance_id: example for example in load_examples(one)}
+    for example in load_examples(two):
+        assert example.signals.ids == by_id[example.instance_id].signals.ids
+    assert main([*argv[: -len(common)], "--workers", "0", *common]) == 2
+    assert "--workers 0: at least 1" in capsys.readouterr().err
 
 
 def test_a_resumed_extraction_appends_after_the_line_a_killed_run_cut(tmp_path: Path) -> None:

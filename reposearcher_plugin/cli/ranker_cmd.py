@@ -53,6 +53,9 @@ def add_ranker_commands(commands: Any) -> None:
         metavar="FILE",
         help="only the drawn instances whose ids this file lists, one a line (to redo a run stopped early)",
     )
+    extract.add_argument(
+        "--workers", type=int, default=1, help="instances extracted in parallel processes (default 1)"
+    )
     add_workspace_options(extract)
     extract.set_defaults(handler=cmd_ranker_extract)
 
@@ -86,6 +89,8 @@ def cmd_ranker_extract(args: argparse.Namespace) -> int:
         rows = read_rows(args.instances)
     except (OSError, ValueError) as error:
         raise CommandError(f"--instances {args.instances}: {error}") from None
+    if args.workers < 1:
+        raise CommandError(f"--workers {args.workers}: at least 1")
     caps = {"train": args.train, "dev": args.dev, "test": args.test}
     chosen = subsample(rows, caps, seed=args.seed)
     if args.only:
@@ -102,7 +107,7 @@ def cmd_ranker_extract(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         print(f"{number}/{total} {record['instance_id']} ({elapsed:.0f} s){error}", file=sys.stderr)
 
-    done = extract(chosen, workspace, args.work, on_done)
+    done = extract(chosen, workspace, args.work, on_done, workers=args.workers)
     print(f"{args.work}: {len(chosen)} instances chosen, {done} extracted now", file=sys.stderr)
     return 0
 

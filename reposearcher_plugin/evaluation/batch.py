@@ -33,6 +33,7 @@ from reposearcher_plugin.files import append_row, jsonl_lines, safe_name, write_
 from reposearcher_plugin.workspace import Workspace
 
 T = TypeVar("T")
+JobT = TypeVar("JobT")
 
 
 @dataclass
@@ -278,7 +279,7 @@ def run_batch(
                 _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing)
                 for instance in todo
             ]
-            summary.interrupted = _localize_in_processes(jobs, record, workers)
+            summary.interrupted = in_processes(jobs, _localize_instance, record, workers)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -292,11 +293,15 @@ def no_patch(row: dict[str, Any]) -> bool:
     return not row["model_patch"].strip()
 
 
-def _localize_in_processes(
-    jobs: Sequence[_Job], record: Callable[[dict[str, Any]], None], workers: int
+def in_processes(
+    jobs: Sequence[JobT],
+    work: Callable[[JobT], dict[str, Any]],
+    record: Callable[[dict[str, Any]], None],
+    workers: int,
 ) -> bool:
-    """Localize ``jobs`` in forked worker processes, recording each row as it arrives; returns whether
-    the run was interrupted (Ctrl-C cancels what is queued)."""
+    """Run ``work`` on each of ``jobs`` in forked worker processes, recording each row in the parent as it
+    arrives (so one process writes the output); returns whether the run was interrupted (Ctrl-C cancels
+    what is queued). ``work`` must not raise: a failed job is a row that says so."""
     # fork: workers start at once and inherit the loaded package; nothing threaded runs in the parent yet
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
@@ -306,7 +311,7 @@ def _localize_in_processes(
         queue = iter(jobs)
         try:
             for job in queue:  # keep at most two jobs per worker queued, so a kill leaves little in flight
-                pending.add(pool.submit(_localize_instance, job))
+                pending.add(pool.submit(work, job))
                 if len(pending) >= 2 * max(1, workers):
                     break
             while pending:
@@ -315,7 +320,7 @@ def _localize_in_processes(
                     record(future.result())
                     next_job = next(queue, None)
                     if next_job is not None:
-                        pending.add(pool.submit(_localize_instance, next_job))
+                        pending.add(pool.submit(work, next_job))
         except KeyboardInterrupt:
             for future in pending:
                 future.cancel()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from reposearcher_plugin.evaluation.batch import in_processes
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.evaluation.metrics import evaluate
@@ -105,20 +106,36 @@ def extract(
     workspace: Workspace,
     out_dir: str | Path,
     on_done: Callable[[int, int, dict[str, Any]], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Signals (and the plain-BM25 ranking) of every row not yet in ``out_dir``; returns how many were
-    done now. An instance that fails is recorded with its error and not retried."""
+    done now. An instance that fails is recorded with its error and not retried. With ``workers`` > 1
+    instances are extracted in forked processes; this one alone appends to ``extracted.jsonl``."""
     out = Path(out_dir)
     (out / SIGNALS_DIR).mkdir(parents=True, exist_ok=True)
     done = finished(out)
     todo = [row for row in rows if row["instance_id"] not in done]
+    jobs = [(row, workspace, out / SIGNALS_DIR) for row in todo]
     with (out / EXTRACTED).open("a", encoding="utf-8") as sink:
-        for number, row in enumerate(todo, start=1):
-            record = _extract_one(row, workspace, out / SIGNALS_DIR)
-            append_row(sink, record)
+        count = 0
+
+        def record(row: dict[str, Any]) -> None:
+            nonlocal count
+            count += 1
+            append_row(sink, row)
             if on_done is not None:
-                on_done(number, len(todo), record)
+                on_done(count, len(todo), row)
+
+        if workers <= 1:
+            for job in jobs:
+                record(_extract_job(job))
+        elif in_processes(jobs, _extract_job, record, workers):
+            raise KeyboardInterrupt
     return len(todo)
+
+
+def _extract_job(job: tuple[dict[str, Any], Workspace, Path]) -> dict[str, Any]:
+    return _extract_one(*job)
 
 
 def _extract_one(row: dict[str, Any], workspace: Workspace, signals_dir: Path) -> dict[str, Any]:
