@@ -190,6 +190,23 @@ def test_the_packaged_model_loads_and_is_current():
     assert set(model.features) <= set(feature_names())
 
 
+def test_the_packaged_model_is_the_newest_version(tmp_path, monkeypatch):
+    import reposearcher_plugin.rank.learned as learned
+
+    for name in (
+        "retrieval-ltr-v1.txt",
+        "retrieval-ltr-v2.txt",
+        "retrieval-ltr-v10.txt",
+        "retrieval-ltr-vx.txt",
+    ):
+        (tmp_path / name).write_text("")
+    (tmp_path / "other-v99.txt").write_text("")
+    monkeypatch.setattr(learned, "MODELS_DIR", tmp_path)
+    assert packaged_model_path() == tmp_path / "retrieval-ltr-v10.txt"
+    with pytest.raises(RankerModelError, match="no packaged ranker model named 'absent'"):
+        packaged_model_path("absent")
+
+
 def test_the_packaged_model_is_package_data():
     import fnmatch
     import tomllib

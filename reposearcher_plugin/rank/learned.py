@@ -439,7 +439,15 @@ def rewrite_header(text: str, changes: dict[str, Any]) -> str:
 
 
 def packaged_model_path(name: str = DEFAULT_LEARNED_MODEL) -> Path:
-    return MODELS_DIR / f"{name}-v1.txt"
+    """The newest version of ``name`` shipped in the package (``models/<name>-v<N>.txt``)."""
+    versions = {
+        int(match.group(1)): path
+        for path in MODELS_DIR.glob(f"{name}-v*.txt")
+        if (match := re.fullmatch(re.escape(name) + r"-v(\d+)\.txt", path.name))
+    }
+    if not versions:
+        raise RankerModelError(f"no packaged ranker model named {name!r} in {MODELS_DIR}")
+    return versions[max(versions)]
 
 
 @cache
