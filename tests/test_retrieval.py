@@ -319,6 +319,6 @@ def test_a_long_issue_is_cut_and_the_evidence_says_so(make_index, monkeypatch):
         assert cut["issue_chars"] == len(head + tail) and 1_500 <= cut["ranked_chars"] <= 2_000
         assert "only its first" in cut["note"] and (head + tail)[cut["ranked_chars"]] == "\n"
         assert "issue_cut" not in RetrievalLocalizer(index, plain=plain).rank(head).evidence
-    result = RankingLocalizer("retrieval").localize(index, head + tail, instance_id="long")
+    result = RankingLocalizer("retrieval-rules").localize(index, head + tail, instance_id="long")
     assert result.trajectory.evidence["issue_cut"]["issue_chars"] == len(head + tail)
     assert result.locations[0] == "pkg/query.py::QuerySet.union"
