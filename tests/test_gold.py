@@ -260,6 +260,13 @@ def test_gold_for_a_dataset_checks_out_each_base_commit(dataset):
         derive_gold_for_dataset(wrong, repos)
     with pytest.raises(gold_source.GoldError, match=r"1 of 1 instances:\n.*not found in"):
         derive_gold_for_dataset([instance("", "f" * 40, "acme__proj-4")], repos)
+    # one line per distinct error, naming the instances it hit (a missing commit fails every one)
+    lost = [instance("", "e" * 40, f"acme__gone-{n}") for n in range(5)]
+    with pytest.raises(GoldError) as failed:
+        derive_gold_for_dataset(lost, repos)
+    message = str(failed.value)
+    assert message.startswith("gold could not be derived for 5 of 5 instances:\n")
+    assert message.count("e" * 40) == 1 and "[acme__gone-0, acme__gone-1, acme__gone-2 and 2 more]" in message
     # the same call `eval loc` makes when it has no --gold file
     assert gold_from_patches(instances, repos) == gold
 

@@ -368,23 +368,28 @@ def derive_gold_for_dataset(
     ``Workspace``). Raises ``GoldError`` naming every instance that failed, after trying them all."""
     workspace = workspace or Workspace(repos_dir, aliases=aliases)
     gold: dict[str, list[str]] = {}
-    failures: list[str] = []
+    failures: dict[str, list[str]] = {}  # one line per distinct error (a missing repository fails them all)
     total = len(instances)
     if progress:
         progress(0, total)
     for done, result in enumerate(iter_gold(instances, workspace), start=1):
         if result.labels is None:
-            failures.append(result.error)
+            failures.setdefault(result.error, []).append(result.instance_id)
         else:
             gold[result.instance_id] = result.labels
         if progress:
             progress(done, total)
     if failures:
-        shown = "\n  ".join(failures[:10])
-        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-        count = f"{len(failures)} of {total} instances"
-        raise GoldError(f"gold could not be derived for {count}:\n  {shown}{more}")
+        lines = [f"{error} [{_some(ids)}]" for error, ids in list(failures.items())[:10]]
+        more = f"\n  ... and {len(failures) - 10} more errors" if len(failures) > 10 else ""
+        count = f"{sum(map(len, failures.values()))} of {total} instances"
+        raise GoldError(f"gold could not be derived for {count}:\n  " + "\n  ".join(lines) + more)
     return gold
+
+
+def _some(ids: Sequence[str], shown: int = 3) -> str:
+    rest = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + rest
 
 
 def gold_from_patches(
