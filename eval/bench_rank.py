@@ -247,6 +247,7 @@ def lite_batch(
         "--repos-dir",
         str(repos),
         "--offline",
+        "--allow-missing-blobs",  # the fetched astropy mirror lacks two large data blobs Lite needs
         "--workers",
         str(workers),
         "--cache-dir",
