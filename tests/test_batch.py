@@ -307,7 +307,7 @@ from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.evaluation import batch
 
 class SlowLocalizer:
-    def localize(self, index, issue, instance_id, repo):
+    def localize(self, index, issue, instance_id, repo, history=None):
         (Path(sys.argv[1]) / instance_id).touch()
         time.sleep(float(sys.argv[2]))
         trajectory = Trajectory(instance_id, "slow", "default", "none", issue)

@@ -10,7 +10,7 @@ model (picklable, hashable) so that batch workers in other processes can rebuild
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -21,6 +21,9 @@ from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex
 from reposearcher_plugin.tools.paths import quoted
+
+if TYPE_CHECKING:
+    from reposearcher_plugin.rank.history import ChangeHistory
 
 RULES = "rules"  # the hand-set weights (rank/scoring.py)
 LEARNED = "learned"  # the packaged LightGBM model (rank/learned.py)
@@ -58,7 +61,12 @@ class Localizer(Protocol):
     name: str
 
     def localize(
-        self, index: RepoIndex, issue: str, instance_id: str = "issue", repo: str = ""
+        self,
+        index: RepoIndex,
+        issue: str,
+        instance_id: str = "issue",
+        repo: str = "",
+        history: ChangeHistory | None = None,
     ) -> LocalizationResult: ...
 
 
@@ -172,12 +180,17 @@ class RankingLocalizer:
         self.max_locations = max_locations
 
     def localize(
-        self, index: RepoIndex, issue: str, instance_id: str = "issue", repo: str = ""
+        self,
+        index: RepoIndex,
+        issue: str,
+        instance_id: str = "issue",
+        repo: str = "",
+        history: ChangeHistory | None = None,
     ) -> LocalizationResult:
         from reposearcher_plugin.rank import RetrievalLocalizer as Ranker
 
         started = time.perf_counter()
-        ranking = Ranker(index, plain=self.plain, ranker=self.ranker).rank(
+        ranking = Ranker(index, plain=self.plain, ranker=self.ranker, history=history).rank(
             issue, max_locations=self.max_locations
         )
         wall = round(time.perf_counter() - started, 3)
@@ -211,9 +224,14 @@ class AgentLocalizer:
         self.name = options.model
 
     def localize(
-        self, index: RepoIndex, issue: str, instance_id: str = "issue", repo: str = ""
+        self,
+        index: RepoIndex,
+        issue: str,
+        instance_id: str = "issue",
+        repo: str = "",
+        history: ChangeHistory | None = None,
     ) -> LocalizationResult:
-        return self.agent.localize(index, issue, instance_id=instance_id, repo=repo)
+        return self.agent.localize(index, issue, instance_id=instance_id, repo=repo, history=history)
 
 
 def build_localizer(options: LocalizerOptions) -> Localizer:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reposearcher_plugin.agent import chat
 from reposearcher_plugin.agent.answers import fallback, in_repository, resolve_locations
@@ -39,6 +39,9 @@ from reposearcher_plugin.index import RepoIndex
 from reposearcher_plugin.index.locations import file_of
 from reposearcher_plugin.tools import FINAL_TOOLS, RepoTools, ToolBox, ToolSpec, openai_tools, profile_specs
 from reposearcher_plugin.tools.session import ToolSession, invalid_call_text
+
+if TYPE_CHECKING:
+    from reposearcher_plugin.rank.history import ChangeHistory
 
 STALLED = (
     "Your last {turns} replies only repeated earlier calls or made calls that failed, so the search is over."
@@ -67,15 +70,29 @@ class Agent:
         self.config = config or AgentConfig()
 
     def localize(
-        self, index: RepoIndex, issue: str, instance_id: str = "issue", repo: str = ""
+        self,
+        index: RepoIndex,
+        issue: str,
+        instance_id: str = "issue",
+        repo: str = "",
+        history: ChangeHistory | None = None,
     ) -> LocalizationResult:
-        return _Run(self, index, issue, instance_id, repo).run()
+        return _Run(self, index, issue, instance_id, repo, history).run()
 
 
 class _Run:
     """One localization: its conversation(s), counters and trajectory."""
 
-    def __init__(self, agent: Agent, index: RepoIndex, issue: str, instance_id: str, repo: str) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        index: RepoIndex,
+        issue: str,
+        instance_id: str,
+        repo: str,
+        history: ChangeHistory | None = None,
+    ) -> None:
+        self.history = history
         self.policy = agent.policy
         self.config = agent.config
         self.index = index
@@ -410,7 +427,7 @@ class _Run:
         if self.ranking is None:
             from reposearcher_plugin.rank import RetrievalLocalizer
 
-            ranker = RetrievalLocalizer(self.index, self.repo_tools)
+            ranker = RetrievalLocalizer(self.index, self.repo_tools, history=self.history)
             self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)
         return self.ranking
 

@@ -36,6 +36,7 @@ def add_localize_commands(commands: Any) -> None:
     localize.add_argument("--out", help="also write the result object to this JSON file")
     localize.add_argument("--trajectory", help="write the trajectory here (default: inline in the result)")
     localize.add_argument("--top", type=int, default=10, help="locations shown without --json (default 10)")
+    add_history_option(localize)
     add_localizer_options(localize)
     localize.set_defaults(handler=cmd_localize)
 
@@ -55,6 +56,7 @@ def add_localize_commands(commands: Any) -> None:
         action="store_true",
         help="localize even when the clone lacks some files' contents (mirrors without large data files)",
     )
+    add_history_option(run)
     add_localizer_options(run)
     add_workspace_options(run)
     run.set_defaults(handler=cmd_run)
@@ -84,7 +86,10 @@ def cmd_localize(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--repo {root}: no source file in a language the index parses; is it the repository?"
         )
-    result = build_localizer(options).localize(index, issue, instance_id=instance_id, repo=str(root))
+    history = None if args.no_history else _checkout_history(root)
+    result = build_localizer(options).localize(
+        index, issue, instance_id=instance_id, repo=str(root), history=history
+    )
     if args.trajectory and result.trajectory is not None and not isinstance(result.trajectory, str):
         result.trajectory = str(result.trajectory.write(args.trajectory))
     row = result.to_dict()
@@ -95,6 +100,27 @@ def cmd_localize(args: argparse.Namespace) -> int:
     else:
         _print_result(row, index.stats, args.top)
     return 1 if result.error else 0
+
+
+def add_history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="rank from the code alone: leave out what the repository's past changes say (its git history "
+        "before the commit; docs/ranker.md)",
+    )
+
+
+def _checkout_history(root: Path) -> Any:
+    """The history of the commit checked out at ``root`` (None outside git), cached beside the snapshots."""
+    from reposearcher_plugin.workspace.change_history import HistoryCache, checkout_history
+    from reposearcher_plugin.workspace.errors import WorkspaceError
+    from reposearcher_plugin.workspace.workspace import default_snapshot_dir
+
+    try:
+        return checkout_history(root, HistoryCache(default_snapshot_dir() / ".history"))
+    except WorkspaceError:
+        return None
 
 
 def _read_issue(source: str) -> str:
@@ -187,6 +213,7 @@ def _run(args: argparse.Namespace, instances: list[Any], options: Any, workspace
                 retry_errors=args.retry_errors,
                 index_cache_dir=args.index_cache_dir,
                 allow_missing=args.allow_missing_blobs,
+                history=not args.no_history,
                 on_result=on_result,
             )
     except ValueError as error:  # an output file that cannot be resumed safely

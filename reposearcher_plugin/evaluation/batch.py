@@ -30,7 +30,9 @@ from reposearcher_plugin.agent.localizers import LocalizerOptions, build_localiz
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.files import append_row, jsonl_lines, safe_name, write_atomic
+from reposearcher_plugin.rank.history import ChangeHistory
 from reposearcher_plugin.workspace import Workspace
+from reposearcher_plugin.workspace.errors import WorkspaceError
 
 T = TypeVar("T")
 JobT = TypeVar("JobT")
@@ -158,6 +160,7 @@ class _Job:
     trajectories: Path
     index_cache_dir: str | None
     allow_missing: bool = False
+    history: bool = True
 
 
 def _localize_instance(job: _Job) -> dict[str, Any]:
@@ -172,9 +175,14 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
             cache = ParseCache(job.index_cache_dir) if job.index_cache_dir else None
             index = build_index(root, cache=cache, workers=1)
             index_s = time.perf_counter() - started
+            history = past_changes(job.workspace, instance) if job.history else None
             localizer = build_localizer(job.options)
             result = localizer.localize(
-                index, instance.problem_statement, instance_id=instance.instance_id, repo=instance.repo
+                index,
+                instance.problem_statement,
+                instance_id=instance.instance_id,
+                repo=instance.repo,
+                history=history,
             )
         result.usage["index_s"] = round(index_s, 3)
         if missing:
@@ -188,6 +196,15 @@ def _localize_instance(job: _Job) -> dict[str, Any]:
         result.trajectory.write(job.trajectories / name)
         result.trajectory = f"{job.trajectories.name}/{name}"  # relative to the output file
     return result.to_dict()
+
+
+def past_changes(workspace: Workspace, instance: Instance) -> ChangeHistory | None:
+    """The instance's repository history at its base commit, or None when git cannot read it (a shallow
+    or damaged clone): the ranking then goes without its history evidence rather than failing."""
+    try:
+        return workspace.history(instance.repo, instance.base_commit)
+    except WorkspaceError:
+        return None
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -233,6 +250,7 @@ def run_batch(
     retry_errors: bool = False,
     index_cache_dir: str | None = None,
     allow_missing: bool = False,
+    history: bool = True,
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
     work: Callable[[Instance], dict[str, Any]] | None = None,
     empty: Callable[[dict[str, Any]], bool] | None = None,
@@ -244,7 +262,8 @@ def run_batch(
     into its row and never raises, instead of ``options`` and ``workspace``; it runs in threads, as such
     work waits on a model, and ``empty`` says which of its rows count as empty. ``store`` replaces the
     JSONL file as the place rows go (mini-swe-agent's ``preds.json``, a dict rewritten per row).
-    Resuming, recording and counting are the same for all."""
+    Resuming, recording and counting are the same for all. ``history``: give the ranking each instance's
+    repository history at its base commit (rank/history.py)."""
     if work is None and (options is None or workspace is None):
         raise ValueError("run_batch needs the localizer options and a workspace, or work to run")
     out = Path(out)
@@ -276,7 +295,7 @@ def run_batch(
             trajectories = trajectory_dir(out)
             trajectories.mkdir(parents=True, exist_ok=True)
             jobs = [
-                _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing)
+                _Job(instance, options, workspace, trajectories, index_cache_dir, allow_missing, history)
                 for instance in todo
             ]
             summary.interrupted = in_processes(jobs, _localize_instance, record, workers)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from reposearcher_plugin.evaluation.batch import in_processes
+from reposearcher_plugin.evaluation.batch import in_processes, past_changes
 from reposearcher_plugin.evaluation.instances import Instance
 from reposearcher_plugin.evaluation.locations import Prediction
 from reposearcher_plugin.evaluation.metrics import evaluate
@@ -152,7 +152,7 @@ def _extract_one(row: dict[str, Any], workspace: Workspace, signals_dir: Path) -
             index = build_index(root, workers=1)
             record["index_s"] = round(time.perf_counter() - started, 3)
             began = time.perf_counter()
-            localizer = RetrievalLocalizer(index)
+            localizer = RetrievalLocalizer(index, history=past_changes(workspace, instance))
             signals = localizer.signals(instance.problem_statement)
             record["signals_s"] = round(time.perf_counter() - began, 3)
             plain = RetrievalLocalizer(index, localizer.tools, plain=True).rank(instance.problem_statement)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from reposearcher_plugin.index import CLASS, Entity, entity_id
+from reposearcher_plugin.rank.history import ChangeHistory
 from reposearcher_plugin.rank.maps import RepoMaps
 from reposearcher_plugin.rank.mentions import (
     MESSAGE_MIN_CHARS,
@@ -37,8 +38,10 @@ FRAME_DECAY = 0.6
 # reorder well beyond the top 50 returned.
 BM25_CANDIDATES = 400
 
-# The evidence lists at most this many of the files whose module name the title spells.
+# The evidence lists at most this many of the files whose module name the title spells, and of the files
+# that similar past changes edited.
 EVIDENCE_MODULE_NAMES = 10
+EVIDENCE_HISTORY_FILES = 10
 
 Table = dict[int, float]  # document -> value of one feature, only where it is above 0
 
@@ -378,9 +381,13 @@ def module_names(maps: RepoMaps, title_stems: set[str]) -> dict[str, float]:
     return {path: 1.0 / math.sqrt(count) for path, count in maps.files_named_by(title_stems).items()}
 
 
-def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals:
+def collect_signals(
+    search: EntitySearch, maps: RepoMaps, issue: str, history: ChangeHistory | None = None
+) -> Signals:
     """The candidates for ``issue`` and their features: the best BM25 matches of the issue and of its
-    title, everything a mention, a frame or a graph edge reaches, and the owners of all of them."""
+    title, everything a mention, a frame or a graph edge reaches, and the owners of all of them.
+    ``history``: the repository's past changes at this commit, whose similar ones give their files
+    the file-level ``history`` evidence (rank/history.py); without it that evidence is 0."""
     documents = maps.documents
     mentions = extract_mentions(issue)
     tokens = query_tokens(issue)
@@ -429,6 +436,7 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
     candidates.update(owner for doc in list(candidates) if (owner := maps.owner(doc)) is not None)
     _merge_into(features, candidate_context(maps, candidates, bm25, mentioned_files))
     named_modules = module_names(maps, stems_of(query_tokens(title)))
+    past = history.file_scores(tokens, known=maps.index.files) if history is not None else {}
 
     ordered = sorted(candidates)
     entries = [documents[doc] for doc in ordered]  # each looked up once: a lookup costs microseconds
@@ -447,12 +455,17 @@ def collect_signals(search: EntitySearch, maps: RepoMaps, issue: str) -> Signals
         file_features.setdefault(path, {})["import"] = value
     for path, value in named_modules.items():
         file_features.setdefault(path, {})["module_name"] = value
+    for path, value in past.items():
+        file_features.setdefault(path, {})["history"] = value
     evidence: dict[str, Any] = {"query_tokens": len(search.known(tokens))}
     for family in families:
         evidence.update(family.evidence)
     evidence["mentioned_files"] = {path: round(value, 3) for path, value in mentioned_files.items()}
     if named_modules:
         evidence["module_names"] = dict(sorted(named_modules.items())[:EVIDENCE_MODULE_NAMES])
+    if history is not None:
+        best = sorted(past.items(), key=lambda item: (-item[1], item[0]))[:EVIDENCE_HISTORY_FILES]
+        evidence["history"] = {"changes": len(history), "files": {path: round(v, 3) for path, v in best}}
     return Signals(
         ids=[entity_id(path, entity.qualname) for path, entity in entries],
         files=[path for path, _ in entries],

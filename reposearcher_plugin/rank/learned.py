@@ -72,6 +72,7 @@ STRUCTURAL_FEATURES = (
     "rules_rank",
     "rules_file_score",
     "rules_file_rank",
+    "file_history",
 )
 
 
@@ -85,6 +86,7 @@ def file_feature_names() -> tuple[str, ...]:
         "mention",
         "import",
         "module_name",
+        "history",
         "candidates",
         "is_test",
         "is_docs",
@@ -122,6 +124,7 @@ def file_feature_matrix(
             "module_name": np.array(
                 [signals.file_features.get(path, {}).get("module_name", 0.0) for path in paths]
             ),
+            "history": np.array([signals.file_features.get(path, {}).get("history", 0.0) for path in paths]),
             "candidates": np.log1p(counts),
             "is_test": np.array([role == TEST for role in roles], dtype=float),
             "is_docs": np.array([role == DOCS for role in roles], dtype=float),
@@ -200,6 +203,9 @@ def _structural_columns(signals: Signals, weights: Weights) -> dict[str, np.ndar
         "rules_rank": 1.0 / (1.0 + entity_rank),
         "rules_file_score": np.array([rules_files[path] / top_file for path in signals.files]),
         "rules_file_rank": np.array([1.0 / (1.0 + file_rank[path]) for path in signals.files]),
+        "file_history": np.array(
+            [signals.file_features.get(path, {}).get("history", 0.0) for path in signals.files], dtype=float
+        ),
     }
 
 

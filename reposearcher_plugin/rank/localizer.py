@@ -29,6 +29,7 @@ import numpy as np
 from reposearcher_plugin.index import RepoIndex, entity_id
 from reposearcher_plugin.index.locations import unique
 from reposearcher_plugin.rank.features import collect_signals
+from reposearcher_plugin.rank.history import ChangeHistory
 from reposearcher_plugin.rank.learned import LearnedRanker
 from reposearcher_plugin.rank.maps import RepoMaps
 from reposearcher_plugin.rank.mentions import cap_issue
@@ -57,6 +58,7 @@ class RetrievalLocalizer:
         plain: bool = False,
         weights: Weights = DEFAULT_WEIGHTS,
         ranker: LearnedRanker | None = None,
+        history: ChangeHistory | None = None,
     ) -> None:
         self.index = index
         self.tools = tools if tools is not None else RepoTools(index)
@@ -64,6 +66,7 @@ class RetrievalLocalizer:
         self.plain = plain
         self.weights = weights
         self.ranker = ranker
+        self.history = history
         self._maps: RepoMaps | None = None
 
     def rank(self, issue: str, max_files: int = 10, max_locations: int = 50) -> Ranking:
@@ -117,7 +120,7 @@ class RetrievalLocalizer:
 
     def signals(self, issue: str) -> Signals:
         issue, cut = cap_issue(issue)
-        signals = collect_signals(self.search, self.maps, issue)
+        signals = collect_signals(self.search, self.maps, issue, self.history)
         # what was ranked comes first in the evidence: the mode, and the cut when there was one
         head = {"mode": "default", **({"issue_cut": cut} if cut else {})}
         signals.evidence = {**head, **signals.evidence}

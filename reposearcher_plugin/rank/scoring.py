@@ -123,6 +123,10 @@ class Weights:
     # less when several files share the name (features.module_names). Beside name_words: file R@5 +0.4,
     # MRR +0.2; 1.0 gave the same file R@5 there: the milder is kept.
     file_module_name: float = 0.5
+    # A file that past changes with messages like the issue edited (rank/history.py: BugLocator's
+    # similar-report score over the base commit's ancestors; 1 for the best such file). Set on mined
+    # commits only (eval/results/history.md).
+    file_history: float = 0.0
     # Share of the file's score added to each of its definitions: the right file first, then the
     # right definition in it.
     file_context: float = 0.15
@@ -218,6 +222,7 @@ def score_signals(
             weights.file_mention * extra.get("mention", 0.0)
             + weights.file_import * extra.get("import", 0.0)
             + weights.file_module_name * extra.get("module_name", 0.0)
+            + weights.file_history * extra.get("history", 0.0)
         ) * prior_of[role]
         file_scores[path] = best + weights.file_breadth * breadth + file_level
     context = np.array([file_scores[path] for path in signals.files])

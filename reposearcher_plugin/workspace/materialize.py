@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -105,6 +104,9 @@ def materialize(git_dir: Path, commit: str, target: Path, *, allow_missing: bool
     total = 0
     # File creation is system time, not CPU in Python (os.open / os.write release the GIL): a few writer
     # threads overlap it, as `git checkout-index` does with checkout.workers.
+    # imported here: `localize --repo` reads history through this package and never materializes
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     with ThreadPoolExecutor(_WRITERS) as writers:
         pending: list[Future[None]] = []
         batch: list[tuple[Path, str, bytes]] = []

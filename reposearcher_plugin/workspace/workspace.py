@@ -8,7 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from reposearcher_plugin.cache_home import default_cache_dir
+from reposearcher_plugin.rank.history import ChangeHistory
 from reposearcher_plugin.workspace.cache import DEFAULT_MAX_BYTES, DEFAULT_PROTECT_S, SnapshotCache
+from reposearcher_plugin.workspace.change_history import HistoryCache
 from reposearcher_plugin.workspace.errors import CommitNotFound, RepositoryNotFound, WorkspaceError
 from reposearcher_plugin.workspace.git import (
     FULL_SHA,
@@ -116,6 +118,16 @@ class Workspace:
             # evicted between the two steps: let go (making it again takes the exclusive lock) and retry
             stack.close()
         raise WorkspaceError(f"the snapshot of {repo} at {commit} was evicted {_HOLD_ATTEMPTS} times running")
+
+    def history(self, repo: str, commit: str) -> ChangeHistory:
+        """The past changes of ``repo`` at ``commit`` (its ancestors; rank/history.py), cached by commit
+        id beside the snapshots, so a warm run reads no git."""
+        cache = HistoryCache(self.cache.directory / ".history")
+        commit = commit.strip().lower() if FULL_SHA.fullmatch(commit.strip().lower()) else commit.strip()
+        if FULL_SHA.fullmatch(commit) and (cached := cache.get(commit)) is not None:
+            return cached
+        git_dir, full = self._resolve(repo, commit)
+        return cache.history(git_dir, full)
 
     def locate(self, repo: str) -> Path:
         """The git directory that serves ``repo`` (cloning it when online and not found locally)."""

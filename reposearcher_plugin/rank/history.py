@@ -1,0 +1,98 @@
+"""What a repository's own history says about an issue: the files that past changes with similar messages
+edited (BugLocator's "similar bug reports", Zhou et al., ICSE 2012, with commit messages as the reports).
+
+A fix tends to land where fixes of similar problems landed before: "Fixed #31416 -- Made QuerySet.union()
+respect ordering" and a later issue about ``union()`` and ``order_by`` share words and a file. The
+history is the base commit's own ancestors only (never the fix or anything after it), so it is what the
+reporter's repository knew. Pure and index-free like the rest of the ranking: the workspace reads the
+commits (``workspace/change_history.py``), this module scores them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reposearcher_plugin.tools.bm25 import BM25_B, BM25_K1
+
+# The newest ancestors read: enough for every file's recent fixes (measured on mined commits, 5,000
+# ranked as well as the whole history), and a bound on the cost of a repository with a long past.
+HISTORY_COMMITS = 5000
+# A change touching more files than this is a refactoring or a sweep, not a fix that points anywhere.
+MAX_FILES_PER_CHANGE = 30
+# Files are scored from the best-matching past changes only: the long tail of weak matches is noise.
+SIMILAR_CHANGES = 50
+
+
+@dataclass(frozen=True)
+class PastChange:
+    """One ancestor commit: its message's query tokens (tools/tokens.py) and the files it changed."""
+
+    tokens: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+@dataclass
+class ChangeHistory:
+    """Past changes of a repository at one commit, newest first; an inverted index over their messages
+    is built on first use (one history serves every issue asked at that commit)."""
+
+    changes: Sequence[PastChange]
+    _postings: dict[str, list[tuple[int, int]]] | None = field(default=None, repr=False)
+    _lengths: list[int] = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def _index(self) -> dict[str, list[tuple[int, int]]]:
+        if self._postings is None:
+            postings: dict[str, list[tuple[int, int]]] = {}
+            for number, change in enumerate(self.changes):
+                counts: dict[str, int] = {}
+                for token in change.tokens:
+                    counts[token] = counts.get(token, 0) + 1
+                for token, count in counts.items():
+                    postings.setdefault(token, []).append((number, count))
+                self._lengths.append(len(change.tokens))
+            self._postings = postings
+        return self._postings
+
+    def similar(self, query: Iterable[str], limit: int = SIMILAR_CHANGES) -> list[tuple[int, float]]:
+        """The past changes whose messages match ``query`` tokens best, by BM25 (the constants of
+        tools/bm25.py), best first: (position in ``changes``, score)."""
+        postings = self._index()
+        total = len(self.changes)
+        if not total:
+            return []
+        average = max(sum(self._lengths) / total, 1e-9)
+        scores: dict[int, float] = {}
+        for token in set(query):
+            posting = postings.get(token)
+            if not posting:
+                continue
+            idf = math.log(1.0 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
+            for number, count in posting:
+                norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self._lengths[number] / average)
+                scores[number] = scores.get(number, 0.0) + idf * count / (norm + count)
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        return best[:limit]
+
+    def file_scores(self, query: Iterable[str], known: Iterable[str] | None = None) -> dict[str, float]:
+        """Each file's share of the best-matching past changes: a change gives each of its files its
+        score divided by how many files it changed (a one-file fix points harder than a ten-file one),
+        the sum scaled so that the best file has 1. ``known``: only these paths (files of the snapshot;
+        a past change may name files since deleted or renamed)."""
+        allowed = set(known) if known is not None else None
+        similar = self.similar(query)
+        if not similar:
+            return {}
+        top = similar[0][1]
+        totals: dict[str, float] = {}
+        for number, score in similar:
+            files = self.changes[number].files
+            for path in files:
+                if allowed is None or path in allowed:
+                    totals[path] = totals.get(path, 0.0) + (score / top) / len(files)
+        best = max(totals.values(), default=0.0)
+        return {path: value / best for path, value in totals.items()} if best > 0 else {}
