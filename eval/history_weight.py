@@ -6,6 +6,9 @@ the strict-protocol function and file scores per value (with paired bootstrap in
 Markdown; ``--json`` keeps the numbers.
 
     python eval/history_weight.py --work ranker-work --splits train dev --values 0 0.25 0.5 1 2
+
+The objective column is the one the other weights of rank/scoring.py were set by: function Recall@5 +
+function MRR + file Recall@5 / 2.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def main() -> None:
     base = per_instance(examples, replace(DEFAULT_WEIGHTS, file_history=0.0))
     rows = []
     print(f"{len(examples)} instances ({', '.join(args.splits)}), {with_history} with history\n")
-    print("| file_history | " + " | ".join(name for name in base) + " |")
-    print("| ---: |" + " ---: |" * len(base))
+    print("| file_history | " + " | ".join(name for name in base) + " | objective |")
+    print("| ---: |" + " ---: |" * (len(base) + 1))
     for value in args.values:
         scores = per_instance(examples, replace(DEFAULT_WEIGHTS, file_history=value))
         cells, row = [], {"file_history": value}
@@ -67,8 +70,14 @@ def main() -> None:
                 f"{values.mean():.1f} ({values.mean() - base[name].mean():+.1f}; {low:+.1f}..{high:+.1f})"
             )
             row[name] = {"mean": values.mean(), "delta_low": low, "delta_high": high}
+        # the objective the earlier weights were set by (scoring.py): fn R@5 + fn MRR + file R@5 / 2
+        row["objective"] = objective = (
+            scores["function recall@5"].mean()
+            + scores["function mrr"].mean()
+            + scores["file recall@5"].mean() / 2
+        )
         rows.append(row)
-        print(f"| {value:g} | " + " | ".join(cells) + " |")
+        print(f"| {value:g} | " + " | ".join(cells) + f" | {objective:.1f} |")
     if args.json:
         Path(args.json).write_text(
             json.dumps({"instances": len(examples), "splits": args.splits, "rows": rows}, indent=1) + "\n"

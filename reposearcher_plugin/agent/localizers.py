@@ -17,6 +17,13 @@ from pydantic.fields import FieldInfo
 
 from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.agent.loop import Agent
+from reposearcher_plugin.agent.offline import (
+    DEFAULT_MODEL,
+    LEARNED,
+    PLAIN,
+    RANKER_FILE_PREFIX,
+    RETRIEVAL_MODELS,
+)
 from reposearcher_plugin.agent.policy import LiteLLMPolicy, PolicySettings
 from reposearcher_plugin.agent.result import LocalizationResult, Trajectory
 from reposearcher_plugin.index import RepoIndex
@@ -25,15 +32,6 @@ from reposearcher_plugin.tools.paths import quoted
 if TYPE_CHECKING:
     from reposearcher_plugin.rank.history import ChangeHistory
 
-RULES = "rules"  # the hand-set weights (rank/scoring.py)
-LEARNED = "learned"  # the packaged LightGBM model (rank/learned.py)
-PLAIN = "plain"  # BM25 alone: no mentions, no graph
-# name -> how it ranks. The learned ranker met the bar on the mined dev split, narrowly (function
-# Recall@5 +1.8, MRR +0.6 on 108 instances: eval/results/ltr_training.md); ``retrieval`` stays the rules
-# until it is measured on an evaluation set, and switching is this one entry.
-RETRIEVAL_MODELS = {"retrieval": RULES, "retrieval-rules": RULES, "retrieval-ltr": LEARNED, "bm25": PLAIN}
-RANKER_FILE_PREFIX = "ranker:"  # ranker:PATH, a model file of `reposearcher ranker train`
-DEFAULT_MODEL = "retrieval"
 MAX_MODEL_CHARS = 200  # litellm model strings are well under 100 characters
 
 

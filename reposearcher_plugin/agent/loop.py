@@ -31,6 +31,7 @@ from reposearcher_plugin.agent import chat
 from reposearcher_plugin.agent.answers import fallback, in_repository, resolve_locations
 from reposearcher_plugin.agent.config import AgentConfig
 from reposearcher_plugin.agent.limits import LOW_WATER, Budget, ContextWindow, wire_chars
+from reposearcher_plugin.agent.offline import DEFAULT_MODEL, LEARNED, PLAIN, RETRIEVAL_MODELS
 from reposearcher_plugin.agent.parse import Answer, parse_answer, parse_location_lines
 from reposearcher_plugin.agent.policy import Policy, PolicyError, Reply
 from reposearcher_plugin.agent.result import LocalizationResult, Step, ToolCallRecord, Trajectory
@@ -426,8 +427,17 @@ class _Run:
     def _ranking(self) -> Any:
         if self.ranking is None:
             from reposearcher_plugin.rank import RetrievalLocalizer
+            from reposearcher_plugin.rank.learned import packaged_ranker
 
-            ranker = RetrievalLocalizer(self.index, self.repo_tools, history=self.history)
+            # the hints are the offline default's ranking: one ranker for both (docs/ranker.md)
+            kind = RETRIEVAL_MODELS[DEFAULT_MODEL]
+            ranker = RetrievalLocalizer(
+                self.index,
+                self.repo_tools,
+                plain=kind == PLAIN,
+                ranker=packaged_ranker() if kind == LEARNED else None,
+                history=self.history,
+            )
             self.ranking = ranker.rank(self.issue, max_files=10_000, max_locations=100_000)
         return self.ranking
 

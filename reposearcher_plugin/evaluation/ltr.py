@@ -31,6 +31,7 @@ from reposearcher_plugin.index.locations import unique
 from reposearcher_plugin.rank import Ranking, RetrievalLocalizer, Signals, rank_signals
 from reposearcher_plugin.rank.learned import (
     FILE_AGGREGATIONS,
+    FILE_MODEL_SEPARATOR,
     LearnedRanker,
     best_files,
     candidate_order,
@@ -501,8 +502,9 @@ def train_and_select(
 
 def importances(text: str, top: int = 15) -> list[tuple[str, float]]:
     """The model's features by total gain, largest first, as shares of the total."""
-    model = LearnedRanker.from_text(text)
-    gains = model.booster.feature_importance(importance_type="gain")
+    model = LearnedRanker.from_text(text)  # checks the file; the gains are lightgbm's own reading
+    entity_text = text.partition("\n")[2].partition(FILE_MODEL_SEPARATOR)[0]
+    gains = lightgbm_module().Booster(model_str=entity_text).feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     ranked = sorted(zip(model.features, gains, strict=True), key=lambda item: -item[1])
     return [(feature, float(gain) / total) for feature, gain in ranked[:top]]

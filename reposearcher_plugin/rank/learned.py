@@ -43,6 +43,7 @@ from reposearcher_plugin.rank.scoring import (
     Weights,
     score_signals,
 )
+from reposearcher_plugin.rank.trees import TreeModel, TreeModelError
 
 HEADER_PREFIX = "# reposearcher-ranker "
 FORMAT = 1  # of the file: bump when the header or the meaning of a feature name changes
@@ -216,10 +217,10 @@ class LearnedRanker:
     name: str
     version: int
     features: tuple[str, ...]
-    booster: Any  # lightgbm.Booster
+    booster: TreeModel  # the entity model (rank/trees.py; predicts as lightgbm.Booster does)
     file_aggregation: str = "max"
     header: dict[str, Any] = field(default_factory=dict)
-    file_booster: Any = None  # lightgbm.Booster of the file model, when file_aggregation is "model"
+    file_booster: TreeModel | None = None  # the file model, when file_aggregation is "model"
     file_features: tuple[str, ...] = ()
 
     @classmethod
@@ -369,11 +370,11 @@ def lightgbm_module() -> Any:
     return lightgbm
 
 
-def _booster(text: str, feature_count: int, source: str) -> Any:
-    lightgbm = lightgbm_module()
+def _booster(text: str, feature_count: int, source: str) -> TreeModel:
+    """A model's trees, read with numpy (rank/trees.py): inference never imports lightgbm."""
     try:
-        booster = lightgbm.Booster(model_str=text)
-    except lightgbm.basic.LightGBMError as error:
+        booster = TreeModel.from_text(text)
+    except TreeModelError as error:
         raise RankerModelError(f"{source}: damaged LightGBM model ({error})") from None
     if booster.num_feature() != feature_count:
         raise RankerModelError(
