@@ -54,23 +54,31 @@ from pathlib import Path
 from typing import Any
 
 _STARTED = time.perf_counter()
-PHASES = ("import", "index", "search", "maps", "rank", "in_process", "floor")
+PHASES = ("import", "index", "history", "search", "maps", "rank", "in_process", "floor")
 DJANGO_ALIAS = "django/django=apprent1c3/django"
 CHANGED_SHARE = 0.01
 
 
 def worker(root: str, cache_dir: str, issue_file: str) -> dict[str, float]:
     """One localization, timed phase by phase (runs in its own process)."""
+    from reposearcher_plugin.agent.offline import DEFAULT_MODEL, LEARNED, RETRIEVAL_MODELS
     from reposearcher_plugin.index import ParseCache, build_index
     from reposearcher_plugin.rank import RetrievalLocalizer
+    from reposearcher_plugin.rank.learned import packaged_ranker
     from reposearcher_plugin.rank.mentions import cap_issue
     from reposearcher_plugin.tools.tokens import query_tokens
+    from reposearcher_plugin.workspace.change_history import HistoryCache, checkout_history
 
     issue = Path(issue_file).read_text(encoding="utf-8")
     marks = {"import": time.perf_counter()}
     index = build_index(root, cache=ParseCache(cache_dir))
     marks["index"] = time.perf_counter()
-    localizer = RetrievalLocalizer(index)
+    # the offline default as `reposearcher localize` runs it: its ranker, and the checkout's history
+    # when the root is in git (none for a release directory)
+    history = checkout_history(Path(root), HistoryCache(Path(cache_dir) / "history"))
+    marks["history"] = time.perf_counter()
+    ranker = packaged_ranker() if RETRIEVAL_MODELS[DEFAULT_MODEL] == LEARNED else None
+    localizer = RetrievalLocalizer(index, ranker=ranker, history=history)
     localizer.search.documents  # noqa: B018  (builds or loads the search index)
     marks["search"] = time.perf_counter()
     localizer.maps  # noqa: B018
