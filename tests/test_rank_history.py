@@ -186,3 +186,26 @@ def test_localize_reads_the_checkouts_history_unless_told_not_to(repo, tmp_path,
     assert main([*argv, "--trajectory", str(trajectory)]) == 0
     assert "history" not in json.loads(trajectory.read_text(encoding="utf-8"))["evidence"]
     capsys.readouterr()
+
+
+def test_run_reads_each_instances_history_at_its_base_commit(repo, tmp_path, capsys) -> None:
+    root, commits = repo
+    dataset = tmp_path / "data.jsonl"
+    row = {"instance_id": "acme__shop-1", "repo": "acme/shop", "base_commit": commits[2]}
+    dataset.write_text(
+        json.dumps({**row, "problem_statement": "Cart total rounding"}) + "\n", encoding="utf-8"
+    )
+    common = ["--dataset", str(dataset), "--repos-dir", str(root.parent), "--offline"]
+    common += ["--cache-dir", str(tmp_path / "snapshots"), "--index-cache-dir", str(tmp_path / "parses")]
+    for name, extra in (("with", []), ("without", ["--no-history"])):
+        assert main(["run", *common, "--out", str(tmp_path / f"{name}.jsonl"), *extra]) == 0
+    capsys.readouterr()
+
+    def evidence(name: str) -> dict:
+        result = json.loads((tmp_path / f"{name}.jsonl").read_text(encoding="utf-8"))
+        return json.loads((tmp_path / result["trajectory"]).read_text(encoding="utf-8"))["evidence"]
+
+    # the base commit's ancestors only: the later "Tax rates" commit is not part of it
+    assert evidence("with")["history"]["changes"] == 2
+    assert "history" not in evidence("without")
+    assert (tmp_path / "snapshots" / ".history" / f"{commits[2]}.json").is_file()
