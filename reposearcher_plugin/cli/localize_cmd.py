@@ -86,7 +86,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--repo {root}: no source file in a language the index parses; is it the repository?"
         )
-    history = None if args.no_history else _checkout_history(root)
+    from reposearcher_plugin.workspace.change_history import local_history
+
+    history = None if args.no_history else local_history(root)
     result = build_localizer(options).localize(
         index, issue, instance_id=instance_id, repo=str(root), history=history
     )
@@ -109,18 +111,6 @@ def add_history_option(parser: argparse.ArgumentParser) -> None:
         help="rank from the code alone: leave out what the repository's past changes say (its git history "
         "before the commit; docs/ranker.md)",
     )
-
-
-def _checkout_history(root: Path) -> Any:
-    """The history of the commit checked out at ``root`` (None outside git), cached beside the snapshots."""
-    from reposearcher_plugin.workspace.change_history import HistoryCache, checkout_history
-    from reposearcher_plugin.workspace.errors import WorkspaceError
-    from reposearcher_plugin.workspace.workspace import default_snapshot_dir
-
-    try:
-        return checkout_history(root, HistoryCache(default_snapshot_dir() / ".history"))
-    except WorkspaceError:
-        return None
 
 
 def _read_issue(source: str) -> str:

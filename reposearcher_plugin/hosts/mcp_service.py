@@ -168,8 +168,14 @@ class ReposearcherService:
             options = options.model_copy(update={"model": model})
         instance_id = "issue-" + hashlib.sha1(issue.encode("utf-8")).hexdigest()[:12]
         # an LLM localizer imports litellm (seconds); only pay that when one is asked for
+        from reposearcher_plugin.workspace.change_history import local_history
+
         result = build_localizer(options).localize(
-            self.index(), issue, instance_id=instance_id, repo=str(self.repo)
+            self.index(),
+            issue,
+            instance_id=instance_id,
+            repo=str(self.repo),
+            history=local_history(self.repo),
         )
         if self.trajectory_dir is not None and result.trajectory is not None:
             if not isinstance(result.trajectory, str):

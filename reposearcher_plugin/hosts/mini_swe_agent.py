@@ -109,7 +109,11 @@ class _LocalizeFirst:
             check_grammars()
             cache = ParseCache(settings.index_cache_dir) if settings.index_cache_dir else None
             index = build_index(root, cache=cache, workers=settings.index_workers)
-            result = build_localizer(settings.options()).localize(index, task, repo=str(root))
+            from reposearcher_plugin.workspace.change_history import local_history
+
+            result = build_localizer(settings.options()).localize(
+                index, task, repo=str(root), history=local_history(root)
+            )
         except Exception as error:  # a hint must never cost the agent its run
             logger.warning("localization failed: %s", error, exc_info=True)
             self.localization["traceback"] = traceback.format_exc()

@@ -121,8 +121,14 @@ def localization_context(args: argparse.Namespace, event: dict[str, Any]) -> str
     check_grammars()  # a tree-sitter that cannot parse would make "no locations found" of every prompt
     started = time.perf_counter()
     index = build_index(root, cache=ParseCache(args.cache_dir) if args.cache_dir else None)
+    from reposearcher_plugin.workspace.change_history import local_history
+
     result = build_localizer(options).localize(
-        index, prompt, instance_id=str(event.get("session_id") or "prompt"), repo=str(root)
+        index,
+        prompt,
+        instance_id=str(event.get("session_id") or "prompt"),
+        repo=str(root),
+        history=local_history(root),
     )
     if result.error and not result.locations:
         raise RuntimeError(f"localization failed: {result.error}")

@@ -12,6 +12,7 @@ import contextlib
 import json
 from pathlib import Path
 
+from reposearcher_plugin.cache_home import default_cache_dir
 from reposearcher_plugin.files import write_atomic
 from reposearcher_plugin.rank.history import HISTORY_COMMITS, MAX_FILES_PER_CHANGE, ChangeHistory, PastChange
 from reposearcher_plugin.tools.tokens import query_tokens
@@ -86,3 +87,13 @@ def checkout_history(root: Path, cache: HistoryCache) -> ChangeHistory | None:
     if head is None:
         return None
     return cache.history(git_dir, head)
+
+
+def local_history(root: Path) -> ChangeHistory | None:
+    """What ``localize --repo`` and the hosts rank with: the history of the commit checked out at
+    ``root``, cached in the user's snapshot cache, or None when ``root`` is not in git or git cannot read
+    it (the ranking then goes without its history evidence rather than failing)."""
+    try:
+        return checkout_history(root, HistoryCache(default_cache_dir() / "snapshots" / ".history"))
+    except WorkspaceError:
+        return None
