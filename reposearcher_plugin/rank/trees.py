@@ -206,7 +206,11 @@ def _tree(fields: dict[str, str]) -> Tree:
         leaves = int(fields["num_leaves"])
     except (KeyError, ValueError):
         raise TreeModelError("damaged tree: no num_leaves") from None
-    if int(fields.get("num_cat", "0") or 0):
+    try:
+        categorical = int(fields.get("num_cat", "0") or 0)
+    except ValueError:
+        raise TreeModelError("damaged tree: num_cat is not a number") from None
+    if categorical:
         raise TreeModelError("a categorical split: this reader evaluates numerical splits only")
     tree = Tree(
         split_feature=_numbers(fields, "split_feature", int).astype(np.int64),
