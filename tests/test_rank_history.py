@@ -109,6 +109,25 @@ def test_history_is_the_commits_ancestors_newest_first_without_sweeps(repo) -> N
     assert all("country" not in c.tokens for c in history.changes)
 
 
+def test_a_clone_missing_the_blobs_of_a_rename_still_has_its_history(tmp_path) -> None:
+    root = tmp_path / "partial"
+    root.mkdir()
+    git(root, "init", "-q")
+    body = "".join(f"def f{i}():\n    return {i}\n" for i in range(20))
+    commit(root, "Add the parser", {"pkg/parse.py": body})
+    (root / "pkg" / "parse.py").unlink()
+    renamed = commit(
+        root, "Move the parser and fix f3", {"pkg/reader.py": body.replace("return 3", "return 33")}
+    )
+    assert read_change_history(root, renamed).changes[0].files == ("pkg/reader.py",)
+    # a mirror left without some blobs: git cannot compare the contents to detect the rename
+    blob = git(root, "rev-parse", f"{renamed}~1:pkg/parse.py").strip()
+    (root / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    history = read_change_history(root, renamed)
+    assert [c.files for c in history.changes] == [("pkg/parse.py", "pkg/reader.py"), ("pkg/parse.py",)]
+    assert history.changes[0].tokens == tuple(query_tokens("Move the parser and fix f3"))
+
+
 def test_the_cache_serves_a_commit_without_git_and_a_damaged_file_is_read_again(repo, tmp_path) -> None:
     root, commits = repo
     cache = HistoryCache(tmp_path / "history")

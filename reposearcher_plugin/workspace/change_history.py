@@ -26,9 +26,17 @@ CACHE_FORMAT = 1
 
 def read_change_history(repository: Path, commit: str, limit: int = HISTORY_COMMITS) -> ChangeHistory:
     """The newest ``limit`` ancestors of ``commit`` (itself included) that change between 1 and
-    ``MAX_FILES_PER_CHANGE`` files, newest first. ``repository``: a git directory or a work tree."""
+    ``MAX_FILES_PER_CHANGE`` files, newest first. ``repository``: a git directory or a work tree.
+    Renamed files count once, by their new path, where git can detect renames; a clone without some
+    blobs (a mirror without large data files) cannot compare their contents, and is read again without
+    rename detection (a rename then counts as a deletion and an addition) rather than left without history."""
+    git_dir = git_dir_of(repository) or repository
+    try:
+        records = list(read_history(git_dir, revision=commit, limit=limit))
+    except WorkspaceError:
+        records = list(read_history(git_dir, revision=commit, limit=limit, renames=False))
     changes: list[PastChange] = []
-    for record in read_history(git_dir_of(repository) or repository, revision=commit, limit=limit):
+    for record in records:
         files = tuple(dict.fromkeys(change.new_path or change.old_path for change in record.changes))
         if 0 < len(files) <= MAX_FILES_PER_CHANGE:
             changes.append(PastChange(tuple(query_tokens(record.message)), files))

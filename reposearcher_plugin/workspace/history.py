@@ -73,12 +73,14 @@ def read_history(
     since: str | None = None,
     until: str | None = None,
     limit: int | None = None,
+    renames: bool = True,
 ) -> Iterator[CommitRecord]:
     """Every commit reachable from ``revision``, oldest first, with the files it changes (renames
-    detected). ``since`` / ``until`` are git dates (``2020-01-01``, ``2.weeks.ago``) on the committer
+    detected unless ``renames`` is false: detecting them compares contents, which a clone without some
+    blobs cannot). ``since`` / ``until`` are git dates (``2020-01-01``, ``2.weeks.ago``) on the committer
     date, as ``git log`` reads them; ``limit``: only the newest ``limit`` commits."""
     command = ["log", "--no-color", "--no-notes", "--format=%x01%H%x00%P%x00%aI%x00%B%x00"]
-    command += ["--raw", "-z", "-M", "--no-abbrev", "--reverse"]
+    command += ["--raw", "-z", "-M" if renames else "--no-renames", "--no-abbrev", "--reverse"]
     if limit is not None:
         command.append(f"--max-count={int(limit)}")
     if since:
