@@ -1,11 +1,13 @@
-"""Set the rules' ``file_history`` weight on extracted mined instances (never on an evaluation set).
+"""Set a rules weight of the history evidence (``file_history``, ``past_edits``) on extracted mined
+instances (never on an evaluation set).
 
 Reads a `reposearcher ranker extract` work directory whose Signals were extracted with history, ranks
-every instance of the chosen splits with the hand-set weights at each ``file_history`` value, and prints
+every instance of the chosen splits with the hand-set weights at each value of ``--weight``, and prints
 the strict-protocol function and file scores per value (with paired bootstrap intervals against 0), as
 Markdown; ``--json`` keeps the numbers.
 
     python eval/history_weight.py --work ranker-work --splits train dev --values 0 0.25 0.5 1 2
+    python eval/history_weight.py --work ranker-work --weight past_edits --values 0 0.5 1 2 4
 
 The objective column is the one the other weights of rank/scoring.py were set by: function Recall@5 +
 function MRR + file Recall@5 / 2.
@@ -52,18 +54,19 @@ def main() -> None:
     parser.add_argument("--work", required=True)
     parser.add_argument("--splits", nargs="+", default=["train", "dev"])
     parser.add_argument("--values", nargs="+", type=float, default=[0, 0.25, 0.5, 1, 2])
+    parser.add_argument("--weight", default="file_history", choices=["file_history", "past_edits"])
     parser.add_argument("--json")
     args = parser.parse_args()
     examples = [ex for ex in load_examples(args.work) if ex.split in args.splits]
     with_history = sum(1 for ex in examples if "history" in ex.signals.evidence)
-    base = per_instance(examples, replace(DEFAULT_WEIGHTS, file_history=0.0))
+    base = per_instance(examples, replace(DEFAULT_WEIGHTS, **{args.weight: 0.0}))
     rows = []
     print(f"{len(examples)} instances ({', '.join(args.splits)}), {with_history} with history\n")
-    print("| file_history | " + " | ".join(name for name in base) + " | objective |")
+    print(f"| {args.weight} | " + " | ".join(name for name in base) + " | objective |")
     print("| ---: |" + " ---: |" * (len(base) + 1))
     for value in args.values:
-        scores = per_instance(examples, replace(DEFAULT_WEIGHTS, file_history=value))
-        cells, row = [], {"file_history": value}
+        scores = per_instance(examples, replace(DEFAULT_WEIGHTS, **{args.weight: value}))
+        cells, row = [], {args.weight: value}
         for name, values in scores.items():
             low, high = interval(values - base[name])
             cells.append(
@@ -80,7 +83,11 @@ def main() -> None:
         print(f"| {value:g} | " + " | ".join(cells) + f" | {objective:.1f} |")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"instances": len(examples), "splits": args.splits, "rows": rows}, indent=1) + "\n"
+            json.dumps(
+                {"instances": len(examples), "splits": args.splits, "weight": args.weight, "rows": rows},
+                indent=1,
+            )
+            + "\n"
         )
 
 

@@ -20,7 +20,13 @@ from reposearcher_plugin.rank.learned import feature_matrix, file_feature_matrix
 from reposearcher_plugin.rank.scoring import Weights, rank_signals
 from reposearcher_plugin.tools.tokens import query_tokens
 from reposearcher_plugin.workspace import Workspace, WorkspaceError
-from reposearcher_plugin.workspace.change_history import HistoryCache, checkout_history, read_change_history
+from reposearcher_plugin.workspace.change_history import (
+    CACHE_FORMAT,
+    HistoryCache,
+    checkout_history,
+    read_change_history,
+)
+from reposearcher_plugin.workspace.history import _definitions_in, edited_definitions
 from tests.conftest import git, write_tree
 
 
@@ -135,7 +141,7 @@ def test_the_cache_serves_a_commit_without_git_and_a_damaged_file_is_read_again(
     cache.path(commits[3]).write_text("{not json", encoding="utf-8")
     again = cache.history(root, commits[3])
     assert again.changes == first.changes
-    assert json.loads(cache.path(commits[3]).read_text(encoding="utf-8"))["format"] == 1
+    assert json.loads(cache.path(commits[3]).read_text(encoding="utf-8"))["format"] == CACHE_FORMAT
     with pytest.raises(WorkspaceError, match="not a full commit id"):
         cache.history(root, "HEAD")
 
@@ -228,3 +234,121 @@ def test_run_reads_each_instances_history_at_its_base_commit(repo, tmp_path, cap
     assert evidence("with")["history"]["changes"] == 2
     assert "history" not in evidence("without")
     assert (tmp_path / "snapshots" / ".history" / f"{commits[2]}.json").is_file()
+
+
+# --- the definitions past changes edited -----------------------------------------------------------------
+
+
+def test_definition_scores_share_each_changes_score_among_its_definitions() -> None:
+    changes = [change("Fix the cart total rounding", "shop/cart.py"), change("Cart tax", "shop/cart.py")]
+    changes = [
+        PastChange(c.tokens, c.files, sha) for c, sha in zip(changes, ("a" * 40, "b" * 40), strict=True)
+    ]
+    edited = {
+        "a" * 40: frozenset({("shop/cart.py", "total")}),
+        "b" * 40: frozenset({("shop/cart.py", "tax"), ("shop/cart.py", "total")}),
+    }
+    asked: list[list[str]] = []
+
+    def edits(commits):
+        asked.append(list(commits))
+        return {commit: edited[commit] for commit in commits}
+
+    history = ChangeHistory(changes, edits=edits)
+    scores = history.definition_scores(query_tokens("cart total rounding"))
+    assert scores[("shop/cart.py", "total")] == 1.0
+    assert 0 < scores[("shop/cart.py", "tax")] < 0.5
+    assert asked == [["a" * 40, "b" * 40]]  # the best-matching change first, one question for all
+    assert ChangeHistory(changes).definition_scores(query_tokens("cart total")) == {}  # no edits: none
+    assert history.definition_scores(query_tokens("unrelated words")) == {}
+
+
+@pytest.fixture
+def edited_repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    root = tmp_path / "repos" / "acme+store"
+    root.mkdir(parents=True)
+    git(root, "init", "-q")
+    cart = "class Cart:\n    def total(self):\n        return 0\n\n    def tax(self):\n        return 0\n"
+    fixed = cart.replace("return 0\n\n", "return 1\n\n", 1)
+    commits = [
+        commit(root, "Add the cart", {"store/cart.py": cart, "README.md": "hi\n"}),
+        commit(root, "Fix rounding of the cart total", {"store/cart.py": fixed, "README.md": "-- x\n"}),
+        commit(root, "Add discounts", {"store/cart.py": fixed + "\n\ndef discount():\n    return 2\n"}),
+    ]
+    return root, commits
+
+
+def test_edited_definitions_come_from_hunk_headers_and_def_lines(edited_repo) -> None:
+    root, commits = edited_repo
+    found = dict(edited_definitions(root, commits))
+    assert found[commits[1]] == {("store/cart.py", "total")}  # the hunk sits in total(); README is no code
+    # an added function names itself; the unchanged tail of the file names nothing
+    assert ("store/cart.py", "discount") in found[commits[2]]
+    assert ("store/cart.py", "total") not in found[commits[2]]
+    assert list(edited_definitions(root, [])) == []
+    with pytest.raises(WorkspaceError, match="not a full commit id"):
+        list(edited_definitions(root, ["HEAD"]))
+
+
+def test_definitions_in_a_diff_count_hunk_lines_so_removed_dashes_are_no_header() -> None:
+    patch = (
+        "diff --git a/p.py b/p.py\n--- a/p.py\n+++ b/p.py\n@@ -3,2 +3,0 @@ def first(x):\n"
+        "--- not a header\n-def gone():\n@@ -9 +7 @@ class Box:\n-    def old(self):\n+    def new(self):\n"
+        'diff --git "a/caf\\303\\251.py" "b/caf\\303\\251.py"\n--- "a/caf\\303\\251.py"\n+++ "b/caf\\303\\251.py"\n'
+        "@@ -1 +1 @@ def cafe():\n-x\n+y\n"
+    )
+    assert _definitions_in(patch) == {
+        ("p.py", "first"),
+        ("p.py", "gone"),
+        ("p.py", "Box"),
+        ("p.py", "old"),
+        ("p.py", "new"),
+        ("café.py", "cafe"),
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="@-+ \\\nabdefgiclsy:()_,0123456789./\"'\t", max_size=400))
+def test_any_diff_text_gives_pairs_of_path_and_name(text: str) -> None:
+    for path, name in _definitions_in(text):
+        assert path.endswith((".py", ".pyi")) and name.isidentifier()
+
+
+def test_the_workspace_reads_edits_once_and_ranks_what_similar_changes_edited(edited_repo, tmp_path) -> None:
+    root, commits = edited_repo
+    workspace = Workspace(root.parent, tmp_path / "snapshots", online=False)
+    history = workspace.history("acme/store", commits[2])
+    issue = "The cart total is rounded wrongly"
+    scores = history.definition_scores(query_tokens(issue))
+    assert scores[("store/cart.py", "total")] == 1.0
+    edits_dir = tmp_path / "snapshots" / ".history" / "edits"
+    assert (edits_dir / commits[1][:2] / f"{commits[1]}.json").is_file()
+    # warm: the clone is gone, the cached history and edits serve the same scores
+    shutil.rmtree(root)
+    again = workspace.history("acme/store", commits[2])
+    assert again.definition_scores(query_tokens(issue)) == scores
+    # a damaged edits file without its clone: that change's definitions are left out, nothing fails
+    (edits_dir / commits[1][:2] / f"{commits[1]}.json").write_text("[", encoding="utf-8")
+    damaged = workspace.history("acme/store", commits[2]).definition_scores(query_tokens(issue))
+    # only "Add the cart" is left to speak: the three definitions it added, alike
+    assert damaged == {("store/cart.py", name): 1.0 for name in ("Cart", "total", "tax")}
+
+
+def test_past_edits_reach_the_signals_and_the_evidence(edited_repo) -> None:
+    root, commits = edited_repo
+    index = build_index(root)
+    history = read_change_history(root, commits[2], edits=HistoryCache(root / ".h").edits(lambda: root))
+    issue = "The cart total is rounded wrongly"
+    signals = RetrievalLocalizer(index, history=history).signals(issue)
+    column = dict(zip(signals.ids, signals.features["past_edits"], strict=True))
+    assert column["store/cart.py::Cart.total"] == 1.0
+    # "Add the cart" matches less and shares itself among three definitions
+    assert 0 < column["store/cart.py::Cart.tax"] < 0.5
+    assert next(iter(signals.evidence["history"]["definitions"].items())) == (
+        "store/cart.py::Cart.total",
+        1.0,
+    )
+    plain = RetrievalLocalizer(index).signals(issue)
+    assert not plain.features["past_edits"].any()
+    lifted = rank_signals(signals, Weights(past_edits=5.0)).locations
+    assert lifted[0] == "store/cart.py::Cart.total"

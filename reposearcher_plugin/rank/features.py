@@ -42,6 +42,9 @@ BM25_CANDIDATES = 400
 # that similar past changes edited.
 EVIDENCE_MODULE_NAMES = 10
 EVIDENCE_HISTORY_FILES = 10
+# Definitions that similar past changes edited become candidates, this many of the strongest: the rest
+# keep their value only if another family brings them in.
+PAST_EDIT_CANDIDATES = 20
 
 Table = dict[int, float]  # document -> value of one feature, only where it is above 0
 
@@ -374,6 +377,30 @@ def name_words(entities: Iterable[Entity], issue_stems: set[str]) -> np.ndarray:
     return np.array(values, dtype=float)
 
 
+def past_edits(maps: RepoMaps, edited: dict[tuple[str, str], float]) -> Found:
+    """``past_edits``: the definitions of the snapshot that similar past changes edited (rank/history.py),
+    matched by file and simple name (a hunk header names ``def save`` without its class, so every
+    ``save`` of that file gets it, divided by the square root of their number), scaled so the best found
+    here has 1."""
+    table: Table = {}
+    documents = maps.documents
+    by_file: dict[str, dict[str, float]] = {}
+    for (path, name), value in edited.items():
+        by_file.setdefault(path, {})[name] = value
+    for path, names in by_file.items():
+        if path not in maps.index.files:
+            continue  # deleted or renamed since
+        matching: dict[str, list[int]] = {}
+        for doc in maps.docs_in_file(path):
+            if documents[doc][1].name in names:
+                matching.setdefault(documents[doc][1].name, []).append(doc)
+        for name, docs in matching.items():
+            for doc in docs:
+                table[doc] = names[name] / math.sqrt(len(docs))
+    best = max(table.values(), default=0.0)
+    return Found({"past_edits": {doc: value / best for doc, value in table.items()}} if best > 0 else {})
+
+
 def module_names(maps: RepoMaps, title_stems: set[str]) -> dict[str, float]:
     """Files whose module name the title spells in words ("Move palette functions into own module" ->
     ``palettes.py``; "update while-used doc" -> ``while_used.py``), each ``1 / sqrt(files of that
@@ -387,7 +414,8 @@ def collect_signals(
     """The candidates for ``issue`` and their features: the best BM25 matches of the issue and of its
     title, everything a mention, a frame or a graph edge reaches, and the owners of all of them.
     ``history``: the repository's past changes at this commit, whose similar ones give their files
-    the file-level ``history`` evidence (rank/history.py); without it that evidence is 0."""
+    the file-level ``history`` evidence and the definitions they edited ``past_edits``
+    (rank/history.py); without it both are 0."""
     documents = maps.documents
     mentions = extract_mentions(issue)
     tokens = query_tokens(issue)
@@ -432,6 +460,11 @@ def collect_signals(
         candidates.update(table)
     for path in mentioned_files:
         candidates.update(maps.docs_in_file(path))
+    # only the strongest of what past changes edited are candidates for that alone (the rest are many)
+    edited = past_edits(maps, history.definition_scores(tokens) if history is not None else {})
+    _merge_into(features, edited)
+    strongest_edits = sorted(edited.features.get("past_edits", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    candidates.update(doc for doc, _ in strongest_edits[:PAST_EDIT_CANDIDATES])
     # owners of candidates, so a method's class can be ranked (and give its BM25 to the method)
     candidates.update(owner for doc in list(candidates) if (owner := maps.owner(doc)) is not None)
     _merge_into(features, candidate_context(maps, candidates, bm25, mentioned_files))
@@ -465,7 +498,14 @@ def collect_signals(
         evidence["module_names"] = dict(sorted(named_modules.items())[:EVIDENCE_MODULE_NAMES])
     if history is not None:
         best = sorted(past.items(), key=lambda item: (-item[1], item[0]))[:EVIDENCE_HISTORY_FILES]
-        evidence["history"] = {"changes": len(history), "files": {path: round(v, 3) for path, v in best}}
+        evidence["history"] = {
+            "changes": len(history),
+            "files": {path: round(v, 3) for path, v in best},
+            "definitions": {
+                entity_id(documents[doc][0], documents[doc][1].qualname): round(value, 3)
+                for doc, value in strongest_edits[:EVIDENCE_HISTORY_FILES]
+            },
+        }
     return Signals(
         ids=[entity_id(path, entity.qualname) for path, entity in entries],
         files=[path for path, _ in entries],

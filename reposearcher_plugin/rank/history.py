@@ -11,7 +11,7 @@ commits (``workspace/change_history.py``), this module scores them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reposearcher_plugin.tools.bm25 import BM25_B, BM25_K1
@@ -24,23 +24,35 @@ MAX_FILES_PER_CHANGE = 30
 # Files are scored from the best-matching past changes only: the long tail of weak matches is noise.
 SIMILAR_CHANGES = 50
 
+# (path, simple name) of each Python definition a past change edited, by commit id: what the workspace
+# reads from git's hunk headers (workspace/change_history.py), for the commits asked only.
+EditedNames = frozenset[tuple[str, str]]
+EditsOf = Callable[[Sequence[str]], Mapping[str, EditedNames]]
+
 
 @dataclass(frozen=True)
 class PastChange:
-    """One ancestor commit: its message's query tokens (tools/tokens.py) and the files it changed."""
+    """One ancestor commit: its message's query tokens (tools/tokens.py), the files it changed and its
+    id ("" when unknown: then no definitions are read for it)."""
 
     tokens: tuple[str, ...]
     files: tuple[str, ...]
+    commit: str = ""
 
 
 @dataclass
 class ChangeHistory:
     """Past changes of a repository at one commit, newest first; an inverted index over their messages
-    is built on first use (one history serves every issue asked at that commit)."""
+    is built on first use (one history serves every issue asked at that commit). ``edits``: where the
+    definitions that changes edited are read from (None: the history scores files only)."""
 
     changes: Sequence[PastChange]
+    edits: EditsOf | None = field(default=None, repr=False, compare=False)
     _postings: dict[str, list[tuple[int, int]]] | None = field(default=None, repr=False)
     _lengths: list[int] = field(default_factory=list, repr=False)
+    _last_similar: tuple[tuple[frozenset[str], int], list[tuple[int, float]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.changes)
@@ -61,13 +73,16 @@ class ChangeHistory:
     def similar(self, query: Iterable[str], limit: int = SIMILAR_CHANGES) -> list[tuple[int, float]]:
         """The past changes whose messages match ``query`` tokens best, by BM25 (the constants of
         tools/bm25.py), best first: (position in ``changes``, score)."""
+        terms = frozenset(query)
+        if self._last_similar is not None and self._last_similar[0] == (terms, limit):
+            return self._last_similar[1]  # file_scores and definition_scores ask the same in a row
         postings = self._index()
         total = len(self.changes)
         if not total:
             return []
         average = max(sum(self._lengths) / total, 1e-9)
         scores: dict[int, float] = {}
-        for token in set(query):
+        for token in terms:
             posting = postings.get(token)
             if not posting:
                 continue
@@ -75,8 +90,9 @@ class ChangeHistory:
             for number, count in posting:
                 norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self._lengths[number] / average)
                 scores[number] = scores.get(number, 0.0) + idf * count / (norm + count)
-        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-        return best[:limit]
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        self._last_similar = ((terms, limit), best)
+        return best
 
     def file_scores(self, query: Iterable[str], known: Iterable[str] | None = None) -> dict[str, float]:
         """Each file's share of the best-matching past changes: a change gives each of its files its
@@ -96,3 +112,21 @@ class ChangeHistory:
                     totals[path] = totals.get(path, 0.0) + (score / top) / len(files)
         best = max(totals.values(), default=0.0)
         return {path: value / best for path, value in totals.items()} if best > 0 else {}
+
+    def definition_scores(self, query: Iterable[str]) -> dict[tuple[str, str], float]:
+        """Each ``(path, simple name)`` definition's share of the best-matching past changes, as
+        ``file_scores`` gives files: a change gives each definition it edited its score divided by how
+        many it edited, the best scaled to 1. Empty without ``edits`` or when no change matches."""
+        similar = self.similar(query)
+        if self.edits is None or not similar:
+            return {}
+        commits = [self.changes[number].commit for number, _ in similar]
+        edited = self.edits([commit for commit in commits if commit])
+        top = similar[0][1]
+        totals: dict[tuple[str, str], float] = {}
+        for (_, score), commit in zip(similar, commits, strict=True):
+            names = edited.get(commit, frozenset()) if commit else frozenset()
+            for name in names:
+                totals[name] = totals.get(name, 0.0) + (score / top) / len(names)
+        best = max(totals.values(), default=0.0)
+        return {name: value / best for name, value in totals.items()} if best > 0 else {}

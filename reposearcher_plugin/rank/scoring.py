@@ -129,6 +129,9 @@ class Weights:
     # rose to 3 and stayed flat to 6 (127.4 -> 127.8) while file MRR fell (-3.5 at 6); mined test: file
     # R@5 +4.3, function R@5 -0.3, MRR +0.6.
     file_history: float = 3.0
+    # A definition that similar past changes edited (rank/history.py: the same changes, their hunk
+    # headers' definitions). Set on mined train+dev instances (eval/history_weight.py).
+    past_edits: float = 0.0
     # Share of the file's score added to each of its definitions: the right file first, then the
     # right definition in it.
     file_context: float = 0.15
@@ -158,6 +161,7 @@ FEATURES = (
     "caller",
     "bm25_prose",
     "name_words",
+    "past_edits",
 )
 
 _MENTIONS = frozenset({"qualified_mention", "name_mention", "title_mention"})

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from reposearcher_plugin.index.names import path_bytes, repo_path_from_bytes
+from reposearcher_plugin.index.names import path_bytes, repo_path_from_bytes, repo_path_from_git
+from reposearcher_plugin.rank.history import EditedNames
 from reposearcher_plugin.workspace.errors import WorkspaceError
 from reposearcher_plugin.workspace.git import FULL_SHA, git, git_env, last_line
 from reposearcher_plugin.workspace.sources import git_dir_of
@@ -160,6 +161,78 @@ def commit_patches(git_dir: Path, commits: Iterable[str]) -> Iterator[tuple[str,
         feeder.join()
 
 
+_HUNK_ATTRIBUTES = Path(__file__).with_name("python_hunk_headers.gitattributes")
+_HUNK = re.compile(r"@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@ ?(.*)")
+_DEFINITION = re.compile(r"[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_][A-Za-z0-9_]*)")
+_PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+def edited_definitions(git_dir: Path, commits: Iterable[str]) -> Iterator[tuple[str, EditedNames]]:
+    """``(commit, {(path, name)})`` for each of ``commits`` (full ids), in order: the Python definitions
+    its diff against its first parent edits, by simple name, read from one ``git diff-tree --stdin`` with
+    no context lines. A hunk's header names the definition it sits in (git's python diff driver); a
+    ``def`` or ``class`` line it adds or removes names one more. No file contents are read, so a change is
+    read in microseconds and a clone without some blobs reads just as well; the names are what the
+    ranking matches against the snapshot's definitions (``rank/history.py``)."""
+    ids = [check_commit_id(commit) for commit in commits]
+    if not ids:
+        return
+    command = ["diff-tree", "--stdin", "--root", "--always", "-p", "-U0"]
+    command += ["--no-renames", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/"]
+    command += ["--dst-prefix=b/", "--format=%x01%H"]
+    git_dir = git_dir_of(git_dir) or git_dir
+    attributes = ("-c", f"core.attributesFile={_HUNK_ATTRIBUTES}")
+    with _Streaming(git_dir, command, stdin=True, config=attributes) as process:
+        assert process.stdin is not None
+        feeder = threading.Thread(target=_feed, args=(process.stdin, ids), daemon=True)
+        feeder.start()
+        expected = iter(ids)
+        for commit, patch in _split_patches(process.stdout):
+            if commit != next(expected, None):
+                raise WorkspaceError(f"git diff-tree answered {commit} out of order")
+            yield commit, _definitions_in(patch)
+        feeder.join()
+
+
+def _definitions_in(patch: str) -> EditedNames:
+    """The ``(path, name)`` pairs of a diff with no context lines. Hunk lines are counted from their
+    header, so a removed line that reads ``--- x`` is never taken for the next file's header."""
+    found: set[tuple[str, str]] = set()
+    path = ""
+    old = new = 0  # lines of the current hunk still to come
+    for line in patch.split("\n"):
+        if old > 0 or new > 0:
+            if line.startswith("-"):
+                old -= 1
+            elif line.startswith("+"):
+                new -= 1
+            elif not line.startswith("\\"):
+                old, new = old - 1, new - 1
+            if line[:1] in "+-" and path and (match := _DEFINITION.match(line, 1)):
+                found.add((path, match.group(1)))
+        elif line.startswith("diff --git "):
+            path = ""
+        elif line.startswith("--- ") and not path:
+            path = _python_path(line[4:], "a/")
+        elif line.startswith("+++ "):
+            path = _python_path(line[4:], "b/") or path
+        elif (hunk := _HUNK.match(line)) is not None:
+            old = int(hunk.group(1) or 1)
+            new = int(hunk.group(2) or 1)
+            if path and (match := _DEFINITION.match(hunk.group(3))):
+                found.add((path, match.group(1)))
+    return frozenset(found)
+
+
+def _python_path(name: str, prefix: str) -> str:
+    """The repository path of a diff header's name when it is a Python file, else ""."""
+    path = repo_path_from_git(name.rstrip("\t"))
+    if not path.startswith(prefix):
+        return ""  # /dev/null, the missing side of an added or deleted file
+    path = path[len(prefix) :]
+    return path if path.endswith(_PYTHON_SUFFIXES) else ""
+
+
 def _feed(sink: IO[bytes], ids: list[str]) -> None:
     try:
         for commit in ids:
@@ -250,8 +323,11 @@ class _Streaming:
     a pipe and stall the process. Leaving the block early ends the process; a failure raises
     WorkspaceError with git's last message."""
 
-    def __init__(self, git_dir: Path, args: list[str], *, stdin: bool = False) -> None:
-        self.command = ["git", *_STABLE_OUTPUT, f"--git-dir={git_dir}", *args]
+    def __init__(
+        self, git_dir: Path, args: list[str], *, stdin: bool = False, config: tuple[str, ...] = ()
+    ) -> None:
+        self.command = ["git", *_STABLE_OUTPUT, *config, f"--git-dir={git_dir}", *args]
+        self.args = args
         self.git_dir = git_dir
         self.stdin = stdin
         self.process: subprocess.Popen[bytes] | None = None
@@ -295,7 +371,7 @@ class _Streaming:
         message = self.error()
         self._stderr.close()
         if kind is None and status != 0:
-            name = " ".join(self.command[len(_STABLE_OUTPUT) + 2 : len(_STABLE_OUTPUT) + 4])
+            name = " ".join(self.args[:2])
             raise WorkspaceError(f"git {name} failed in {self.git_dir}: {message}")
 
 

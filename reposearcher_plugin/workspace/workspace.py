@@ -124,8 +124,10 @@ class Workspace:
         id beside the snapshots, so a warm run reads no git."""
         cache = HistoryCache(self.cache.directory / ".history")
         commit = commit.strip().lower() if FULL_SHA.fullmatch(commit.strip().lower()) else commit.strip()
-        if FULL_SHA.fullmatch(commit) and (cached := cache.get(commit)) is not None:
-            return cached
+        if FULL_SHA.fullmatch(commit):
+            cached = cache.get(commit, lambda: self.locate(repo))
+            if cached is not None:
+                return cached
         git_dir, full = self._resolve(repo, commit)
         return cache.history(git_dir, full)
 
