@@ -136,6 +136,8 @@ def test_a_built_wheel_carries_the_tree_sitter_queries_and_indexes_with_them(tmp
     assert {"javascript.scm", "typescript.scm", "java.scm", "go.scm", "rust.scm"} <= set(queries)
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"reposearcher_plugin/index/queries/{name}" for name in queries} <= names
+    # git reads the definitions past changes edited through it (workspace/history.py)
+    assert "reposearcher_plugin/workspace/python_hunk_headers.gitattributes" in names
     site = tmp_path / "site-packages"  # a pure-Python wheel installs by unpacking
     zipfile.ZipFile(wheel).extractall(site)
     code = """

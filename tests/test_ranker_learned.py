@@ -167,6 +167,15 @@ def _damaged(text: str) -> str:
         ),
         (lambda text: rewrite_header(text, {"features": list(feature_names()[:3])}), "its header lists 3"),
         (lambda text: "", "not a RepoSearcher ranker model"),
+        (
+            lambda text: rewrite_header(text, {"rules_weights": {"bm25": "x"}}),
+            "rules weight bm25 is not a number",
+        ),
+        (
+            lambda text: rewrite_header(text, {"rules_weights": {"gravity": 1.0}}),
+            "unknown rules weights gravity",
+        ),
+        (lambda text: rewrite_header(text, {"rules_weights": [1, 2]}), "rules_weights is not an object"),
     ],
 )
 def test_a_bad_model_file_is_refused_in_one_clear_line(tiny_model, tmp_path, change, message):
@@ -177,6 +186,25 @@ def test_a_bad_model_file_is_refused_in_one_clear_line(tiny_model, tmp_path, cha
     assert message in str(raised.value)
     assert str(raised.value).startswith("model.txt: ")  # the file's name, not the server's path
     assert "\n" not in str(raised.value)
+
+
+def test_a_model_computes_its_rules_columns_with_the_weights_it_was_trained_with(tiny_model):
+    from dataclasses import asdict, replace
+
+    from reposearcher_plugin.rank.learned import rules_weights
+    from reposearcher_plugin.rank.scoring import DEFAULT_WEIGHTS
+
+    model = LearnedRanker.from_text(tiny_model)
+    assert model.header["rules_weights"] == asdict(DEFAULT_WEIGHTS) and model.rules == DEFAULT_WEIGHTS
+    signals, _ = made_up_signals(3)
+    moved = rewrite_header(tiny_model, {"rules_weights": {**asdict(DEFAULT_WEIGHTS), "bm25": 9.0}})
+    other = LearnedRanker.from_text(moved)
+    assert other.rules.bm25 == 9.0
+    column = list(model.features).index("rules_score")
+    assert not np.array_equal(other.matrix(signals)[:, column], model.matrix(signals)[:, column])
+    # a header without them (v3) saw today's rules less the weights added since; a weight it lacks is 0
+    assert rules_weights(None) == replace(DEFAULT_WEIGHTS, past_edits=0.0)
+    assert rules_weights({"bm25": 2}).file_history == 0.0
 
 
 def test_a_missing_model_file_is_named(tmp_path):

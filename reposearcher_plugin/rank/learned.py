@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,7 @@ class LearnedRanker:
     header: dict[str, Any] = field(default_factory=dict)
     file_booster: TreeModel | None = None  # the file model, when file_aggregation is "model"
     file_features: tuple[str, ...] = ()
+    rules: Weights = DEFAULT_WEIGHTS  # the hand-set weights its rules_* columns were trained with
 
     @classmethod
     def from_text(cls, text: str, source: str = "model") -> LearnedRanker:
@@ -273,7 +274,12 @@ class LearnedRanker:
                     f"{source}: damaged (the header names a file model, the file has none)"
                 )
             file_booster = _booster(file_text, len(file_features), source)
+        try:
+            rules = rules_weights(header.get("rules_weights"))
+        except (TypeError, ValueError) as error:
+            raise RankerModelError(f"{source}: damaged header ({error})") from None
         return cls(
+            rules=rules,
             name=str(header.get("name", "ranker")),
             version=int(header.get("version", 0)),
             features=tuple(features),
@@ -296,7 +302,7 @@ class LearnedRanker:
         return cls.from_text(text, source=path.name)
 
     def matrix(self, signals: Signals) -> np.ndarray:
-        return feature_matrix(signals, self.features)
+        return feature_matrix(signals, self.features, self.rules)
 
     def score(self, signals: Signals) -> np.ndarray:
         """The model's raw score per candidate, aligned with ``signals.ids``."""
@@ -314,7 +320,9 @@ class LearnedRanker:
         )
 
     def file_scores(self, signals: Signals, scores: np.ndarray) -> dict[str, float]:
-        return file_scores(signals, scores, self.file_aggregation, self.file_booster, self.file_features)
+        return file_scores(
+            signals, scores, self.file_aggregation, self.file_booster, self.file_features, weights=self.rules
+        )
 
     def rank(self, signals: Signals, max_files: int = 10, max_locations: int = 50) -> Ranking:
         if not signals.ids:
@@ -393,6 +401,28 @@ def best_files(scores: dict[str, float], max_files: int = 10) -> list[str]:
     return sorted(scores, key=lambda path: (-scores[path], path))[:max_files]
 
 
+def rules_weights(stored: Any) -> Weights:
+    """The hand-set weights a model's ``rules_*`` columns were computed with, from its header: a model
+    sees the rules it was trained on even after the defaults move. A weight the header lacks is 0 (it is
+    newer than the model); models from before headers kept them (v3) were trained with today's defaults
+    less ``past_edits``, the one weight added since."""
+    if stored is None:
+        return replace(DEFAULT_WEIGHTS, past_edits=0.0)
+    if not isinstance(stored, dict):
+        raise TypeError("rules_weights is not an object")
+    known = {item.name: item.type for item in fields(Weights)}
+    unknown = sorted(set(stored) - set(known))
+    if unknown:
+        raise ValueError(f"unknown rules weights {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, kind in known.items():
+        value = stored.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"rules weight {name} is not a number")
+        values[name] = int(value) if kind in (int, "int") else float(value)
+    return Weights(**values)
+
+
 def file_scores(
     signals: Signals,
     scores: np.ndarray,
@@ -400,14 +430,16 @@ def file_scores(
     file_booster: Any = None,
     file_features: Sequence[str] = (),
     file_rounds: int | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
 ) -> dict[str, float]:
     """Each file's score under ``aggregation`` (``FILE_AGGREGATIONS``) from its candidates' ``scores``;
-    ``"model"`` asks ``file_booster`` (its first ``file_rounds`` trees, all when None)."""
+    ``"model"`` asks ``file_booster`` (its first ``file_rounds`` trees, all when None). ``weights``: the
+    rules the model's rules columns were trained with."""
     if aggregation == "rules":
-        return {path: value for path, value in score_signals(signals)[1].items() if value > 0}
+        return {path: value for path, value in score_signals(signals, weights)[1].items() if value > 0}
     if aggregation != "model":
         return aggregate_files(signals.files, scores, aggregation)
-    paths, matrix = file_feature_matrix(signals, file_features)
+    paths, matrix = file_feature_matrix(signals, file_features, weights)
     if not paths:
         return {}
     values = np.asarray(file_booster.predict(matrix, num_iteration=file_rounds, num_threads=1), dtype=float)

@@ -12,7 +12,7 @@ Deterministic: seeded, ``deterministic=True``, one thread, rows in the order giv
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from reposearcher_plugin.rank.learned import (
     lightgbm_module,
     model_text,
 )
-from reposearcher_plugin.rank.scoring import Signals
+from reposearcher_plugin.rank.scoring import DEFAULT_WEIGHTS, Signals
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -195,6 +195,8 @@ def train_ranker(
         "file_aggregation": file_aggregation,
         "rounds": best,
         "params": {key: value for key, value in settings.items() if key != "verbosity"},
+        # the rules_* columns were computed with these: the model keeps seeing them if the defaults move
+        "rules_weights": asdict(DEFAULT_WEIGHTS),
         **(header or {}),
     }
     file_text = ""
