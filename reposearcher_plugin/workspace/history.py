@@ -144,12 +144,20 @@ def commit_patches(git_dir: Path, commits: Iterable[str]) -> Iterator[tuple[str,
     """``(commit, its diff against its first parent)`` for each of ``commits`` (full ids), in order, from
     one ``git diff-tree --stdin`` process fed while it runs. Diffs detect renames and are text as git
     writes it (undecodable bytes surrogate-escaped, as gold reads files)."""
+    yield from _diff_tree(git_dir, commits, ["-p", "-M", "--always"])
+
+
+def _diff_tree(
+    git_dir: Path, commits: Iterable[str], options: list[str], config: tuple[str, ...] = ()
+) -> Iterator[tuple[str, str]]:
+    """``(commit, diff)`` for each of ``commits`` from one ``git diff-tree --stdin [options]``, fed from a
+    thread while its answers are read, each checked to come in the order asked."""
     ids = [check_commit_id(commit) for commit in commits]
     if not ids:
         return
-    command = ["diff-tree", "--stdin", "-p", "-M", "--always", "--no-color", "--no-ext-diff"]
-    command += ["--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "--format=%x01%H"]
-    with _Streaming(git_dir, command, stdin=True) as process:
+    command = ["diff-tree", "--stdin", *options, "--no-color", "--no-ext-diff", "--no-textconv"]
+    command += ["--src-prefix=a/", "--dst-prefix=b/", "--format=%x01%H"]
+    with _Streaming(git_dir, command, stdin=True, config=config) as process:
         assert process.stdin is not None
         feeder = threading.Thread(target=_feed, args=(process.stdin, ids), daemon=True)
         feeder.start()
@@ -174,24 +182,10 @@ def edited_definitions(git_dir: Path, commits: Iterable[str]) -> Iterator[tuple[
     ``def`` or ``class`` line it adds or removes names one more. No file contents are read, so a change is
     read in microseconds and a clone without some blobs reads just as well; the names are what the
     ranking matches against the snapshot's definitions (``rank/history.py``)."""
-    ids = [check_commit_id(commit) for commit in commits]
-    if not ids:
-        return
-    command = ["diff-tree", "--stdin", "--root", "--always", "-p", "-U0"]
-    command += ["--no-renames", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/"]
-    command += ["--dst-prefix=b/", "--format=%x01%H"]
-    git_dir = git_dir_of(git_dir) or git_dir
+    options = ["--root", "--always", "-p", "-U0", "--no-renames"]
     attributes = ("-c", f"core.attributesFile={_HUNK_ATTRIBUTES}")
-    with _Streaming(git_dir, command, stdin=True, config=attributes) as process:
-        assert process.stdin is not None
-        feeder = threading.Thread(target=_feed, args=(process.stdin, ids), daemon=True)
-        feeder.start()
-        expected = iter(ids)
-        for commit, patch in _split_patches(process.stdout):
-            if commit != next(expected, None):
-                raise WorkspaceError(f"git diff-tree answered {commit} out of order")
-            yield commit, _definitions_in(patch)
-        feeder.join()
+    for commit, patch in _diff_tree(git_dir_of(git_dir) or git_dir, commits, options, attributes):
+        yield commit, _definitions_in(patch)
 
 
 def _definitions_in(patch: str) -> EditedNames:
