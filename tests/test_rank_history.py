@@ -290,6 +290,38 @@ def test_edited_definitions_come_from_hunk_headers_and_def_lines(edited_repo) ->
         list(edited_definitions(root, ["HEAD"]))
 
 
+def test_a_clone_missing_a_blob_reads_the_edits_of_every_other_commit_cold_and_warm_alike(
+    edited_repo, tmp_path
+) -> None:
+    root, commits = edited_repo
+    # a mirror without the README "Fix rounding" wrote (no later commit needs it): git stops at that
+    # commit, part way into its diff
+    blob = git(root, "rev-parse", f"{commits[1]}:README.md").strip()
+    (root / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    with pytest.raises(WorkspaceError, match="unable to read"):
+        list(edited_definitions(root, commits))
+    given = []
+    with pytest.raises(WorkspaceError):
+        for commit_id, _ in edited_definitions(root, commits):
+            given.append(commit_id)
+    assert given == [commits[0]]  # the cut diff of the failing commit is never given
+    cache = HistoryCache(tmp_path / "h").edits(lambda: root)
+    cold = cache(list(reversed(commits)))
+    assert cold[commits[1]] == frozenset()  # unreadable: edits nothing known
+    assert ("store/cart.py", "discount") in cold[commits[2]] and ("store/cart.py", "Cart") in cold[commits[0]]
+    shutil.rmtree(root)  # warm: every answer, the unreadable one included, without git
+    assert HistoryCache(tmp_path / "h").edits(lambda: root)(list(reversed(commits))) == cold
+
+
+def test_a_clone_gone_keeps_what_was_read_and_caches_nothing_more(edited_repo, tmp_path) -> None:
+    root, commits = edited_repo
+    cache = HistoryCache(tmp_path / "h").edits(lambda: root)
+    assert set(cache(commits[:1])) == {commits[0]}
+    shutil.rmtree(root)
+    assert set(cache(commits)) == {commits[0]}  # not "unreadable": the others are asked again later
+    assert not list((tmp_path / "h" / "edits").glob(f"*/{commits[1]}.json"))
+
+
 def test_definitions_in_a_diff_count_hunk_lines_so_removed_dashes_are_no_header() -> None:
     patch = (
         "diff --git a/p.py b/p.py\n--- a/p.py\n+++ b/p.py\n@@ -3,2 +3,0 @@ def first(x):\n"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reposearcher_plugin.rank import trees as trees_module
 from reposearcher_plugin.rank.learned import lightgbm_module
 from reposearcher_plugin.rank.trees import TreeModel, TreeModelError
 
@@ -47,8 +48,26 @@ def test_predictions_are_lightgbms_exactly(nan: bool) -> None:
     rows = rng.random((300, 5)) * rng.integers(0, 2, (300, 5))
     rows[:5] = np.nan
     assert model.num_feature() == booster.num_feature() and model.num_trees() == booster.num_trees()
+    # trained without missing values the splits are plain comparisons: evaluated through the leaf table
+    assert (model._table is not None) == (not nan)
     assert np.array_equal(model.predict(rows), booster.predict(rows, num_threads=1))
     assert np.array_equal(model.predict(rows, num_iteration=7), booster.predict(rows, num_iteration=7))
+
+
+@pytest.mark.parametrize("leaves", [2, 7, 9, 16])
+def test_the_leaf_table_reaches_the_leaves_the_walk_reaches(leaves: int, monkeypatch) -> None:
+    _, text = trained(leaves=leaves, rounds=25)
+    model = TreeModel.from_text(text)
+    assert (model._table is not None) == (leaves - 1 <= trees_module.TABLE_SPLITS)
+    rng = np.random.default_rng(3)
+    rows = rng.random((700, 5)) * rng.integers(0, 2, (700, 5))
+    rows[:7] = np.nan  # read as 0 by both
+    rows[7:9] = np.inf
+    if model._table is None:
+        return
+    monkeypatch.setattr(trees_module, "TABLE_ROWS", 128)  # several chunks, the last one short
+    for trees in (1, 10, model.num_trees()):
+        assert np.array_equal(model._table.leaves(rows, trees), model._walk(rows, trees))
 
 
 def test_contributions_add_up_to_the_score_from_lightgbms_expected_value() -> None:

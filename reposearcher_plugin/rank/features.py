@@ -207,10 +207,6 @@ def mentioned_classes(maps: RepoMaps, mentioned: Iterable[tuple[int, float]]) ->
     return classes
 
 
-def _member_names(maps: RepoMaps, doc: int) -> set[str]:
-    return {maps.documents[member][1].name for member in maps.members(doc)}
-
-
 def special_methods(maps: RepoMaps, dunders: list[str], classes: dict[int, float]) -> Found:
     """``operator_mention``: the special methods of a mentioned class that the issue's code uses through
     an operator, a builtin or a statement (``len(s)`` -> ``OrderedSet.__len__``), as strongly as the class
@@ -256,12 +252,12 @@ def missing_members(maps: RepoMaps, mentions: Mentions, classes: dict[int, float
 def _lacks(maps: RepoMaps, doc: int, members: set[str]) -> bool:
     """The class ``doc`` has not some of ``members``, by its own definitions and what it inherits, all of
     which is in the repository."""
-    if not members - _member_names(maps, doc):
+    if not members - maps.member_names(doc):
         return False
     ancestors = _ancestors(maps, doc)
     if not all(maps.bases_all_known(current) for current in [doc, *(base for base, _ in ancestors)]):
         return False
-    return bool(members - _member_names(maps, doc) - _inherited_names(maps, doc))
+    return bool(members - maps.member_names(doc) - _inherited_names(maps, doc))
 
 
 # How far up the bases a mentioned class's inherited methods are looked for.
@@ -269,20 +265,11 @@ INHERITANCE_DEPTH = 3
 
 
 def _ancestors(maps: RepoMaps, doc: int) -> list[tuple[int, int]]:
-    """(base class, depth) above ``doc``, nearest first, each once."""
-    seen = {doc}
-    found: list[tuple[int, int]] = []
-    frontier = [doc]
-    for depth in range(1, INHERITANCE_DEPTH + 1):
-        frontier = [base for current in frontier for base in maps.bases(current) if base not in seen]
-        frontier = list(dict.fromkeys(frontier))
-        seen.update(frontier)
-        found += [(base, depth) for base in frontier]
-    return found
+    return maps.ancestors(doc, INHERITANCE_DEPTH)
 
 
 def _inherited_names(maps: RepoMaps, doc: int) -> set[str]:
-    return {name for base, _ in _ancestors(maps, doc) for name in _member_names(maps, base)}
+    return {name for base, _ in _ancestors(maps, doc) for name in maps.member_names(base)}
 
 
 def inherited_methods(maps: RepoMaps, names: Iterable[str], classes: dict[int, float]) -> Found:
@@ -292,13 +279,15 @@ def inherited_methods(maps: RepoMaps, names: Iterable[str], classes: dict[int, f
     inherited_mention: Table = {}
     wanted = set(names)
     for doc, value in classes.items():
-        own = _member_names(maps, doc)
+        own = set(maps.member_names(doc))
         for base, _ in _ancestors(maps, doc):
-            for member in maps.members(base):
-                name = maps.documents[member][1].name
-                if name in wanted and name not in own:
-                    _keep_strongest(inherited_mention, member, value)
-            own |= _member_names(maps, base)  # a nearer base's definition hides the farther ones
+            names = maps.member_names(base)
+            inherited = (wanted & names) - own  # most bases define none of the names: no member looked at
+            if inherited:
+                for member in maps.members(base):
+                    if maps.documents[member][1].name in inherited:
+                        _keep_strongest(inherited_mention, member, value)
+            own |= names  # a nearer base's definition hides the farther ones
     return Found(features={"inherited_mention": inherited_mention})
 
 
@@ -327,10 +316,10 @@ def call_neighbours(maps: RepoMaps, mentioned: dict[int, float], files_in_play: 
         for word in index.names_used_by(maps.ids[doc]):
             if word == entity.name or not index.files_defining(word):
                 continue
-            targets = [
+            targets = [  # by path first: a far file's definitions are never decoded
                 other
                 for other in maps.docs_named(word)
-                if other != doc and documents[other][0] in near and documents[other][1].kind != CLASS
+                if other != doc and documents.path_of(other) in near and documents[other][1].kind != CLASS
             ]
             for other in targets:
                 _keep_strongest(callee, other, value / math.sqrt(len(targets)))

@@ -42,14 +42,13 @@ class PastChange:
 
 @dataclass
 class ChangeHistory:
-    """Past changes of a repository at one commit, newest first; an inverted index over their messages
-    is built on first use (one history serves every issue asked at that commit). ``edits``: where the
-    definitions that changes edited are read from (None: the history scores files only)."""
+    """Past changes of a repository at one commit, newest first (one history serves every issue asked at
+    that commit). ``edits``: where the definitions that changes edited are read from (None: the history
+    scores files only)."""
 
     changes: Sequence[PastChange]
     edits: EditsOf | None = field(default=None, repr=False, compare=False)
-    _postings: dict[str, list[tuple[int, int]]] | None = field(default=None, repr=False)
-    _lengths: list[int] = field(default_factory=list, repr=False)
+    _lengths: list[int] | None = field(default=None, repr=False, compare=False)
     _last_similar: tuple[tuple[frozenset[str], int], list[tuple[int, float]]] | None = field(
         default=None, repr=False, compare=False
     )
@@ -57,39 +56,45 @@ class ChangeHistory:
     def __len__(self) -> int:
         return len(self.changes)
 
-    def _index(self) -> dict[str, list[tuple[int, int]]]:
-        if self._postings is None:
-            postings: dict[str, list[tuple[int, int]]] = {}
-            for number, change in enumerate(self.changes):
-                counts: dict[str, int] = {}
-                for token in change.tokens:
-                    counts[token] = counts.get(token, 0) + 1
-                for token, count in counts.items():
-                    postings.setdefault(token, []).append((number, count))
-                self._lengths.append(len(change.tokens))
-            self._postings = postings
-        return self._postings
-
     def similar(self, query: Iterable[str], limit: int = SIMILAR_CHANGES) -> list[tuple[int, float]]:
         """The past changes whose messages match ``query`` tokens best, by BM25 (the constants of
-        tools/bm25.py), best first: (position in ``changes``, score)."""
+        tools/bm25.py), best first: (position in ``changes``, score).
+
+        One pass over the messages per query, with no inverted index: a history serves one issue (its
+        base commit's) almost always, and intersecting each message with the query's few terms in C costs
+        a fifth of indexing every token of 5,000 messages in Python."""
         terms = frozenset(query)
         if self._last_similar is not None and self._last_similar[0] == (terms, limit):
             return self._last_similar[1]  # file_scores and definition_scores ask the same in a row
-        postings = self._index()
         total = len(self.changes)
-        if not total:
+        if not total or not terms:
             return []
+        if self._lengths is None:
+            self._lengths = [len(change.tokens) for change in self.changes]
         average = max(sum(self._lengths) / total, 1e-9)
+        holding: list[tuple[int, frozenset[str]]] = []
+        frequency = dict.fromkeys(terms, 0)
+        for number, change in enumerate(self.changes):
+            shared = terms.intersection(change.tokens)
+            if shared:
+                holding.append((number, shared))
+                for token in shared:
+                    frequency[token] += 1
+        idf = {
+            token: math.log(1.0 + (total - count + 0.5) / (count + 0.5))
+            for token, count in frequency.items()
+            if count
+        }
         scores: dict[int, float] = {}
-        for token in terms:
-            posting = postings.get(token)
-            if not posting:
-                continue
-            idf = math.log(1.0 + (total - len(posting) + 0.5) / (len(posting) + 0.5))
-            for number, count in posting:
-                norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self._lengths[number] / average)
-                scores[number] = scores.get(number, 0.0) + idf * count / (norm + count)
+        for number, shared in holding:
+            tokens = self.changes[number].tokens
+            norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self._lengths[number] / average)
+            score = 0.0
+            for token in terms:  # in the query's order: the same sum, to the last bit, whatever the change
+                if token in shared:
+                    count = tokens.count(token)
+                    score += idf[token] * count / (norm + count)
+            scores[number] = score
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         self._last_similar = ((terms, limit), best)
         return best

@@ -65,6 +65,9 @@ class RepoMaps:
         self._links: dict[str, _Links] = {}
         self._roles: dict[str, str] = {}
         self._bases: dict[int, list[list[int]]] = {}  # class -> per written base, the classes it names
+        self._flat_bases: dict[int, list[int]] = {}
+        self._ancestors: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._member_names: dict[int, frozenset[str]] = {}
         self._root = str(index.root)
         self._raw: dict[str, bytes | None] = {}  # file -> its bytes, for literal search
         self._texts: dict[str, str | None] = {}  # file -> its text, where the bytes would not do
@@ -270,7 +273,37 @@ class RepoMaps:
     def bases(self, doc: int) -> list[int]:
         """The classes that the class ``doc`` names as its bases, resolved by their simple name: in its own
         file, else in the files it imports, else anywhere when at most three classes have the name."""
-        return [base for resolved in self._resolved_bases(doc) for base in resolved]
+        flat = self._flat_bases.get(doc)
+        if flat is None:
+            flat = [base for resolved in self._resolved_bases(doc) for base in resolved]
+            self._flat_bases[doc] = flat
+        return flat
+
+    def ancestors(self, doc: int, depth: int) -> list[tuple[int, int]]:
+        """(base class, depth) up to ``depth`` levels above the class ``doc``, nearest first, each once;
+        kept, as a ranking asks for the same classes' ancestors over and over."""
+        key = (doc, depth)
+        found = self._ancestors.get(key)
+        if found is None:
+            seen = {doc}
+            found = []
+            frontier = [doc]
+            for level in range(1, depth + 1):
+                frontier = [base for current in frontier for base in self.bases(current) if base not in seen]
+                frontier = list(dict.fromkeys(frontier))
+                seen.update(frontier)
+                found += [(base, level) for base in frontier]
+            self._ancestors[key] = found
+        return found
+
+    def member_names(self, doc: int) -> frozenset[str]:
+        """The simple names of the class ``doc``'s methods (empty for anything else)."""
+        names = self._member_names.get(doc)
+        if names is None:
+            names = self._member_names[doc] = frozenset(
+                self.documents[member][1].name for member in self.members(doc)
+            )
+        return names
 
     def bases_all_known(self, doc: int) -> bool:
         """Every base the class ``doc`` names (``object`` aside) is a class of the repository: what it
@@ -287,15 +320,24 @@ class RepoMaps:
     def _resolve_bases(self, doc: int) -> list[list[int]]:
         path = self.documents.path_of(doc)
         found: list[list[int]] = []
+        local: set[str] | None = None
+        path_of = self.documents.path_of
+
+        def is_class(other: int) -> bool:
+            return self.documents[other][1].kind == CLASS
+
         for written in self._written_bases(doc):
-            simple = written.rsplit(".", 1)[-1]
-            classes = [other for other in self.docs_named(simple) if self.documents[other][1].kind == CLASS]
-            near = [other for other in classes if self.documents[other][0] == path]
+            named = self.docs_named(written.rsplit(".", 1)[-1])
+            # by path first: the definitions of files that are not near are decoded only when no near
+            # file has the class, to count the classes of that name
+            near = [other for other in named if path_of(other) == path and is_class(other)]
             if not near:
-                local = set(self.imports(path))
-                near = [other for other in classes if self.documents[other][0] in local]
-            chosen = near or (classes if len(classes) <= 3 else [])
-            found.append([other for other in chosen if other != doc])
+                local = set(self.imports(path)) if local is None else local
+                near = [other for other in named if path_of(other) in local and is_class(other)]
+            if not near:
+                classes = [other for other in named if is_class(other)]
+                near = classes if len(classes) <= 3 else []
+            found.append([other for other in near if other != doc])
         return found
 
     def _written_bases(self, doc: int) -> list[str]:

@@ -22,6 +22,10 @@ _CATEGORICAL = 1
 _DEFAULT_LEFT = 2
 _MISSING_ZERO, _MISSING_NAN = 1, 2
 _ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold: what a "zero" missing value is
+# Trees with at most this many splits are evaluated through a table of their leaves (``_Table``): one
+# entry per combination of their splits' outcomes.
+TABLE_SPLITS = 8
+TABLE_ROWS = 4096  # rows looked up at a time: bounds the memory of their combinations (trees x rows)
 
 
 class TreeModelError(ValueError):
@@ -98,6 +102,14 @@ class TreeModel:
         self.root_values = np.array(
             [self.node_mean[start] if start >= 0 else self.leaf_value[~start] for start in self.starts]
         )
+        sizes = [len(tree.split_feature) for tree in trees]
+        self._table = _Table.of(self, sizes) if self._tableable(sizes) else None
+
+    def _tableable(self, sizes: list[int]) -> bool:
+        """Whether every split is a plain ``value <= threshold`` once NaN reads as 0 (no missing-value
+        handling: what a model trained on data without missing values has) and no tree is too big."""
+        missing = (self.decision_type >> 2) & 3
+        return bool(sizes) and max(sizes) <= TABLE_SPLITS and not np.any(missing)
 
     @classmethod
     def from_text(cls, text: str) -> TreeModel:
@@ -177,11 +189,64 @@ class TreeModel:
             self._walk(matrix, trees, out)
             out[:, -1] = float(np.sum(self.root_values[:trees]))
             return out
-        values = self.leaf_value[self._walk(matrix, trees)]
+        leaves = self._table.leaves(matrix, trees) if self._table is not None else self._walk(matrix, trees)
+        values = self.leaf_value[leaves]
         total = np.zeros(len(matrix))
         for column in range(trees):  # tree by tree, in double, as LightGBM adds them
             total += values[:, column]
         return total
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Every tree's splits padded to ``width`` slots (a pad compares anything with +inf: never read), and
+    per tree the global leaf each combination of its splits' outcomes reaches (bit ``j`` of a
+    combination: the tree's ``j``-th split went left). A prediction then compares every row with every
+    split at once and looks its leaves up: a few whole-matrix operations instead of one pass per level
+    over the (row, tree) pairs still inside a tree. Only for splits without missing-value handling
+    (``TreeModel._tableable``), where going left is exactly ``value <= threshold`` with NaN read as 0."""
+
+    width: int
+    feature: np.ndarray  # trees x width
+    threshold: np.ndarray  # trees x width
+    leaf: np.ndarray  # trees x 2**width
+
+    @classmethod
+    def of(cls, model: TreeModel, sizes: list[int]) -> _Table:
+        trees, width = len(sizes), max(sizes)
+        feature = np.zeros((trees, width), dtype=np.int64)
+        threshold = np.full((trees, width), np.inf)
+        bases = np.cumsum([0, *sizes[:-1]])
+        for tree, (base, size) in enumerate(zip(bases, sizes, strict=True)):
+            feature[tree, :size] = model.split_feature[base : base + size]
+            threshold[tree, :size] = model.threshold[base : base + size]
+        # walk every (tree, combination) pair down at once: at a split, bit (node - its tree's base)
+        combination = np.arange(1 << width, dtype=np.int64)[None, :]
+        node = np.repeat(model.starts[:, None], 1 << width, axis=1)
+        base = bases[:, None].astype(np.int64)
+        while np.any(node >= 0):
+            inside = node >= 0
+            at = np.where(inside, node, 0)
+            left = ((combination >> np.where(inside, at - base, 0)) & 1) == 1
+            child = np.where(left, model.left_child[at], model.right_child[at])
+            node = np.where(inside, child, node)
+        return cls(width=width, feature=feature, threshold=threshold, leaf=~node)
+
+    def leaves(self, matrix: np.ndarray, trees: int) -> np.ndarray:
+        """The global leaf each row reaches in each of the first ``trees`` trees (rows x trees)."""
+        by_feature = np.ascontiguousarray(np.where(np.isnan(matrix), 0.0, matrix).T)  # a row per feature
+        feature, threshold = self.feature[:trees], self.threshold[:trees]
+        firsts = (np.arange(trees, dtype=np.intp) * self.leaf.shape[1])[:, None]
+        flat = self.leaf.ravel()
+        out = np.zeros((len(matrix), trees), dtype=np.int64)
+        for start in range(0, len(matrix), TABLE_ROWS):  # trees x rows combinations at a time
+            values = by_feature[:, start : start + TABLE_ROWS]
+            combination = np.zeros((trees, values.shape[1]), dtype=np.uint8)  # width <= 8 bits
+            for bit in range(self.width):
+                goes_left = values[feature[:, bit]] <= threshold[:, bit, None]
+                combination |= goes_left.view(np.uint8) << np.uint8(bit)
+            out[start : start + TABLE_ROWS] = flat[combination.astype(np.intp) + firsts].T
+        return out
 
 
 def _fields(block: str) -> dict[str, str]:

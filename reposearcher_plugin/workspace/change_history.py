@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from reposearcher_plugin.workspace.sources import git_dir_of
 
 CACHE_FORMAT = 2
 EDITS_FORMAT = 1
+# what git says when a clone lacks an object a diff needs ("fatal: unable to read 31860af2...")
+_MISSING_OBJECT = re.compile(r"unable to read [0-9a-f]{40}")
 
 
 def read_change_history(
@@ -94,13 +97,23 @@ class EditCache:
                 missing.append(commit)
             else:
                 found[commit] = cached
-        if missing:
+        while missing:
+            read = 0
             try:
                 for commit, edited in edited_definitions(self.locate(), missing):
                     found[commit] = edited
                     self.put(commit, edited)
-            except WorkspaceError:
-                pass  # a clone gone or damaged: the definitions read so far are kept
+                    read += 1
+                break
+            except WorkspaceError as error:
+                if not _MISSING_OBJECT.search(str(error)):
+                    break  # a clone gone or damaged: the definitions read so far are kept
+                # git stopped at missing[read], whose diff needs a blob the clone lacks: it edits nothing
+                # known, now and on every later read (kept, so cold and warm rankings agree), and the
+                # commits after it are read again
+                found[missing[read]] = frozenset()
+                self.put(missing[read], frozenset())
+                missing = missing[read + 1 :]
         return found
 
 

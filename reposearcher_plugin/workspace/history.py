@@ -151,12 +151,15 @@ def _diff_tree(
     git_dir: Path, commits: Iterable[str], options: list[str], config: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, str]]:
     """``(commit, diff)`` for each of ``commits`` from one ``git diff-tree --stdin [options]``, fed from a
-    thread while its answers are read, each checked to come in the order asked."""
+    thread while its answers are read, each checked to come in the order asked. A diff is given once it
+    is known to be whole: when the next one begins, or, for the last, once git exited without an error
+    (git that fails on a commit, a clone missing one of its blobs, has written part of that diff)."""
     ids = [check_commit_id(commit) for commit in commits]
     if not ids:
         return
     command = ["diff-tree", "--stdin", *options, "--no-color", "--no-ext-diff", "--no-textconv"]
     command += ["--src-prefix=a/", "--dst-prefix=b/", "--format=%x01%H"]
+    held: tuple[str, str] | None = None
     with _Streaming(git_dir, command, stdin=True, config=config) as process:
         assert process.stdin is not None
         feeder = threading.Thread(target=_feed, args=(process.stdin, ids), daemon=True)
@@ -165,8 +168,12 @@ def _diff_tree(
         for commit, patch in _split_patches(process.stdout):
             if commit != next(expected, None):
                 raise WorkspaceError(f"git diff-tree answered {commit} out of order")
-            yield commit, patch
+            if held is not None:
+                yield held  # complete: the next commit's output began
+            held = (commit, patch)
         feeder.join()
+    if held is not None:  # git exited well: the last diff is whole (had it failed, it may be cut short)
+        yield held
 
 
 _HUNK_ATTRIBUTES = Path(__file__).with_name("python_hunk_headers.gitattributes")
@@ -179,9 +186,10 @@ def edited_definitions(git_dir: Path, commits: Iterable[str]) -> Iterator[tuple[
     """``(commit, {(path, name)})`` for each of ``commits`` (full ids), in order: the Python definitions
     its diff against its first parent edits, by simple name, read from one ``git diff-tree --stdin`` with
     no context lines. A hunk's header names the definition it sits in (git's python diff driver); a
-    ``def`` or ``class`` line it adds or removes names one more. No file contents are read, so a change is
-    read in microseconds and a clone without some blobs reads just as well; the names are what the
-    ranking matches against the snapshot's definitions (``rank/history.py``)."""
+    ``def`` or ``class`` line it adds or removes names one more. A change is read in microseconds; git
+    needs its blobs, so in a clone missing some, git fails at the first commit that touches one (the
+    commits before it are given). The names are what the ranking matches against the snapshot's
+    definitions (``rank/history.py``)."""
     options = ["--root", "--always", "-p", "-U0", "--no-renames"]
     attributes = ("-c", f"core.attributesFile={_HUNK_ATTRIBUTES}")
     for commit, patch in _diff_tree(git_dir_of(git_dir) or git_dir, commits, options, attributes):
