@@ -4,6 +4,7 @@ damaged text is a clear error."""
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -87,6 +88,31 @@ def test_a_model_without_splits_predicts_its_constant() -> None:
     booster, text = trained(objective="regression", leaves=2, rounds=3)
     constant = TreeModel.from_text(text).predict(np.zeros((3, 5)))
     assert np.array_equal(constant, booster.predict(np.zeros((3, 5))))
+
+
+CONSTANT_TREE = (
+    "num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\nleft_child=\n"
+    "right_child=\nleaf_value=0.25\nleaf_weight=\nleaf_count=\ninternal_value=\ninternal_weight=\n"
+    "internal_count=\nis_linear=0\nshrinkage=1\n"
+)
+
+
+@pytest.mark.parametrize("nan", [False, True])
+def test_a_constant_tree_among_split_trees_is_lightgbms_too(nan: bool) -> None:
+    # the trees are read end to end: a tree without splits shifts every later tree's nodes and leaves
+    lightgbm = lightgbm_module()
+    _, text = trained(nan=nan, rounds=5)
+    head, mark, rest = text.partition("\nTree=1\n")
+    _, end, tail = rest.partition("\n\n\nTree=2")
+    edited = re.sub(r"tree_sizes=.*\n", "", head + mark + CONSTANT_TREE + end + tail)
+    booster = lightgbm.Booster(model_str=edited)
+    model = TreeModel.from_text(edited)
+    rows = np.random.default_rng(4).random((60, 5)) * np.random.default_rng(5).integers(0, 2, (60, 5))
+    rows[:3] = np.nan
+    assert (model._table is not None) == (not nan)
+    assert np.array_equal(model.predict(rows), booster.predict(rows, num_threads=1))
+    contributions = model.predict(rows, pred_contrib=True)
+    assert np.allclose(contributions.sum(axis=1), model.predict(rows), atol=1e-12)
 
 
 def test_rows_of_the_wrong_width_are_refused() -> None:

@@ -15,6 +15,7 @@ predictions agree with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,77 +33,29 @@ class TreeModelError(ValueError):
     """Text that is not a LightGBM model this reader can evaluate."""
 
 
-@dataclass(frozen=True)
-class Tree:
-    split_feature: np.ndarray  # per internal node
-    threshold: np.ndarray
-    decision_type: np.ndarray
-    left_child: np.ndarray
-    right_child: np.ndarray
-    leaf_value: np.ndarray  # per leaf
-    leaf_count: np.ndarray  # training rows per leaf: the weights of the expected values
-    internal_count: np.ndarray
-
-    def node_means(self) -> np.ndarray:
-        """Each internal node's expected output: its leaves' values weighted by their training rows (the
-        expectation TreeSHAP uses, so the expected value is LightGBM's). Children come after their parent
-        in LightGBM's numbering, so one backward pass fills them."""
-        internal = len(self.split_feature)
-        means = np.zeros(internal)
-        counts = np.zeros(internal)
-
-        def of(child: int) -> tuple[float, float]:
-            if child >= 0:
-                return float(means[child]), float(counts[child])
-            return float(self.leaf_value[~child]), float(self.leaf_count[~child])
-
-        for node in range(internal - 1, -1, -1):
-            (left, n_left), (right, n_right) = of(int(self.left_child[node])), of(int(self.right_child[node]))
-            total = n_left + n_right
-            means[node] = (left * n_left + right * n_right) / total if total > 0 else (left + right) / 2
-            counts[node] = total
-        return means
-
-
 class TreeModel:
     """A LightGBM model (its ``Booster.model_to_string()`` text) that predicts as ``Booster.predict`` does.
     Its trees are laid end to end in flat arrays, so one pass per tree level moves every (row, tree) pair:
     an internal node is its global index, a leaf ``~`` its global leaf index."""
 
-    def __init__(self, trees: list[Tree], feature_count: int) -> None:
+    def __init__(self, forest: _Forest, feature_count: int) -> None:
         self.feature_count = feature_count
-        self.tree_count = len(trees)
-        starts, features, thresholds, kinds, lefts, rights, means, leaves = [], [], [], [], [], [], [], []
-        node_base = leaf_base = 0
-        for tree in trees:
-            internal = len(tree.split_feature)
-
-            def shifted(children: np.ndarray, nodes: int = node_base, leaf0: int = leaf_base) -> np.ndarray:
-                return np.where(children >= 0, children + nodes, ~(~children + leaf0))
-
-            starts.append(node_base if internal else ~leaf_base)
-            features.append(tree.split_feature)
-            thresholds.append(tree.threshold)
-            kinds.append(tree.decision_type)
-            lefts.append(shifted(tree.left_child))
-            rights.append(shifted(tree.right_child))
-            means.append(tree.node_means() if internal else np.zeros(0))
-            leaves.append(tree.leaf_value)
-            node_base += internal
-            leaf_base += len(tree.leaf_value)
-        joined = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
-        self.starts = np.array(starts, dtype=np.int64)
-        self.split_feature = joined(features, np.int64)
-        self.threshold = joined(thresholds, np.float64)
-        self.decision_type = joined(kinds, np.int64)
-        self.left_child = joined(lefts, np.int64)
-        self.right_child = joined(rights, np.int64)
-        self.node_mean = joined(means, np.float64)
-        self.leaf_value = joined(leaves, np.float64)
-        self.root_values = np.array(
-            [self.node_mean[start] if start >= 0 else self.leaf_value[~start] for start in self.starts]
-        )
-        sizes = [len(tree.split_feature) for tree in trees]
+        self.tree_count = len(forest.internal)
+        self.starts = np.where(forest.internal > 0, forest.node_base, ~forest.leaf_base)
+        self.split_feature = forest.split_feature
+        self.threshold = forest.threshold
+        self.decision_type = forest.decision_type
+        self.left_child = forest.left_child
+        self.right_child = forest.right_child
+        self.node_mean = forest.node_means()
+        self.leaf_value = forest.leaf_value
+        roots = np.maximum(self.starts, 0)
+        self.root_values = np.where(
+            self.starts >= 0,
+            self.node_mean[roots] if len(self.node_mean) else 0.0,
+            self.leaf_value[np.maximum(~self.starts, 0)] if len(self.leaf_value) else 0.0,
+        ).astype(np.float64)
+        sizes = forest.internal.tolist()
         self._table = _Table.of(self, sizes) if self._tableable(sizes) else None
 
     def _tableable(self, sizes: list[int]) -> bool:
@@ -121,15 +74,15 @@ class TreeModel:
             single = False
         if not single:
             raise TreeModelError("not a single-output LightGBM text model (no max_feature_idx)")
-        trees: list[Tree] = []
+        blocks: list[dict[str, str]] = []
         if rest:
             body = rest.split("\nend of trees", 1)[0]
-            for block in ("Tree=" + body).split("\nTree="):
-                trees.append(_tree(_fields(block)))
+            blocks = [_fields(block) for block in ("Tree=" + body).split("\nTree=")]
         feature_count = int(fields["max_feature_idx"]) + 1
-        if any(len(tree.split_feature) and int(tree.split_feature.max()) >= feature_count for tree in trees):
+        forest = _Forest.of(blocks)
+        if np.any(forest.split_feature >= feature_count):
             raise TreeModelError("damaged tree: a split on a feature past max_feature_idx")
-        return cls(trees, feature_count)
+        return cls(forest, feature_count)
 
     def num_feature(self) -> int:
         return self.feature_count
@@ -258,15 +211,111 @@ def _fields(block: str) -> dict[str, str]:
     return fields
 
 
-def _numbers(fields: dict[str, str], key: str, dtype: type) -> np.ndarray:
-    text = fields.get(key, "")
-    try:
-        return np.array([dtype(float(item)) if dtype is int else dtype(item) for item in text.split()])
-    except ValueError:
-        raise TreeModelError(f"damaged tree: {key} is not a list of numbers") from None
+_INTEGER_FIELDS = ("split_feature", "decision_type", "left_child", "right_child")
+_FLOAT_FIELDS = ("threshold", "leaf_value", "leaf_count", "internal_count")
 
 
-def _tree(fields: dict[str, str]) -> Tree:
+@dataclass(frozen=True)
+class _Forest:
+    """Every tree's arrays laid end to end, read from the trees' text fields with one numpy parse per
+    field (a model has hundreds of trees: per-tree arrays cost more than the trees' numbers). Children
+    are global: an internal node is its index among all trees' nodes, a leaf ``~`` its index among all
+    leaves."""
+
+    internal: np.ndarray  # per tree: its splits (num_leaves - 1)
+    node_base: np.ndarray  # per tree: the global index of its first split
+    leaf_base: np.ndarray  # per tree: the global index of its first leaf
+    split_feature: np.ndarray  # per split
+    threshold: np.ndarray
+    decision_type: np.ndarray
+    left_child: np.ndarray
+    right_child: np.ndarray
+    leaf_value: np.ndarray  # per leaf
+    leaf_count: np.ndarray  # per leaf: its training rows, the weights of the expected values
+
+    @classmethod
+    def of(cls, blocks: list[dict[str, str]]) -> _Forest:
+        leaves = np.array([_leaf_total(fields) for fields in blocks], dtype=np.int64)
+        if np.any(leaves < 1):
+            raise TreeModelError("damaged tree: its arrays do not match num_leaves")
+        internal = leaves - 1
+        values, counts = {}, {}
+        for key in (*_INTEGER_FIELDS, *_FLOAT_FIELDS):
+            values[key], counts[key] = _field_numbers(blocks, key, integer=key in _INTEGER_FIELDS)
+        sizes = [counts[key] for key in ("split_feature", "threshold", "decision_type", "left_child")]
+        if np.any(counts["leaf_value"] != leaves) or any(np.any(size != internal) for size in sizes):
+            raise TreeModelError("damaged tree: its arrays do not match num_leaves")
+        if np.any(counts["right_child"] != internal):
+            raise TreeModelError("damaged tree: its arrays do not match num_leaves")
+        split = internal > 0
+        if np.any(split & ((counts["leaf_count"] != leaves) | (counts["internal_count"] != internal))):
+            raise TreeModelError("damaged tree: leaf_count or internal_count does not match num_leaves")
+        node_base = np.concatenate([[0], np.cumsum(internal)[:-1]]).astype(np.int64)
+        leaf_base = np.concatenate([[0], np.cumsum(leaves)[:-1]]).astype(np.int64)
+        tree_of = np.repeat(np.arange(len(internal)), internal)  # per split: its tree
+        local = np.arange(int(internal.sum())) - node_base[tree_of]
+        for children in (values["left_child"], values["right_child"]):
+            if np.any(
+                np.where(
+                    children >= 0,
+                    # LightGBM numbers a node after its parent: a child at or before it would be a cycle
+                    (children >= internal[tree_of]) | (children <= local),
+                    ~children >= leaves[tree_of],
+                )
+            ):
+                raise TreeModelError("damaged tree: a child or feature index out of range")
+        if np.any(values["split_feature"] < 0) or np.any(values["decision_type"] & _CATEGORICAL):
+            raise TreeModelError("damaged tree: a child or feature index out of range")
+
+        def shifted(children: np.ndarray) -> np.ndarray:
+            nodes, leaf0 = node_base[tree_of], leaf_base[tree_of]
+            return np.where(children >= 0, children + nodes, ~(~children + leaf0)).astype(np.int64)
+
+        # leaf_count is written for trees with splits only: give the others zeros, one per leaf
+        leaf_count = np.zeros(int(leaves.sum()))
+        written = np.repeat(split, leaves)
+        leaf_count[written] = values["leaf_count"][np.repeat(split, counts["leaf_count"])]
+        return cls(
+            internal=internal,
+            node_base=node_base,
+            leaf_base=leaf_base,
+            split_feature=values["split_feature"],
+            threshold=values["threshold"],
+            decision_type=values["decision_type"],
+            left_child=shifted(values["left_child"]),
+            right_child=shifted(values["right_child"]),
+            leaf_value=values["leaf_value"],
+            leaf_count=leaf_count,
+        )
+
+    def node_means(self) -> np.ndarray:
+        """Each split's expected output: its leaves' values weighted by their training rows (the
+        expectation TreeSHAP uses, so the expected value is LightGBM's). Children come after their parent
+        in LightGBM's numbering, so one backward pass over the splits' positions in their trees fills
+        them, every tree at once."""
+        means = np.zeros(len(self.split_feature))
+        counts = np.zeros(len(self.split_feature))
+
+        def of(children: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            inner = children >= 0
+            leaf = np.maximum(~children, 0)
+            at = np.maximum(children, 0)
+            value = np.where(inner, means[at], self.leaf_value[leaf] if len(self.leaf_value) else 0.0)
+            weight = np.where(inner, counts[at], self.leaf_count[leaf] if len(self.leaf_count) else 0.0)
+            return value, weight
+
+        for position in range(int(self.internal.max(initial=0)) - 1, -1, -1):
+            nodes = self.node_base[self.internal > position] + position
+            (left, n_left), (right, n_right) = of(self.left_child[nodes]), of(self.right_child[nodes])
+            total = n_left + n_right
+            with np.errstate(invalid="ignore", divide="ignore"):
+                weighted = (left * n_left + right * n_right) / total
+            means[nodes] = np.where(total > 0, weighted, (left + right) / 2)
+            counts[nodes] = total
+        return means
+
+
+def _leaf_total(fields: dict[str, str]) -> int:
     try:
         leaves = int(fields["num_leaves"])
     except (KeyError, ValueError):
@@ -277,31 +326,20 @@ def _tree(fields: dict[str, str]) -> Tree:
         raise TreeModelError("damaged tree: num_cat is not a number") from None
     if categorical:
         raise TreeModelError("a categorical split: this reader evaluates numerical splits only")
-    tree = Tree(
-        split_feature=_numbers(fields, "split_feature", int).astype(np.int64),
-        threshold=_numbers(fields, "threshold", float).astype(np.float64),
-        decision_type=_numbers(fields, "decision_type", int).astype(np.int64),
-        left_child=_numbers(fields, "left_child", int).astype(np.int64),
-        right_child=_numbers(fields, "right_child", int).astype(np.int64),
-        leaf_value=_numbers(fields, "leaf_value", float).astype(np.float64),
-        leaf_count=_numbers(fields, "leaf_count", float).astype(np.float64),
-        internal_count=_numbers(fields, "internal_count", float).astype(np.float64),
-    )
-    internal = leaves - 1
-    sizes = (tree.split_feature, tree.threshold, tree.decision_type, tree.left_child, tree.right_child)
-    if len(tree.leaf_value) != leaves or any(len(array) != internal for array in sizes):
-        raise TreeModelError("damaged tree: its arrays do not match num_leaves")
-    if internal and (len(tree.leaf_count) != leaves or len(tree.internal_count) != internal):
-        raise TreeModelError("damaged tree: leaf_count or internal_count does not match num_leaves")
-    children = np.concatenate([tree.left_child, tree.right_child])
-    parents = np.concatenate([np.arange(internal), np.arange(internal)])
-    if internal and (
-        np.any(children >= internal)
-        or np.any(~children[children < 0] >= leaves)
-        # LightGBM numbers a node after its parent: a child at or before it would be a cycle
-        or np.any((children >= 0) & (children <= parents))
-        or np.any(tree.split_feature < 0)
-        or np.any(tree.decision_type & _CATEGORICAL)
-    ):
-        raise TreeModelError("damaged tree: a child or feature index out of range")
-    return tree
+    return leaves
+
+
+def _field_numbers(blocks: list[dict[str, str]], key: str, integer: bool) -> tuple[np.ndarray, np.ndarray]:
+    """All trees' numbers of one field, end to end, and how many each tree has; an integer field may be
+    written as a float (``1e9``), read as Python's ``int(float(item))`` reads it."""
+    items = [fields.get(key, "").split() for fields in blocks]
+    counts = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+    try:
+        numbers = np.array(list(chain.from_iterable(items)), dtype=np.float64)
+    except ValueError:
+        raise TreeModelError(f"damaged tree: {key} is not a list of numbers") from None
+    if not integer:
+        return numbers, counts
+    if not np.all(np.abs(numbers) < 2.0**62):  # NaN and infinities too: no integer
+        raise TreeModelError(f"damaged tree: {key} is not a list of integers")
+    return numbers.astype(np.int64), counts
