@@ -20,10 +20,11 @@ from reposearcher_plugin.workspace.docker_source import (
     ImageError,
     extract_archive,
     image_name,
-    read_head,
     snapshot_from_git_archive,
     verify_commit,
 )
+from reposearcher_plugin.workspace.git import read_head, resolve_commit
+from reposearcher_plugin.workspace.sources import git_dir_of
 from tests.conftest import git, write_tree
 
 
@@ -143,6 +144,20 @@ def test_read_head_detached_loose_and_packed(tmp_path: Path) -> None:
     (git_dir / "HEAD").write_text("ref: ../../etc/passwd\n")
     assert read_head(git_dir) is None
     assert read_head(tmp_path / "missing") is None
+
+
+def test_read_head_answers_as_git_in_real_checkouts_and_linked_work_trees(tmp_path) -> None:
+    root, commits = make_testbed(tmp_path / "testbed")
+    git_dir = git_dir_of(root)
+    assert git_dir is not None and read_head(git_dir) == resolve_commit(git_dir, "HEAD")
+    git(root, "pack-refs", "--all")  # the branch now only in packed-refs
+    assert read_head(git_dir) == resolve_commit(git_dir, "HEAD")
+    linked = tmp_path / "linked"
+    git(root, "worktree", "add", "-q", "--detach", str(linked), commits[0])
+    assert read_head(git_dir_of(linked)) == commits[0] == resolve_commit(git_dir_of(linked), "HEAD")
+    git(linked, "checkout", "-q", "-b", "topic")  # a branch of the common directory, as a loose ref
+    assert (git_dir_of(linked) / "commondir").is_file()
+    assert read_head(git_dir_of(linked)) == commits[0]
 
 
 def test_verify_commit(testbed) -> None:

@@ -155,6 +155,14 @@ def test_workspace_history_is_cached_beside_the_snapshots(repo, tmp_path) -> Non
     assert workspace.history("acme/shop", commits[1]).changes == first.changes  # no git needed now
 
 
+def test_a_linked_work_tree_has_the_history_of_its_own_head(repo, tmp_path) -> None:
+    root, commits = repo
+    linked = tmp_path / "linked"
+    git(root, "worktree", "add", "-q", "--detach", str(linked), commits[2])
+    history = checkout_history(linked, HistoryCache(tmp_path / "h"))
+    assert history is not None and history.changes == read_change_history(root, commits[2]).changes
+
+
 def test_outside_git_there_is_no_history(tmp_path) -> None:
     write_tree(tmp_path / "plain", {"a.py": "X = 1\n"})
     assert checkout_history(tmp_path / "plain", HistoryCache(tmp_path / "h")) is None

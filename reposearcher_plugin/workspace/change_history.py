@@ -25,7 +25,7 @@ from reposearcher_plugin.rank.history import (
 )
 from reposearcher_plugin.tools.tokens import query_tokens
 from reposearcher_plugin.workspace.errors import WorkspaceError
-from reposearcher_plugin.workspace.git import FULL_SHA, resolve_commit
+from reposearcher_plugin.workspace.git import FULL_SHA, read_head, resolve_commit
 from reposearcher_plugin.workspace.history import edited_definitions, read_history
 from reposearcher_plugin.workspace.sources import git_dir_of
 
@@ -172,7 +172,7 @@ def checkout_history(root: Path, cache: HistoryCache) -> ChangeHistory | None:
     git_dir = git_dir_of(root)
     if git_dir is None:
         return None
-    head = resolve_commit(git_dir, "HEAD")
+    head = read_head(git_dir) or resolve_commit(git_dir, "HEAD")
     if head is None:
         return None
     return cache.history(git_dir, head)

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from reposearcher_plugin.extras import install_hint
 from reposearcher_plugin.workspace.cache import SnapshotCache
 from reposearcher_plugin.workspace.errors import CommitNotFound, WorkspaceError
-from reposearcher_plugin.workspace.git import FULL_SHA, resolve_commit
+from reposearcher_plugin.workspace.git import FULL_SHA, read_head, resolve_commit
 from reposearcher_plugin.workspace.materialize import Materialized, materialize
 
 DEFAULT_NAMESPACE = "swebench"
@@ -113,43 +113,6 @@ def extract_archive(stream: BinaryIO, target: Path, *, strip: str) -> int:
                 raise ImageError(f"refusing archive member {name!r}: {error}") from None
             files += member.isfile()
     return files
-
-
-def read_head(git_dir: Path) -> str | None:
-    """The commit ``HEAD`` names, read from the files (no git needed): a detached ``HEAD`` holds the id;
-    ``ref: refs/heads/x`` is looked up as a loose ref, then in ``packed-refs``. None when unreadable."""
-    try:
-        head = (git_dir / "HEAD").read_text(errors="replace").strip()
-    except OSError:
-        return None
-    for _ in range(5):  # symbolic refs may chain; git itself stops at 5
-        if FULL_SHA.fullmatch(head.lower()):
-            return head.lower()
-        if not head.startswith("ref:"):
-            return None
-        ref = head[len("ref:") :].strip()
-        if ".." in ref.split("/") or ref.startswith("/"):
-            return None
-        loose = git_dir / ref
-        if loose.is_file():
-            head = loose.read_text(errors="replace").strip()
-            continue
-        return _packed_ref(git_dir, ref)
-    return None
-
-
-def _packed_ref(git_dir: Path, ref: str) -> str | None:
-    try:
-        lines = (git_dir / "packed-refs").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith(("#", "^")):
-            continue
-        sha, _, name = line.partition(" ")
-        if name.strip() == ref and FULL_SHA.fullmatch(sha.lower()):
-            return sha.lower()
-    return None
 
 
 def verify_commit(git_dir: Path, base_commit: str, *, image: str = "the image") -> str:
